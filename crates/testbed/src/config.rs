@@ -1,0 +1,250 @@
+//! The tutorial's two configuration files, moved to other ports when a run asks for them.
+//!
+//! The files at the repository root are the source of truth; the testbed only rewrites the
+//! addresses in them, so what runs in a test is what a user reads.
+
+use std::path::{Path, PathBuf};
+
+use crate::{Ports, Result, TestbedError};
+
+/// A Corefile and a prometheus.yml (with the rule files it names), ready to hand to a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfigs {
+    pub corefile: String,
+    pub prometheus_yml: String,
+    /// `(file name, contents)` of each file under `rule_files:`, placed beside prometheus.yml.
+    pub rule_files: Vec<(String, String)>,
+}
+
+impl ServerConfigs {
+    /// Reads the files and moves them from the tutorial's ports to `ports`.
+    pub fn load(corefile: &Path, prometheus_yml: &Path, ports: Ports) -> Result<ServerConfigs> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|source| TestbedError::ReadConfig {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let corefile_text = read(corefile)?;
+        let prometheus_text = read(prometheus_yml)?;
+        let base = prometheus_yml.parent().unwrap_or(Path::new("."));
+        let rule_files = rule_file_names(&prometheus_text)
+            .into_iter()
+            .map(|name| {
+                if Path::new(&name).is_absolute() || name.contains("..") {
+                    return Err(TestbedError::ConfigShape {
+                        path: prometheus_yml.to_owned(),
+                        kind: "prometheus.yml",
+                        problem: format!(
+                            "rule file `{name}` must be a plain name beside prometheus.yml, so that \
+                             it can be copied into a container next to it"
+                        ),
+                    });
+                }
+                Ok((name.clone(), read(&base.join(&name))?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ServerConfigs {
+            corefile: rewrite_corefile(&corefile_text, corefile, ports)?,
+            prometheus_yml: rewrite_prometheus_yml(&prometheus_text, prometheus_yml, ports)?,
+            rule_files,
+        })
+    }
+}
+
+fn shape_error(path: &Path, kind: &'static str, problem: String) -> TestbedError {
+    TestbedError::ConfigShape {
+        path: path.to_owned(),
+        kind,
+        problem,
+    }
+}
+
+fn rewrite_corefile(text: &str, path: &Path, ports: Ports) -> Result<String> {
+    let tutorial = Ports::TUTORIAL;
+    let server_block = format!(".:{}", tutorial.dns);
+    if !text.contains(&server_block) {
+        return Err(shape_error(
+            path,
+            "Corefile",
+            format!("it has no server block `{server_block} {{` to serve DNS from"),
+        ));
+    }
+    let mut out = Vec::new();
+    let mut saw_prometheus = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        let words: Vec<&str> = trimmed.split_whitespace().collect();
+        if words.first() == Some(&"prometheus") {
+            saw_prometheus = true;
+            let indent = &line[..line.len() - line.trim_start().len()];
+            match words.get(1) {
+                None => out.push(format!("{indent}prometheus localhost:{}", ports.metrics)),
+                Some(addr) if *addr == format!("localhost:{}", tutorial.metrics) => {
+                    out.push(format!("{indent}prometheus localhost:{}", ports.metrics))
+                }
+                Some(other) => {
+                    return Err(shape_error(
+                        path,
+                        "Corefile",
+                        format!(
+                            "its prometheus plugin listens on {other}; the testbed expects the default \
+                             (localhost:{}) so that it can move it",
+                            tutorial.metrics
+                        ),
+                    ));
+                }
+            }
+        } else {
+            out.push(line.replace(&server_block, &format!(".:{}", ports.dns)));
+        }
+    }
+    if !saw_prometheus {
+        return Err(shape_error(
+            path,
+            "Corefile",
+            "it has no `prometheus` plugin line, so CoreDNS would export no metrics".into(),
+        ));
+    }
+    Ok(out.join("\n") + "\n")
+}
+
+fn rewrite_prometheus_yml(text: &str, path: &Path, ports: Ports) -> Result<String> {
+    let tutorial = Ports::TUTORIAL;
+    let moves = [
+        (
+            tutorial.prometheus,
+            ports.prometheus,
+            "Prometheus's own",
+            "\u{0}prometheus\u{0}",
+        ),
+        (
+            tutorial.metrics,
+            ports.metrics,
+            "CoreDNS's metrics",
+            "\u{0}metrics\u{0}",
+        ),
+    ];
+    // Placeholders first, then ports: a swap such as 9090 <-> 9153 must not rewrite twice.
+    let mut rewritten = text.to_owned();
+    for (from, _, what, placeholder) in moves {
+        let target = format!("localhost:{from}");
+        if !rewritten.contains(&target) {
+            return Err(shape_error(
+                path,
+                "prometheus.yml",
+                format!("it scrapes no `{target}` target ({what} endpoint)"),
+            ));
+        }
+        rewritten = rewritten.replace(&target, placeholder);
+    }
+    for (_, to, _, placeholder) in moves {
+        rewritten = rewritten.replace(placeholder, &format!("localhost:{to}"));
+    }
+    Ok(rewritten)
+}
+
+/// The entries of the top-level `rule_files:` list, read line by line (no YAML library needed for
+/// this one list, and the file is ours).
+fn rule_file_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut in_list = false;
+    for line in text.lines() {
+        if line.starts_with("rule_files:") {
+            in_list = true;
+            continue;
+        }
+        if !in_list || line.trim_start().starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        match line.trim_start().strip_prefix("- ") {
+            Some(item) => names.push(item.trim().trim_matches(['"', '\'']).to_owned()),
+            None => in_list = false,
+        }
+    }
+    names
+}
+
+/// The repository root, found from this crate's manifest, for the default Corefile and prometheus.yml.
+pub fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/testbed sits two levels below the repository root")
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PORTS: Ports = Ports {
+        dns: 1053,
+        metrics: 19153,
+        prometheus: 19090,
+    };
+
+    #[test]
+    fn the_repository_files_move_to_other_ports() {
+        let root = repository_root();
+        let configs =
+            ServerConfigs::load(&root.join("Corefile"), &root.join("prometheus.yml"), PORTS)
+                .unwrap();
+        assert!(
+            configs.corefile.contains(".:1053 {"),
+            "{}",
+            configs.corefile
+        );
+        assert!(configs.corefile.contains("prometheus localhost:19153"));
+        assert!(configs.prometheus_yml.contains("'localhost:19090'"));
+        assert!(configs.prometheus_yml.contains("'localhost:19153'"));
+        assert!(!configs.prometheus_yml.contains("9090'") || PORTS.prometheus == 9090);
+        assert_eq!(configs.rule_files.len(), 1);
+        assert!(
+            configs.rule_files[0]
+                .1
+                .contains("record: coredns_dns_request_count_total")
+        );
+    }
+
+    #[test]
+    fn tutorial_ports_leave_the_files_as_they_are() {
+        let root = repository_root();
+        let configs = ServerConfigs::load(
+            &root.join("Corefile"),
+            &root.join("prometheus.yml"),
+            Ports::TUTORIAL,
+        )
+        .unwrap();
+        assert_eq!(
+            configs.corefile,
+            ".:9053 {\n  prometheus localhost:9153\n  whoami\n}\n"
+        );
+        assert_eq!(
+            configs.prometheus_yml,
+            std::fs::read_to_string(root.join("prometheus.yml")).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_corefile_without_metrics_is_refused_with_the_reason() {
+        let err =
+            rewrite_corefile(".:9053 {\n  whoami\n}\n", Path::new("Corefile"), PORTS).unwrap_err();
+        assert!(err.to_string().contains("no `prometheus` plugin"), "{err}");
+    }
+
+    #[test]
+    fn port_swaps_do_not_chain() {
+        let ports = Ports {
+            dns: 9053,
+            metrics: 9090,
+            prometheus: 9153,
+        };
+        let yml = "targets: ['localhost:9090']\ntargets: ['localhost:9153']\n";
+        let out = rewrite_prometheus_yml(yml, Path::new("p.yml"), ports).unwrap();
+        assert_eq!(
+            out,
+            "targets: ['localhost:9153']\ntargets: ['localhost:9090']\n"
+        );
+    }
+}

@@ -1,0 +1,436 @@
+//! Real CoreDNS and Prometheus on demand, for the tutorial's demo and for end-to-end tests.
+//!
+//! A [`Testbed`] starts CoreDNS (DNS plus a metrics endpoint) and a Prometheus that scrapes it
+//! every second, from the repository's `Corefile` and `prometheus.yml`, either as containers
+//! (testcontainers) or as child processes. It returns once Prometheus reports the CoreDNS target
+//! up, and stops both servers when dropped.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), promlearn_testbed::TestbedError> {
+//! use promlearn_testbed::{Testbed, TestbedConfig};
+//!
+//! let testbed = Testbed::start(TestbedConfig::for_tests()?).await?;
+//! println!("DNS at {}, Prometheus at {}", testbed.dns_addr(), testbed.prometheus_url());
+//! let up = testbed.query("up{job=\"coredns\"}").await?;
+//! assert_eq!(up[0].value, 1.0);
+//! testbed.stop().await?; // or just drop it
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod error;
+mod ports;
+mod process;
+mod prom;
+pub mod provision;
+mod server;
+
+use std::{
+    fmt,
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    str::FromStr,
+    time::{Duration, Instant},
+};
+
+pub use config::{ServerConfigs, repository_root};
+pub use error::{Result, TestbedError};
+pub use ports::Ports;
+pub use process::ServerProcess;
+pub use prom::Sample;
+use server::Server;
+pub use server::{CONTAINER_LABEL, ServerId};
+
+/// Which runtime to use, as asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuntimeChoice {
+    /// Containers when a Docker daemon answers and the images are present or pullable, else processes.
+    #[default]
+    Auto,
+    Containers,
+    Processes,
+}
+
+/// The runtime a testbed actually runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    Containers,
+    Processes,
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Runtime::Containers => "containers",
+            Runtime::Processes => "processes",
+        })
+    }
+}
+
+impl FromStr for RuntimeChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(RuntimeChoice::Auto),
+            "containers" | "container" | "docker" => Ok(RuntimeChoice::Containers),
+            "processes" | "process" => Ok(RuntimeChoice::Processes),
+            other => Err(format!(
+                "unknown runtime `{other}`: use `auto`, `containers` or `processes`"
+            )),
+        }
+    }
+}
+
+/// The environment variable that picks the runtime for [`TestbedConfig::for_tests`].
+pub const RUNTIME_ENV: &str = "PROMLEARN_RUNTIME";
+
+/// How to start a testbed.
+#[derive(Debug, Clone)]
+pub struct TestbedConfig {
+    pub runtime: RuntimeChoice,
+    pub ports: Ports,
+    pub corefile: PathBuf,
+    pub prometheus_yml: PathBuf,
+    /// How long CoreDNS and Prometheus may take, together, to be up and scraping.
+    pub start_timeout: Duration,
+}
+
+impl TestbedConfig {
+    /// The tutorial's set-up: its ports and the repository's `Corefile` and `prometheus.yml`.
+    pub fn tutorial(runtime: RuntimeChoice) -> TestbedConfig {
+        let root = repository_root();
+        TestbedConfig {
+            runtime,
+            ports: Ports::TUTORIAL,
+            corefile: root.join("Corefile"),
+            prometheus_yml: root.join("prometheus.yml"),
+            start_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// Free ephemeral ports, and the runtime named by `$PROMLEARN_RUNTIME` (default auto).
+    pub fn for_tests() -> Result<TestbedConfig> {
+        let runtime = match std::env::var(RUNTIME_ENV) {
+            Ok(value) => value.parse().map_err(|problem| TestbedError::Provision {
+                what: "the runtime choice",
+                detail: format!("{RUNTIME_ENV}: {problem}"),
+            })?,
+            Err(_) => RuntimeChoice::Auto,
+        };
+        Ok(TestbedConfig {
+            ports: Ports::ephemeral()?,
+            ..TestbedConfig::tutorial(runtime)
+        })
+    }
+
+    pub fn with_runtime(mut self, runtime: RuntimeChoice) -> TestbedConfig {
+        self.runtime = runtime;
+        self
+    }
+}
+
+/// Running CoreDNS and Prometheus. Dropping it stops both and removes their files.
+#[derive(Debug)]
+pub struct Testbed {
+    runtime: Runtime,
+    runtime_reason: String,
+    ports: Ports,
+    http: reqwest::Client,
+    // Declared before the work directory: servers stop before their files go.
+    prometheus: Option<Server>,
+    coredns: Option<Server>,
+    _workdir: tempfile::TempDir,
+}
+
+impl Testbed {
+    /// Starts both servers and waits until Prometheus has scraped CoreDNS (`up{job="coredns"} == 1`).
+    pub async fn start(config: TestbedConfig) -> Result<Testbed> {
+        Testbed::start_with_progress(config, &mut |_| {}).await
+    }
+
+    /// As [`Testbed::start`], reporting each stage to `progress`.
+    pub async fn start_with_progress(
+        config: TestbedConfig,
+        progress: provision::Progress<'_>,
+    ) -> Result<Testbed> {
+        let deadline = Instant::now() + config.start_timeout;
+        let (runtime, runtime_reason) = choose_runtime(config.runtime).await?;
+        progress(&format!("runtime: {runtime} ({runtime_reason})"));
+        config.ports.ensure_free()?;
+        let configs = ServerConfigs::load(&config.corefile, &config.prometheus_yml, config.ports)?;
+        let workdir = tempfile::Builder::new()
+            .prefix("promlearn-testbed-")
+            .tempdir()
+            .map_err(TestbedError::io("creating the testbed's work directory"))?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .no_proxy()
+            .build()
+            .expect("a plain HTTP client builds");
+        let mut testbed = Testbed {
+            runtime,
+            runtime_reason,
+            ports: config.ports,
+            http,
+            prometheus: None,
+            coredns: None,
+            _workdir: workdir,
+        };
+
+        progress(&format!(
+            "starting CoreDNS (DNS :{}, metrics :{})",
+            config.ports.dns, config.ports.metrics
+        ));
+        testbed.coredns = Some(match runtime {
+            Runtime::Processes => server::coredns_process(&configs, testbed._workdir.path())?,
+            Runtime::Containers => server::coredns_container(&configs).await?,
+        });
+        let (http, metrics_url) = (testbed.http.clone(), testbed.metrics_url());
+        testbed
+            .wait_until(deadline, "CoreDNS's metrics endpoint to answer", || {
+                let (http, url) = (http.clone(), metrics_url.clone());
+                async move {
+                    match http.get(&url).send().await {
+                        Ok(r) if r.status().is_success() => Ok(()),
+                        Ok(r) => Err(format!("{url} answered {}", r.status())),
+                        Err(e) => Err(format!("{url}: {e}")),
+                    }
+                }
+            })
+            .await?;
+
+        progress(&format!(
+            "starting Prometheus (:{})",
+            config.ports.prometheus
+        ));
+        testbed.prometheus = Some(match runtime {
+            Runtime::Processes => server::prometheus_process(
+                &configs,
+                testbed._workdir.path(),
+                config.ports.prometheus,
+            )?,
+            Runtime::Containers => {
+                server::prometheus_container(&configs, config.ports.prometheus).await?
+            }
+        });
+        progress("waiting for Prometheus to scrape CoreDNS (up{job=\"coredns\"} == 1)");
+        let prometheus_url = testbed.prometheus_url();
+        testbed
+            .wait_until(
+                deadline,
+                "Prometheus to report the CoreDNS target up",
+                || {
+                    let (http, url) = (http.clone(), prometheus_url.clone());
+                    async move {
+                        let up = prom::instant_query(&http, &url, "up{job=\"coredns\"}")
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        match up.first() {
+                            Some(sample) if sample.value == 1.0 => Ok(()),
+                            Some(sample) => {
+                                Err(format!("up{{job=\"coredns\"}} is {}", sample.value))
+                            }
+                            None => Err("no scrape of the coredns job yet".into()),
+                        }
+                    }
+                },
+            )
+            .await?;
+        progress("testbed ready");
+        Ok(testbed)
+    }
+
+    /// Polls `check` every 200 ms until it succeeds, a server exits, or the deadline passes.
+    async fn wait_until<F, Fut>(&mut self, deadline: Instant, what: &str, check: F) -> Result<()>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<(), String>>,
+    {
+        let started = Instant::now();
+        loop {
+            for server in [self.coredns.as_mut(), self.prometheus.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(status) = server.exit_status().await {
+                    return Err(TestbedError::ServerExited {
+                        server: server.name(),
+                        status,
+                        log: server.last_log_lines(20).await,
+                    });
+                }
+            }
+            let detail = match check().await {
+                Ok(()) => return Ok(()),
+                Err(detail) => detail,
+            };
+            if Instant::now() >= deadline {
+                let server = self
+                    .prometheus
+                    .as_ref()
+                    .or(self.coredns.as_ref())
+                    .expect("a server started");
+                return Err(TestbedError::NotReady {
+                    what: what.to_owned(),
+                    timeout: started.elapsed(),
+                    detail,
+                    server: server.name(),
+                    log: server.last_log_lines(20).await,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The runtime the servers run on, and why it was chosen.
+    pub fn runtime(&self) -> (Runtime, &str) {
+        (self.runtime, &self.runtime_reason)
+    }
+
+    pub fn ports(&self) -> Ports {
+        self.ports
+    }
+
+    /// Where CoreDNS answers DNS (UDP and TCP).
+    pub fn dns_addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.ports.dns))
+    }
+
+    /// CoreDNS's Prometheus exposition endpoint.
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.ports.metrics)
+    }
+
+    /// The `instance` label Prometheus gives the CoreDNS target (`localhost:9153` on the tutorial's ports).
+    pub fn coredns_instance(&self) -> String {
+        format!("localhost:{}", self.ports.metrics)
+    }
+
+    /// Prometheus's base URL, e.g. `http://127.0.0.1:9090`.
+    pub fn prometheus_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.prometheus)
+    }
+
+    /// An instant query against the testbed's Prometheus.
+    pub async fn query(&self, promql: &str) -> Result<Vec<Sample>> {
+        prom::instant_query(&self.http, &self.prometheus_url(), promql).await
+    }
+
+    /// Polls an instant query until `accept` returns true for its answer, or `timeout` passes.
+    pub async fn wait_for_query(
+        &self,
+        promql: &str,
+        timeout: Duration,
+        accept: impl Fn(&[Sample]) -> bool,
+    ) -> Result<Vec<Sample>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let answer = self.query(promql).await;
+            if let Ok(samples) = &answer
+                && accept(samples)
+            {
+                return answer;
+            }
+            if Instant::now() >= deadline {
+                let seen = match answer {
+                    Ok(samples) => format!("last answer: {samples:?}"),
+                    Err(e) => e.to_string(),
+                };
+                let server = self.prometheus.as_ref().expect("running");
+                return Err(TestbedError::NotReady {
+                    what: format!("`{promql}` to give the expected answer"),
+                    timeout,
+                    detail: seen,
+                    server: server.name(),
+                    log: server.last_log_lines(10).await,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Process ids or container ids of the running servers, to prove that teardown leaves nothing.
+    pub fn server_ids(&self) -> Vec<ServerId> {
+        [self.coredns.as_ref(), self.prometheus.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(Server::id)
+            .collect()
+    }
+
+    /// The last lines each server logged, for diagnostics.
+    pub async fn server_logs(&self, lines: usize) -> String {
+        let mut text = String::new();
+        for server in [self.coredns.as_ref(), self.prometheus.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            text.push_str(&format!(
+                "--- {} ---\n{}\n",
+                server.name(),
+                server.last_log_lines(lines).await
+            ));
+        }
+        text
+    }
+
+    /// Stops Prometheus, then CoreDNS, and waits until both are gone.
+    pub async fn stop(mut self) -> Result<()> {
+        let mut first_error = None;
+        for server in [self.prometheus.take(), self.coredns.take()]
+            .into_iter()
+            .flatten()
+        {
+            if let Err(e) = server.stop().await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+async fn choose_runtime(choice: RuntimeChoice) -> Result<(Runtime, String)> {
+    let images = [
+        (provision::coredns_image(), provision::COREDNS_IMAGE_ENV),
+        (
+            provision::prometheus_image(),
+            provision::PROMETHEUS_IMAGE_ENV,
+        ),
+    ];
+    match choice {
+        RuntimeChoice::Processes => Ok((Runtime::Processes, "asked for".into())),
+        RuntimeChoice::Containers => {
+            provision::docker_ping()
+                .await
+                .map_err(|reason| TestbedError::DockerUnavailable { reason })?;
+            Ok((Runtime::Containers, "asked for".into()))
+        }
+        RuntimeChoice::Auto => {
+            if let Err(reason) = provision::docker_ping().await {
+                return Ok((
+                    Runtime::Processes,
+                    format!("no Docker daemon answers: {reason}"),
+                ));
+            }
+            for (image, env_var) in &images {
+                if provision::docker_image_present(image).await {
+                    continue;
+                }
+                if let Err(reason) = provision::docker_pull(image).await {
+                    return Ok((
+                        Runtime::Processes,
+                        format!(
+                            "Docker answers, but image {image} is not present and cannot be pulled \
+                             ({reason}); build one with `cargo xtask setup` and name it in {env_var}"
+                        ),
+                    ));
+                }
+            }
+            Ok((
+                Runtime::Containers,
+                format!("Docker answers and has {} and {}", images[0].0, images[1].0),
+            ))
+        }
+    }
+}

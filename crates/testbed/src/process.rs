@@ -1,0 +1,158 @@
+//! Servers as child processes that cannot outlive their owner.
+
+use std::{
+    collections::VecDeque,
+    process::Stdio,
+    sync::{Arc, Mutex},
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncRead, BufReader},
+    process::{Child, Command},
+};
+
+use crate::{Result, TestbedError};
+
+const KEPT_LOG_LINES: usize = 200;
+
+/// A child process whose output is kept (the last lines) for error messages, and which is killed
+/// when this value is dropped — and by the kernel if our process dies first.
+#[derive(Debug)]
+pub struct ServerProcess {
+    name: &'static str,
+    child: Child,
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl ServerProcess {
+    /// Starts `command`, capturing its stdout and stderr.
+    pub fn spawn(name: &'static str, mut command: Command) -> Result<ServerProcess> {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            // Its own process group: a Ctrl-C at the terminal reaches only us, and we tear down in order.
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                // The kernel kills the server if our thread dies, even by SIGKILL, when no Drop can run.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let program = command
+            .as_std()
+            .get_program()
+            .to_string_lossy()
+            .into_owned();
+        let mut child = command
+            .spawn()
+            .map_err(TestbedError::io(format!("starting {name} ({program})")))?;
+        let log = Arc::new(Mutex::new(VecDeque::with_capacity(KEPT_LOG_LINES)));
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(keep_lines(out, log.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(keep_lines(err, log.clone()));
+        }
+        Ok(ServerProcess { name, child, log })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The operating system's process id, while the process runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// `Some(status)` once the process has exited.
+    pub fn exit_status(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(status.to_string()),
+            Ok(None) => None,
+            Err(e) => Some(format!("unknown exit status: {e}")),
+        }
+    }
+
+    /// The last `n` lines the process printed, oldest first.
+    pub fn last_log_lines(&self, n: usize) -> String {
+        let log = self.log.lock().expect("log writer panicked");
+        let skip = log.len().saturating_sub(n);
+        log.iter()
+            .skip(skip)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Kills the process and waits for it, so that its port is free when this returns.
+    pub async fn stop(mut self) -> Result<()> {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.child
+                .kill()
+                .await
+                .map_err(TestbedError::io(format!("stopping {}", self.name)))?;
+        }
+        Ok(())
+    }
+}
+
+async fn keep_lines(stream: impl AsyncRead + Unpin, log: Arc<Mutex<VecDeque<String>>>) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut log = log.lock().expect("log reader panicked");
+        if log.len() == KEPT_LOG_LINES {
+            log.pop_front();
+        }
+        log.push_back(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn output_is_kept_and_the_exit_is_seen() {
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo one; echo two >&2; exit 3"]);
+        let mut process = ServerProcess::spawn("sh", command).unwrap();
+        let status = loop {
+            if let Some(status) = process.exit_status() {
+                break status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
+        assert!(status.contains('3'), "{status}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let log = process.last_log_lines(10);
+        assert!(log.contains("one") && log.contains("two"), "{log}");
+    }
+
+    #[tokio::test]
+    async fn drop_kills_the_process() {
+        let mut command = Command::new("sleep");
+        command.arg("600");
+        let process = ServerProcess::spawn("sleep", command).unwrap();
+        let pid = process.pid().unwrap() as i32;
+        drop(process);
+        // kill_on_drop sends SIGKILL synchronously; the zombie is reaped by tokio shortly after.
+        for _ in 0..100 {
+            let gone = unsafe { libc::kill(pid, 0) } != 0;
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true);
+            if gone || zombie {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("process {pid} still runs after drop");
+    }
+}
