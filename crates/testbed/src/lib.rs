@@ -94,6 +94,9 @@ pub struct TestbedConfig {
     pub prometheus_yml: PathBuf,
     /// How long CoreDNS and Prometheus may take, together, to be up and scraping.
     pub start_timeout: Duration,
+    /// Binaries for the process runtime; `None` searches as [`provision::locate_coredns`] does.
+    pub coredns_bin: Option<PathBuf>,
+    pub prometheus_bin: Option<PathBuf>,
 }
 
 impl TestbedConfig {
@@ -106,6 +109,8 @@ impl TestbedConfig {
             corefile: root.join("Corefile"),
             prometheus_yml: root.join("prometheus.yml"),
             start_timeout: Duration::from_secs(60),
+            coredns_bin: None,
+            prometheus_bin: None,
         }
     }
 
@@ -183,7 +188,11 @@ impl Testbed {
             config.ports.dns, config.ports.metrics
         ));
         testbed.coredns = Some(match runtime {
-            Runtime::Processes => server::coredns_process(&configs, testbed._workdir.path())?,
+            Runtime::Processes => server::coredns_process(
+                &configs,
+                testbed._workdir.path(),
+                config.coredns_bin.clone(),
+            )?,
             Runtime::Containers => server::coredns_container(&configs).await?,
         });
         let (http, metrics_url) = (testbed.http.clone(), testbed.metrics_url());

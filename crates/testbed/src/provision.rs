@@ -70,8 +70,9 @@ pub fn locate_coredns() -> Result<PathBuf> {
     locate(COREDNS_BIN_ENV, "coredns", Some(cached_coredns())).ok_or_else(|| TestbedError::BinaryMissing {
         what: "the coredns binary",
         advice: format!(
-            "run `cargo xtask setup` (it builds CoreDNS {COREDNS_VERSION} with `go install` into {}), \
+            "{}run `cargo xtask setup` (it builds CoreDNS {COREDNS_VERSION} with `go install` into {}), \
              put `coredns` on PATH, or set {COREDNS_BIN_ENV}",
+            named_but_missing(COREDNS_BIN_ENV),
             cached_coredns().display()
         ),
     })
@@ -82,8 +83,9 @@ pub fn locate_prometheus() -> Result<PathBuf> {
     locate(PROMETHEUS_BIN_ENV, "prometheus", None).ok_or_else(|| TestbedError::BinaryMissing {
         what: "the prometheus binary",
         advice: format!(
-            "run `cargo xtask setup` (it installs Debian's `prometheus` package), install Prometheus \
-             another way and put it on PATH, or set {PROMETHEUS_BIN_ENV}"
+            "{}run `cargo xtask setup` (it installs Debian's `prometheus` package), install Prometheus \
+             another way and put it on PATH, or set {PROMETHEUS_BIN_ENV}",
+            named_but_missing(PROMETHEUS_BIN_ENV)
         ),
     })
 }
@@ -101,9 +103,21 @@ pub fn locate_promtool() -> Result<PathBuf> {
     })
 }
 
+fn named_but_missing(env_var: &str) -> String {
+    match env::var_os(env_var).filter(|p| !p.is_empty()) {
+        Some(path) => format!(
+            "{env_var} names {}, but no file is there; ",
+            Path::new(&path).display()
+        ),
+        None => String::new(),
+    }
+}
+
 fn locate(env_var: &str, name: &str, fallback: Option<PathBuf>) -> Option<PathBuf> {
+    // A variable that names a missing file finds nothing: silently using another binary than
+    // the one asked for would be worse than the error.
     if let Some(path) = env::var_os(env_var).filter(|p| !p.is_empty()) {
-        return Some(path.into());
+        return Some(PathBuf::from(path)).filter(|p| p.is_file());
     }
     which::which(name)
         .ok()

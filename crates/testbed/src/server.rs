@@ -1,6 +1,9 @@
 //! One running server, whichever runtime started it.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use testcontainers::{ContainerAsync, GenericImage, ImageExt, runners::AsyncRunner};
 use tokio::process::Command;
@@ -100,8 +103,13 @@ impl Server {
 }
 
 /// Starts CoreDNS as a child process with the rendered Corefile written into `workdir`.
-pub(crate) fn coredns_process(configs: &ServerConfigs, workdir: &Path) -> Result<Server> {
-    let binary = provision::locate_coredns()?;
+pub(crate) fn coredns_process(
+    configs: &ServerConfigs,
+    workdir: &Path,
+    binary: Option<PathBuf>,
+) -> Result<Server> {
+    let binary =
+        existing(binary, "the coredns binary")?.map_or_else(provision::locate_coredns, Ok)?;
     let corefile = workdir.join("Corefile");
     std::fs::write(&corefile, &configs.corefile)
         .map_err(TestbedError::io("writing the Corefile"))?;
@@ -137,6 +145,16 @@ pub(crate) fn prometheus_process(
         "Prometheus",
         command,
     )?))
+}
+
+fn existing(binary: Option<PathBuf>, what: &'static str) -> Result<Option<PathBuf>> {
+    match binary {
+        Some(path) if !path.is_file() => Err(TestbedError::BinaryMissing {
+            what,
+            advice: format!("{} was named, but there is no file there", path.display()),
+        }),
+        other => Ok(other),
+    }
 }
 
 fn split_image(image: &str) -> (&str, &str) {

@@ -1,0 +1,76 @@
+//! Holds a testbed open until Ctrl-C or SIGTERM: real CoreDNS and Prometheus for manual work.
+//!
+//! Prints one JSON line once the servers are up (addresses, runtime, server ids), then waits.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use promlearn_testbed::{Ports, RuntimeChoice, ServerId, Testbed, TestbedConfig};
+
+#[derive(Parser)]
+#[command(
+    about = "Start CoreDNS and Prometheus from the repository's Corefile and prometheus.yml; stop them on Ctrl-C"
+)]
+struct Args {
+    /// auto, containers or processes
+    #[arg(long, default_value = "auto")]
+    runtime: RuntimeChoice,
+    /// Use free ephemeral ports instead of the tutorial's 9053, 9153 and 9090
+    #[arg(long)]
+    ephemeral_ports: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut config = TestbedConfig::tutorial(args.runtime);
+    if args.ephemeral_ports {
+        match Ports::ephemeral() {
+            Ok(ports) => config.ports = ports,
+            Err(e) => return fail(e),
+        }
+    }
+    let testbed = match Testbed::start_with_progress(config, &mut |line| {
+        eprintln!("testbed: {line}")
+    })
+    .await
+    {
+        Ok(testbed) => testbed,
+        Err(e) => return fail(e),
+    };
+    let ids: Vec<String> = testbed
+        .server_ids()
+        .into_iter()
+        .map(|id| match id {
+            ServerId::Process(pid) => format!("pid:{pid}"),
+            ServerId::Container(id) => format!("container:{id}"),
+        })
+        .collect();
+    let (runtime, reason) = testbed.runtime();
+    println!(
+        "{}",
+        serde_json::json!({
+            "runtime": runtime.to_string(),
+            "why": reason,
+            "dns": testbed.dns_addr().to_string(),
+            "prometheus": testbed.prometheus_url(),
+            "metrics": testbed.metrics_url(),
+            "servers": ids,
+        })
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => eprintln!("testbed: interrupted, stopping"),
+        _ = term.recv() => eprintln!("testbed: terminated, stopping"),
+    }
+    match testbed.stop().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(e: promlearn_testbed::TestbedError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::FAILURE
+}
