@@ -1,0 +1,143 @@
+//! Provisioning: everything a fresh machine needs before the tests or the demo can run.
+
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use promlearn_testbed::provision;
+
+#[derive(clap::Args, Default)]
+pub struct SetupArgs {
+    /// Skip Docker (the tests then run on the process runtime only)
+    #[arg(long)]
+    pub no_docker: bool,
+}
+
+/// What set-up found or made, to hand to the commands that follow.
+pub struct Provisioned {
+    pub coredns: PathBuf,
+    pub prometheus: PathBuf,
+    /// `(variable, image)` pairs naming locally built images, when no upstream image is present.
+    pub image_env: Vec<(&'static str, String)>,
+}
+
+impl Provisioned {
+    pub fn apply_env(&self, command: &mut Command) {
+        command.env(provision::COREDNS_BIN_ENV, &self.coredns);
+        command.env(provision::PROMETHEUS_BIN_ENV, &self.prometheus);
+        for (name, value) in &self.image_env {
+            command.env(name, value);
+        }
+    }
+
+    /// Sets the same variables in this process, for the testbed the demo starts in-process.
+    pub fn export(&self) {
+        // SAFETY: called before the demo starts any thread that reads the environment.
+        unsafe {
+            std::env::set_var(provision::COREDNS_BIN_ENV, &self.coredns);
+            std::env::set_var(provision::PROMETHEUS_BIN_ENV, &self.prometheus);
+            for (name, value) in &self.image_env {
+                std::env::set_var(name, value);
+            }
+        }
+    }
+}
+
+/// Debian packages the tests and benchmarks call besides Prometheus: `dig` to compare our
+/// dig-like print with, `dnsperf` as the DNS load peer, VictoriaMetrics as a second query API.
+const TOOL_PACKAGES: &[(&str, &str)] = &[
+    ("dig", "dnsutils"),
+    ("dnsperf", "dnsperf"),
+    ("victoria-metrics", "victoria-metrics"),
+];
+
+pub async fn run(args: &SetupArgs) -> anyhow::Result<Provisioned> {
+    let spinner = spinner("setup");
+    let mut progress = |line: &str| spinner.set_message(line.chars().take(120).collect::<String>());
+
+    let prometheus = provision::ensure_prometheus(&mut progress).await?;
+    spinner.println(format!("  prometheus   {}", prometheus.display()));
+    let missing: Vec<&str> = TOOL_PACKAGES
+        .iter()
+        .filter(|(binary, _)| which::which(binary).is_err())
+        .map(|(_, package)| *package)
+        .collect();
+    if !missing.is_empty() {
+        provision::apt_install(&missing, &mut progress).await?;
+    }
+    spinner.println("  dig, dnsperf, victoria-metrics: installed");
+
+    if provision::locate_coredns().is_err() {
+        spinner.println(format!(
+            "  coredns      building {} with `go install` (first time only, a few minutes on 2 cores; cached in {})",
+            provision::COREDNS_VERSION,
+            provision::cache_dir().display()
+        ));
+    }
+    let coredns = provision::ensure_coredns(&mut progress).await?;
+    spinner.println(format!("  coredns      {}", coredns.display()));
+
+    let mut image_env = Vec::new();
+    if !args.no_docker {
+        provision::ensure_docker_daemon(&mut progress).await?;
+        let upstream_present = provision::docker_image_present(provision::COREDNS_UPSTREAM_IMAGE)
+            .await
+            && provision::docker_image_present(provision::PROMETHEUS_UPSTREAM_IMAGE).await;
+        let overridden = std::env::var_os(provision::COREDNS_IMAGE_ENV).is_some();
+        if !upstream_present && !overridden {
+            // No registry may be reachable: images made from the binaries above stand in for upstream's.
+            provision::build_local_images(&mut progress).await?;
+            image_env.push((
+                provision::COREDNS_IMAGE_ENV,
+                provision::COREDNS_LOCAL_IMAGE.to_owned(),
+            ));
+            image_env.push((
+                provision::PROMETHEUS_IMAGE_ENV,
+                provision::PROMETHEUS_LOCAL_IMAGE.to_owned(),
+            ));
+        }
+        spinner.println(format!(
+            "  docker       daemon up; images {} and {}",
+            image_env
+                .first()
+                .map_or(provision::coredns_image(), |(_, i)| i.clone()),
+            image_env
+                .get(1)
+                .map_or(provision::prometheus_image(), |(_, i)| i.clone()),
+        ));
+    }
+    spinner.finish_with_message("set-up done");
+    Ok(Provisioned {
+        coredns,
+        prometheus,
+        image_env,
+    })
+}
+
+pub fn spinner(prefix: &'static str) -> ProgressBar {
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_style(
+        ProgressStyle::with_template("{spinner} {prefix}: {wide_msg} [{elapsed}]")
+            .expect("valid template"),
+    );
+    spinner.set_prefix(prefix);
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    spinner
+}
+
+/// `cargo` as this xtask was run by, so the same toolchain builds everything.
+pub fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Runs a command with inherited output, and fails with its name if it fails.
+pub fn run_step(what: &str, mut command: Command) -> anyhow::Result<()> {
+    eprintln!("==> {what}");
+    let status = command
+        .status()
+        .with_context(|| format!("starting {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
