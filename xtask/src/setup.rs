@@ -1,6 +1,6 @@
 //! Provisioning: everything a fresh machine needs before the tests or the demo can run.
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::{io::IsTerminal, path::PathBuf, process::Command, time::Duration};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -52,8 +52,8 @@ const TOOL_PACKAGES: &[(&str, &str)] = &[
 ];
 
 pub async fn run(args: &SetupArgs) -> anyhow::Result<Provisioned> {
-    let spinner = spinner("setup");
-    let mut progress = |line: &str| spinner.set_message(line.chars().take(120).collect::<String>());
+    let spinner = Status::new("setup");
+    let mut progress = |line: &str| spinner.message(line);
 
     let prometheus = provision::ensure_prometheus(&mut progress).await?;
     spinner.println(format!("  prometheus   {}", prometheus.display()));
@@ -106,7 +106,7 @@ pub async fn run(args: &SetupArgs) -> anyhow::Result<Provisioned> {
                 .map_or(provision::prometheus_image(), |(_, i)| i.clone()),
         ));
     }
-    spinner.finish_with_message("set-up done");
+    spinner.finish("set-up done");
     Ok(Provisioned {
         coredns,
         prometheus,
@@ -114,15 +114,49 @@ pub async fn run(args: &SetupArgs) -> anyhow::Result<Provisioned> {
     })
 }
 
-pub fn spinner(prefix: &'static str) -> ProgressBar {
-    let spinner = ProgressBar::new_spinner();
-    spinner.set_style(
-        ProgressStyle::with_template("{spinner} {prefix}: {wide_msg} [{elapsed}]")
-            .expect("valid template"),
-    );
-    spinner.set_prefix(prefix);
-    spinner.enable_steady_tick(Duration::from_millis(120));
-    spinner
+/// Progress for long steps: a spinner on a terminal; plain lines on a log such as CI's, where a
+/// spinner would show nothing at all.
+pub struct Status {
+    prefix: &'static str,
+    spinner: Option<ProgressBar>,
+}
+
+impl Status {
+    pub fn new(prefix: &'static str) -> Status {
+        let spinner = std::io::stderr().is_terminal().then(|| {
+            let spinner = ProgressBar::new_spinner();
+            spinner.set_style(
+                ProgressStyle::with_template("{spinner} {prefix}: {wide_msg} [{elapsed}]").expect("valid template"),
+            );
+            spinner.set_prefix(prefix);
+            spinner.enable_steady_tick(Duration::from_millis(120));
+            spinner
+        });
+        Status { prefix, spinner }
+    }
+
+    /// A passing detail: the spinner's text, or a log line.
+    pub fn message(&self, line: &str) {
+        match &self.spinner {
+            Some(spinner) => spinner.set_message(line.chars().take(150).collect::<String>()),
+            None => eprintln!("{}: {line}", self.prefix),
+        }
+    }
+
+    /// A line that stays on screen.
+    pub fn println(&self, line: impl AsRef<str>) {
+        match &self.spinner {
+            Some(spinner) => spinner.println(line.as_ref()),
+            None => eprintln!("{}", line.as_ref()),
+        }
+    }
+
+    pub fn finish(&self, line: &str) {
+        match &self.spinner {
+            Some(spinner) => spinner.finish_with_message(line.to_owned()),
+            None => eprintln!("{}: {line}", self.prefix),
+        }
+    }
 }
 
 /// `cargo` as this xtask was run by, so the same toolchain builds everything.
