@@ -106,22 +106,30 @@ fn lstm64() -> f64 {
     let batches = ds.batch(BATCH).unwrap();
     let config = ModelConfig::forecasting(WINDOW, HIDDEN);
 
-    let mut model = Forecaster::new(config.clone()).unwrap();
     let quiet = |steps| FitOptions {
         epochs: 1,
         steps_per_epoch: Some(steps),
         verbose: false,
     };
-    model.fit(&batches[..20], &quiet(20)).unwrap(); // warm-up, as Keras's traced first fit
-    let start = Instant::now();
-    let history = model.fit(&batches, &quiet(STEPS)).unwrap();
-    let ms = start.elapsed().as_secs_f64() * 1e3 / STEPS as f64;
-    println!(
-        "ours: LSTM({HIDDEN}), window {WINDOW}, batch {BATCH}, {STEPS} steps on {N_POINTS} points: \
-         {ms:.3} ms/step (loss {:.4} -> {:.4})",
-        history.step_losses[0],
-        history.step_losses[STEPS - 1]
-    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let run = |threads: usize| {
+        let mut model = Forecaster::new(config.clone()).unwrap();
+        model.set_threads(threads);
+        model.fit(&batches[..20], &quiet(20)).unwrap(); // warm-up, as Keras's traced first fit
+        let start = Instant::now();
+        let history = model.fit(&batches, &quiet(STEPS)).unwrap();
+        let ms = start.elapsed().as_secs_f64() * 1e3 / STEPS as f64;
+        println!(
+            "ours, {threads} thread(s): LSTM({HIDDEN}), window {WINDOW}, batch {BATCH}, {STEPS} steps \
+             on {N_POINTS} points: {ms:.3} ms/step (loss {:.4} -> {:.4})",
+            history.step_losses[0],
+            history.step_losses[STEPS - 1]
+        );
+        ms
+    };
+    let single = run(1);
+    // The default uses every core, as TensorFlow does; that figure goes into the ratio.
+    let ms = if cores > 1 { run(cores) } else { single };
 
     let mut reference = Forecaster::new(config).unwrap();
     reference.set_backend(Backend::CandleAutograd);

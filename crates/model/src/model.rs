@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::rnn::{LSTMConfig, RNN};
@@ -194,7 +193,11 @@ pub struct Forecaster {
     grads: Vec<f32>,
     adam: Adam,
     backend: Backend,
-    workspace: Workspace,
+    /// One workspace per thread, reused across steps.
+    workspaces: Vec<Workspace>,
+    /// Gradients of the batch parts run on extra threads, summed into `grads`.
+    part_grads: Vec<Vec<f32>>,
+    threads: usize,
     scaler: Option<Scaler>,
     threshold: Option<Threshold>,
 }
@@ -234,7 +237,9 @@ impl Forecaster {
             params,
             grads: vec![0.0; n],
             backend: Backend::default(),
-            workspace: Workspace::default(),
+            workspaces: vec![Workspace::default()],
+            part_grads: Vec::new(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             scaler: None,
             threshold: None,
         }
@@ -296,6 +301,66 @@ impl Forecaster {
         self.backend = backend;
     }
 
+    /// Threads for the fused training step (default: the machine's cores). A batch is split
+    /// by rows, at least 16 per thread, so small batches stay on one thread. Results differ
+    /// between thread counts only by float summation order.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
+    }
+
+    /// Forward, loss and backward with the fused kernels, the batch split by rows across
+    /// threads (data parallel: one join per step). Leaves the summed gradients in
+    /// `self.grads`; on a non-finite loss the backward pass is skipped and it is only reported.
+    fn fused_loss_and_grads(&mut self, batch: &Batch) -> f64 {
+        const MIN_ROWS_PER_THREAD: usize = 16;
+        let total = batch.size();
+        let parts = self.threads.min(total / MIN_ROWS_PER_THREAD).max(1);
+        let rows_per = total.div_ceil(parts);
+        let parts = total.div_ceil(rows_per);
+        self.workspaces
+            .resize_with(parts.max(self.workspaces.len()), Workspace::default);
+        self.part_grads
+            .resize_with(parts - 1, || vec![0.0; self.grads.len()]);
+
+        let (layout, loss_kind, params) = (self.layout, self.config.loss, &self.params);
+        let (n, w) = (batch.n_steps(), batch.target_width());
+        let run = |k: usize, ws: &mut Workspace, grads: &mut [f32]| -> f64 {
+            let rows = k * rows_per..((k + 1) * rows_per).min(total);
+            let inputs = &batch.inputs()[rows.start * n..rows.end * n];
+            fused::forward(layout, params, inputs, rows.len(), n, ws);
+            let targets = &batch.targets()[rows.start * w..rows.end * w];
+            let (loss, d_out) = loss_and_grad(loss_kind, &ws.out, targets, w, total);
+            if loss.is_finite() {
+                fused::backward(layout, params, &d_out, ws, grads);
+            }
+            loss
+        };
+        let (first_ws, other_ws) = self.workspaces.split_first_mut().expect("one workspace");
+        if parts == 1 {
+            return run(0, first_ws, &mut self.grads);
+        }
+        let run = &run;
+        let loss = std::thread::scope(|s| {
+            let handles: Vec<_> = other_ws
+                .iter_mut()
+                .zip(self.part_grads.iter_mut())
+                .enumerate()
+                .map(|(i, (ws, g))| s.spawn(move || run(i + 1, ws, g)))
+                .collect();
+            let mut loss = run(0, first_ws, &mut self.grads);
+            for h in handles {
+                loss += h.join().expect("a training thread panicked");
+            }
+            loss
+        });
+        for part in &self.part_grads {
+            for (a, b) in self.grads.iter_mut().zip(part) {
+                *a += b;
+            }
+        }
+        loss
+    }
+
     /// Attaches the scaler used on the training data, so it is saved with the model and
     /// applied by the series-level methods.
     pub fn set_scaler(&mut self, scaler: Scaler) {
@@ -340,27 +405,7 @@ impl Forecaster {
 
     fn train_step_unchecked(&mut self, batch: &Batch, epoch: usize, step: usize) -> Result<f64> {
         let loss = match self.backend {
-            Backend::Fused => {
-                fused::forward(
-                    self.layout,
-                    &self.params,
-                    batch.inputs(),
-                    batch.size(),
-                    batch.n_steps(),
-                    &mut self.workspace,
-                );
-                let (loss, d_out) = loss_and_grad(self.config.loss, &self.workspace.out, batch);
-                if loss.is_finite() {
-                    fused::backward(
-                        self.layout,
-                        &self.params,
-                        &d_out,
-                        &mut self.workspace,
-                        &mut self.grads,
-                    );
-                }
-                loss
-            }
+            Backend::Fused => self.fused_loss_and_grads(batch),
             Backend::CandleAutograd => {
                 let (loss, grads) = self.candle_loss_and_grads(batch)?;
                 self.grads = grads;
@@ -442,7 +487,14 @@ impl Forecaster {
                 batch.n_steps(),
                 &mut ws,
             );
-            weighted += loss_and_grad(self.config.loss, &ws.out, batch).0 * batch.size() as f64;
+            let (loss, _) = loss_and_grad(
+                self.config.loss,
+                &ws.out,
+                batch.targets(),
+                batch.target_width(),
+                batch.size(),
+            );
+            weighted += loss * batch.size() as f64;
             seen += batch.size();
         }
         if seen == 0 {
@@ -732,22 +784,7 @@ impl Forecaster {
         match self.backend {
             Backend::CandleAutograd => self.candle_loss_and_grads(batch),
             Backend::Fused => {
-                fused::forward(
-                    self.layout,
-                    &self.params,
-                    batch.inputs(),
-                    batch.size(),
-                    batch.n_steps(),
-                    &mut self.workspace,
-                );
-                let (loss, d_out) = loss_and_grad(self.config.loss, &self.workspace.out, batch);
-                fused::backward(
-                    self.layout,
-                    &self.params,
-                    &d_out,
-                    &mut self.workspace,
-                    &mut self.grads,
-                );
+                let loss = self.fused_loss_and_grads(batch);
                 Ok((loss, self.grads.clone()))
             }
         }
@@ -848,32 +885,23 @@ impl Forecaster {
         model.threshold = settings.threshold;
         Ok(model)
     }
-
-    /// Time `steps` training steps on `batch` (for benchmarks): returns seconds per step.
-    #[doc(hidden)]
-    pub fn time_steps(&mut self, batch: &Batch, steps: usize) -> Result<f64> {
-        self.check_batch(batch)?;
-        let start = Instant::now();
-        for step in 1..=steps {
-            self.train_step_unchecked(batch, 1, step)?;
-        }
-        Ok(start.elapsed().as_secs_f64() / steps.max(1) as f64)
-    }
 }
 
-/// Loss over a batch and its gradient w.r.t. each prediction. Each prediction is compared
-/// with all `target_width` values of its target (Keras's broadcast), then everything is
-/// averaged.
-fn loss_and_grad(loss: Loss, out: &[f32], batch: &Batch) -> (f64, Vec<f32>) {
-    let w = batch.target_width();
-    let scale = 1.0 / (out.len() * w) as f32;
+/// The loss contribution of some batch rows and its gradient w.r.t. each of their
+/// predictions. Each prediction is compared with all `width` values of its target (Keras's
+/// broadcast); dividing by the whole batch's `total_rows * width` makes the contributions of
+/// row blocks add up to the batch mean.
+fn loss_and_grad(
+    loss: Loss,
+    out: &[f32],
+    targets: &[f32],
+    width: usize,
+    total_rows: usize,
+) -> (f64, Vec<f32>) {
+    let scale = 1.0 / (total_rows * width) as f32;
     let mut total = 0.0f64;
     let mut d_out = vec![0.0f32; out.len()];
-    for ((&y, targets), d) in out
-        .iter()
-        .zip(batch.targets().chunks_exact(w))
-        .zip(&mut d_out)
-    {
+    for ((&y, targets), d) in out.iter().zip(targets.chunks_exact(width)).zip(&mut d_out) {
         for &t in targets {
             let diff = y - t;
             match loss {

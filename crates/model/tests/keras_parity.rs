@@ -282,3 +282,28 @@ fn fused_gradients_match_candle_autograd() {
         );
     }
 }
+
+#[test]
+fn batch_split_across_threads_gives_the_same_step() {
+    let r = reference();
+    let w = &r.wide;
+    let scaler = Scaler::fit(&w.series, ScaleKind::MinMax).unwrap();
+    let ds = Dataset::from_series(
+        &scaler.transform(&w.series).unwrap(),
+        w.n_steps,
+        TargetMode::NextValue,
+    )
+    .unwrap();
+    let batch = &ds.batch(70).unwrap()[0]; // 70 rows: 4 threads get 18, 18, 18, 16
+    let mut model = wide_model(w, Loss::Mae);
+    model.set_threads(1);
+    let (l1, g1) = model.gradients(batch).unwrap();
+    model.set_threads(4);
+    let (l4, g4) = model.gradients(batch).unwrap();
+    assert!((l1 - l4).abs() < 1e-6);
+    assert!(max_abs_diff(g1.iter().map(|&v| v as f64), g4.iter().map(|&v| v as f64)) < 1e-6);
+    model.set_backend(Backend::CandleAutograd);
+    let (lc, gc) = model.gradients(batch).unwrap();
+    assert!((l1 - lc).abs() < 1e-6);
+    assert!(max_abs_diff(g4.iter().map(|&v| v as f64), gc.iter().map(|&v| v as f64)) < 1e-5);
+}
