@@ -1,0 +1,48 @@
+//! `cargo run -p promlearn-dns --example load -- 127.0.0.1:9053 PROFILE MAX_QUERIES SECONDS [udp|tcp] [CONCURRENCY] [CONNECTIONS]`
+//! e.g. `... -- 127.0.0.1:9053 constant:500 5000 20`.
+
+use std::time::Duration;
+
+use promlearn_dns::{LoadConfig, Transport};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [server, profile, max_queries, seconds, rest @ ..] = args.as_slice() else {
+        return Err(
+            "usage: load SERVER:PORT PROFILE MAX_QUERIES SECONDS [udp|tcp] [CONCURRENCY] [CONNECTIONS]"
+                .into(),
+        );
+    };
+    let mut load = LoadConfig::new(
+        server.parse()?,
+        profile.parse()?,
+        max_queries.parse()?,
+        Duration::from_secs_f64(seconds.parse()?),
+    );
+    if let Some(transport) = rest.first() {
+        load.transport = transport.parse::<Transport>()?;
+    }
+    if let Some(concurrency) = rest.get(1) {
+        load.concurrency = concurrency.parse()?;
+        load.connections = load.connections.min(load.concurrency);
+    }
+    if let Some(connections) = rest.get(2) {
+        load.connections = connections.parse()?;
+    }
+    let report = load
+        .run_with_progress(Duration::from_secs(1), |p| {
+            eprintln!(
+                "{:>6.1}s sent {} answered {} timeouts {} errors {} (target {:.0} qps)",
+                p.elapsed.as_secs_f64(),
+                p.sent,
+                p.answered,
+                p.timeouts,
+                p.errors,
+                p.target_qps
+            )
+        })
+        .await?;
+    print!("{report}");
+    Ok(())
+}

@@ -1,0 +1,794 @@
+//! One task per UDP socket or TCP connection, each with many queries in flight keyed by id.
+//! Pacing comes from a shared semaphore: the pacer adds a permit per query due, a worker takes
+//! one per query it sends, and closing the semaphore ends the sending.
+
+use std::{
+    collections::BTreeMap,
+    io::{self, ErrorKind},
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use hdrhistogram::Histogram;
+use hickory_resolver::proto::rr::{DNSClass, RecordType};
+use rand::{Rng, SeedableRng, rngs::SmallRng};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpStream, UdpSocket},
+    sync::{Semaphore, TryAcquireError},
+};
+
+use super::{LoadConfig, LoadReport, NamePattern, mix::Picker};
+use crate::{Rcode, wire};
+
+/// The run's choices, compiled to wire bytes once.
+pub(crate) struct Plan {
+    names: Vec<CompiledName>,
+    name_picker: Option<Picker>,
+    nxdomain_share: f64,
+    nx_zone_wire: Vec<u8>,
+    types: Vec<RecordType>,
+    type_picker: Picker,
+    edns_payload: Option<u16>,
+    timeout: Duration,
+    /// How often to look for timed-out queries.
+    expiry_tick: Duration,
+    server: SocketAddr,
+}
+
+struct CompiledName {
+    wire: Vec<u8>,
+    random_label: bool,
+}
+
+impl Plan {
+    /// From a validated config.
+    pub(crate) fn new(config: &LoadConfig) -> Plan {
+        let names = config
+            .names
+            .entries()
+            .iter()
+            .map(|(pattern, _)| match pattern {
+                NamePattern::Exact(name) => CompiledName {
+                    wire: wire::name_wire(name),
+                    random_label: false,
+                },
+                NamePattern::RandomSubdomain(zone) => CompiledName {
+                    wire: wire::name_wire(zone),
+                    random_label: true,
+                },
+            })
+            .collect();
+        Plan {
+            names,
+            name_picker: Picker::new(config.names.entries().iter().map(|(_, w)| *w)),
+            nxdomain_share: config.nxdomain_share,
+            nx_zone_wire: wire::name_wire(&config.nx_zone),
+            types: config.types.entries().iter().map(|(t, _)| *t).collect(),
+            type_picker: Picker::new(config.types.entries().iter().map(|(_, w)| *w))
+                .expect("validated: a type with weight > 0"),
+            edns_payload: config.edns_payload,
+            timeout: config.timeout,
+            expiry_tick: (config.timeout / 4)
+                .clamp(Duration::from_millis(1), Duration::from_millis(100)),
+            server: config.server,
+        }
+    }
+}
+
+/// State all workers and the pacer share.
+pub(crate) struct Shared {
+    permits: Semaphore,
+    pub(crate) sent: AtomicU64,
+    pub(crate) answered: AtomicU64,
+    pub(crate) timeouts: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Shared {
+        Shared {
+            permits: Semaphore::new(0),
+            sent: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+        }
+    }
+
+    /// Adds up to `count` permits (the semaphore holds at most `MAX_PERMITS`); returns how many.
+    pub(crate) fn add_permits(&self, count: u64) -> u64 {
+        let room = Semaphore::MAX_PERMITS - self.permits.available_permits();
+        let added = usize::try_from(count).unwrap_or(usize::MAX).min(room);
+        self.permits.add_permits(added);
+        added as u64
+    }
+
+    pub(crate) fn all_permits_taken(&self) -> bool {
+        self.permits.available_permits() == 0
+    }
+
+    pub(crate) fn close(&self) {
+        self.permits.close();
+    }
+
+    fn record_error(&self, what: &str, error: &io::Error) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert_with(|| format!("{what}: {error}"));
+    }
+
+    pub(crate) fn first_error(&self) -> Option<String> {
+        self.first_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Ends the sending when the run's future is dropped half-way.
+pub(crate) struct CloseOnDrop(pub(crate) Arc<Shared>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// One worker's tallies, merged into the report at the end.
+pub(crate) struct WorkerStats {
+    sent: u64,
+    /// Indexed by the full 12-bit rcode; grown on demand.
+    answers: Vec<u64>,
+    timeouts: u64,
+    lost: u64,
+    errors: u64,
+    truncated: u64,
+    unexpected: u64,
+    sent_by_type: Vec<u64>,
+    sent_nxdomain_names: u64,
+    latency_us: Histogram<u64>,
+}
+
+impl WorkerStats {
+    pub(crate) fn new(plan: &Plan) -> WorkerStats {
+        WorkerStats {
+            sent: 0,
+            answers: vec![0; 16],
+            timeouts: 0,
+            lost: 0,
+            errors: 0,
+            truncated: 0,
+            unexpected: 0,
+            sent_by_type: vec![0; plan.types.len()],
+            sent_nxdomain_names: 0,
+            // Auto-resizing, so a latency above the time-out (a slow scheduler) still records.
+            latency_us: Histogram::new(3).expect("3 significant figures is valid"),
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: WorkerStats) {
+        self.sent += other.sent;
+        if self.answers.len() < other.answers.len() {
+            self.answers.resize(other.answers.len(), 0);
+        }
+        for (total, count) in self.answers.iter_mut().zip(other.answers) {
+            *total += count;
+        }
+        self.timeouts += other.timeouts;
+        self.lost += other.lost;
+        self.errors += other.errors;
+        self.truncated += other.truncated;
+        self.unexpected += other.unexpected;
+        for (total, count) in self.sent_by_type.iter_mut().zip(other.sent_by_type) {
+            *total += count;
+        }
+        self.sent_nxdomain_names += other.sent_nxdomain_names;
+        self.latency_us
+            .add(&other.latency_us)
+            .expect("auto-resizing histograms always add");
+    }
+
+    pub(crate) fn into_report(
+        self,
+        plan: &Plan,
+        sending_time: Duration,
+        elapsed: Duration,
+        sent_per_second: Vec<u64>,
+        shared: &Shared,
+    ) -> LoadReport {
+        let answers = self
+            .answers
+            .iter()
+            .enumerate()
+            .filter(|(_, count)| **count > 0)
+            .map(|(rcode, count)| (Rcode(rcode as u16), *count))
+            .collect();
+        let mut sent_by_type = BTreeMap::new();
+        for (rtype, count) in plan.types.iter().zip(&self.sent_by_type) {
+            if *count > 0 {
+                *sent_by_type.entry(*rtype).or_insert(0) += count;
+            }
+        }
+        LoadReport {
+            sent: self.sent,
+            answers,
+            timeouts: self.timeouts,
+            lost: self.lost,
+            errors: self.errors,
+            first_error: shared.first_error(),
+            truncated: self.truncated,
+            unexpected: self.unexpected,
+            sent_by_type,
+            sent_nxdomain_names: self.sent_nxdomain_names,
+            sent_per_second,
+            sending_time,
+            elapsed,
+            latency_us: self.latency_us,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    sent_at: Instant,
+    id: u16,
+    live: bool,
+}
+
+/// Queries in flight on one connection, in a ring indexed by the low bits of their id.
+/// Ids advance by one per query; an id whose slot is still busy is skipped, so the ids in
+/// flight are always distinct.
+struct InFlight {
+    slots: Vec<Slot>,
+    mask: usize,
+    next_id: u16,
+    count: usize,
+}
+
+impl InFlight {
+    fn new(window: usize, first_id: u16) -> InFlight {
+        let size = (window * 2).next_power_of_two().clamp(16, 1 << 16);
+        let empty = Slot {
+            sent_at: Instant::now(),
+            id: 0,
+            live: false,
+        };
+        InFlight {
+            slots: vec![empty; size],
+            mask: size - 1,
+            next_id: first_id,
+            count: 0,
+        }
+    }
+
+    /// An id that is not in flight. The ring is at least twice the window, so this ends.
+    fn free_id(&mut self) -> u16 {
+        loop {
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1);
+            if !self.slots[usize::from(id) & self.mask].live {
+                return id;
+            }
+        }
+    }
+
+    fn insert(&mut self, id: u16, sent_at: Instant) {
+        self.slots[usize::from(id) & self.mask] = Slot {
+            sent_at,
+            id,
+            live: true,
+        };
+        self.count += 1;
+    }
+
+    fn take(&mut self, id: u16) -> Option<Slot> {
+        let slot = &mut self.slots[usize::from(id) & self.mask];
+        if slot.live && slot.id == id {
+            slot.live = false;
+            self.count -= 1;
+            Some(*slot)
+        } else {
+            None
+        }
+    }
+
+    /// Frees the queries sent before `cutoff`; returns how many.
+    fn expire(&mut self, cutoff: Instant) -> u64 {
+        let mut expired = 0;
+        for slot in self
+            .slots
+            .iter_mut()
+            .filter(|s| s.live && s.sent_at < cutoff)
+        {
+            slot.live = false;
+            expired += 1;
+        }
+        self.count -= expired as usize;
+        expired
+    }
+
+    fn clear(&mut self) -> u64 {
+        self.expire(Instant::now() + Duration::from_secs(3600))
+    }
+}
+
+/// What every worker does, whatever the transport.
+struct Worker {
+    plan: Arc<Plan>,
+    shared: Arc<Shared>,
+    window: usize,
+    in_flight: InFlight,
+    rng: SmallRng,
+    /// The next query (after two bytes for TCP's length prefix when framed).
+    query: Vec<u8>,
+    stats: WorkerStats,
+    sending_closed: bool,
+}
+
+/// The query a worker built, to account for once it is sent.
+struct Built {
+    id: u16,
+    type_index: u16,
+    nxdomain_name: bool,
+}
+
+impl Worker {
+    fn new(plan: Arc<Plan>, shared: Arc<Shared>, window: usize, seed: Option<u64>) -> Worker {
+        let mut rng = match seed {
+            Some(seed) => SmallRng::seed_from_u64(seed),
+            None => SmallRng::from_os_rng(),
+        };
+        let first_id = rng.random();
+        Worker {
+            stats: WorkerStats::new(&plan),
+            plan,
+            shared,
+            window,
+            in_flight: InFlight::new(window, first_id),
+            rng,
+            query: Vec::with_capacity(512),
+            sending_closed: false,
+        }
+    }
+
+    /// Takes a permit without waiting, if there is room and sending is still open.
+    fn try_permit(&mut self) -> bool {
+        if self.sending_closed || self.in_flight.count >= self.window {
+            return false;
+        }
+        match self.shared.permits.try_acquire() {
+            Ok(permit) => {
+                permit.forget();
+                true
+            }
+            Err(TryAcquireError::NoPermits) => false,
+            Err(TryAcquireError::Closed) => {
+                self.sending_closed = true;
+                false
+            }
+        }
+    }
+
+    fn wants_permit(&self) -> bool {
+        !self.sending_closed && self.in_flight.count < self.window
+    }
+
+    fn finished(&self) -> bool {
+        self.sending_closed && self.in_flight.count == 0
+    }
+
+    /// Writes the next query into `self.query`, after `prefix` placeholder bytes.
+    fn build(&mut self, prefix: usize) -> Built {
+        let plan = &*self.plan;
+        let id = self.in_flight.free_id();
+        let type_index = plan.type_picker.pick(self.rng.random());
+        let nxdomain_name = match &plan.name_picker {
+            None => true,
+            Some(_) if plan.nxdomain_share >= 1.0 => true,
+            Some(_) => plan.nxdomain_share > 0.0 && self.rng.random::<f64>() < plan.nxdomain_share,
+        };
+        let query = &mut self.query;
+        query.clear();
+        query.resize(prefix, 0);
+        wire::begin_query(query, id, plan.edns_payload.is_some());
+        if nxdomain_name {
+            wire::push_random_label(query, self.rng.random());
+            query.extend_from_slice(&plan.nx_zone_wire);
+        } else {
+            let picker = plan.name_picker.as_ref().expect("checked above");
+            let name = &plan.names[picker.pick(self.rng.random())];
+            if name.random_label {
+                wire::push_random_label(query, self.rng.random());
+            }
+            query.extend_from_slice(&name.wire);
+        }
+        wire::end_query(
+            query,
+            u16::from(plan.types[type_index]),
+            u16::from(DNSClass::IN),
+            plan.edns_payload,
+        );
+        Built {
+            id,
+            type_index: type_index as u16,
+            nxdomain_name,
+        }
+    }
+
+    fn sent(&mut self, built: Built, at: Instant) {
+        self.in_flight.insert(built.id, at);
+        self.stats.sent += 1;
+        self.stats.sent_by_type[usize::from(built.type_index)] += 1;
+        self.stats.sent_nxdomain_names += u64::from(built.nxdomain_name);
+        self.shared.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn error(&mut self, what: &str, error: &io::Error) {
+        self.stats.errors += 1;
+        self.shared.record_error(what, error);
+    }
+
+    fn answer(&mut self, message: &[u8], at: Instant) {
+        let Some(head) = wire::read_answer_head(message) else {
+            self.stats.unexpected += 1;
+            return;
+        };
+        let Some(slot) = self.in_flight.take(head.id) else {
+            self.stats.unexpected += 1;
+            return;
+        };
+        let rcode = usize::from(head.rcode);
+        if rcode >= self.stats.answers.len() {
+            self.stats.answers.resize(rcode + 1, 0);
+        }
+        self.stats.answers[rcode] += 1;
+        self.stats.truncated += u64::from(head.truncated);
+        let micros = at.saturating_duration_since(slot.sent_at).as_micros();
+        self.stats
+            .latency_us
+            .saturating_record(u64::try_from(micros).unwrap_or(u64::MAX));
+        self.shared.answered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn expire(&mut self) {
+        let Some(cutoff) = Instant::now().checked_sub(self.plan.timeout) else {
+            return;
+        };
+        let expired = self.in_flight.expire(cutoff);
+        self.stats.timeouts += expired;
+        self.shared.timeouts.fetch_add(expired, Ordering::Relaxed);
+    }
+
+    /// The connection died: whatever was in flight on it will never be answered.
+    fn lose_in_flight(&mut self) {
+        let lost = self.in_flight.clear();
+        self.stats.lost += lost;
+        // Counted with time-outs for progress: both are sent queries that got no answer.
+        self.shared.timeouts.fetch_add(lost, Ordering::Relaxed);
+    }
+
+    fn expiry_ticker(&self) -> tokio::time::Interval {
+        let mut ticker = tokio::time::interval(self.plan.expiry_tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker
+    }
+}
+
+pub(crate) async fn run_udp(
+    socket: UdpSocket,
+    plan: Arc<Plan>,
+    shared: Arc<Shared>,
+    window: usize,
+    seed: Option<u64>,
+) -> WorkerStats {
+    let mut worker = Worker::new(plan, shared.clone(), window, seed);
+    let mut ticker = worker.expiry_ticker();
+    // An answer can be as large as the payload we advertise; a bigger one is cut, which is
+    // fine: only the header and the OPT record are read, and a cut OPT just counts as unexpected.
+    let mut answer = vec![0u8; 65_535];
+    loop {
+        while worker.try_permit() {
+            send_udp(&mut worker, &socket).await;
+        }
+        if worker.finished() {
+            break;
+        }
+        let wants_permit = worker.wants_permit();
+        tokio::select! {
+            biased;
+            received = socket.recv(&mut answer) => {
+                match received {
+                    Ok(len) => worker.answer(&answer[..len], Instant::now()),
+                    Err(e) => worker.error("receiving", &e),
+                }
+                // Read whatever else is queued before yielding to the scheduler again.
+                loop {
+                    match socket.try_recv(&mut answer) {
+                        Ok(len) => worker.answer(&answer[..len], Instant::now()),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            worker.error("receiving", &e);
+                            break;
+                        }
+                    }
+                }
+            }
+            permit = shared.permits.acquire(), if wants_permit => match permit {
+                Ok(permit) => {
+                    permit.forget();
+                    send_udp(&mut worker, &socket).await;
+                }
+                Err(_) => worker.sending_closed = true,
+            },
+            _ = ticker.tick() => worker.expire(),
+        }
+    }
+    worker.stats
+}
+
+async fn send_udp(worker: &mut Worker, socket: &UdpSocket) {
+    let built = worker.build(0);
+    let at = Instant::now();
+    match socket.send(&worker.query).await {
+        Ok(_) => worker.sent(built, at),
+        Err(e) => worker.error("sending", &e),
+    }
+}
+
+pub(crate) async fn connect_tcp(server: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(server))
+        .await
+        .map_err(|_| io::Error::new(ErrorKind::TimedOut, "connecting timed out"))??;
+    // Queries are small and latency is measured: do not let Nagle hold them back.
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+pub(crate) async fn run_tcp(
+    mut stream: Option<TcpStream>,
+    plan: Arc<Plan>,
+    shared: Arc<Shared>,
+    window: usize,
+    seed: Option<u64>,
+) -> WorkerStats {
+    let mut worker = Worker::new(plan, shared.clone(), window, seed);
+    let mut ticker = worker.expiry_ticker();
+    // Room for the largest message plus its length prefix, twice, so a partial frame always
+    // fits after the complete ones have been consumed.
+    let mut received = vec![0u8; 2 * (2 + 65_535)];
+    let mut filled = 0;
+    let mut outgoing: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut batch: Vec<Built> = Vec::new();
+    loop {
+        // Queue every query allowed now and write them in one go: pipelining on one connection.
+        while worker.try_permit() {
+            queue_tcp(&mut worker, &mut outgoing, &mut batch);
+        }
+        if !batch.is_empty() {
+            flush_tcp(
+                &mut worker,
+                &mut stream,
+                &mut outgoing,
+                &mut batch,
+                &mut filled,
+            )
+            .await;
+        }
+        if worker.finished() {
+            break;
+        }
+        let wants_permit = worker.wants_permit();
+        tokio::select! {
+            biased;
+            read = read_some(&mut stream, &mut received[filled..]) => {
+                match read {
+                    Ok(0) => {
+                        // The server closed the connection (idle time-out, or a limit).
+                        worker.lose_in_flight();
+                        stream = None;
+                        filled = 0;
+                    }
+                    Ok(len) => {
+                        filled += len;
+                        let now = Instant::now();
+                        let mut start = 0;
+                        while filled - start >= 2 {
+                            let len = usize::from(u16::from_be_bytes([received[start], received[start + 1]]));
+                            if filled - start < 2 + len {
+                                break;
+                            }
+                            worker.answer(&received[start + 2..start + 2 + len], now);
+                            start += 2 + len;
+                        }
+                        received.copy_within(start..filled, 0);
+                        filled -= start;
+                    }
+                    Err(e) => {
+                        worker.error("receiving", &e);
+                        worker.lose_in_flight();
+                        stream = None;
+                        filled = 0;
+                    }
+                }
+            }
+            permit = shared.permits.acquire(), if wants_permit => match permit {
+                Ok(permit) => {
+                    permit.forget();
+                    queue_tcp(&mut worker, &mut outgoing, &mut batch);
+                }
+                Err(_) => worker.sending_closed = true,
+            },
+            _ = ticker.tick() => worker.expire(),
+        }
+    }
+    worker.stats
+}
+
+/// Reads from the connection, or waits forever when there is none.
+async fn read_some(stream: &mut Option<TcpStream>, into: &mut [u8]) -> io::Result<usize> {
+    match stream {
+        Some(stream) => stream.read(into).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn queue_tcp(worker: &mut Worker, outgoing: &mut Vec<u8>, batch: &mut Vec<Built>) {
+    let built = worker.build(2);
+    let len = (worker.query.len() - 2) as u16;
+    worker.query[..2].copy_from_slice(&len.to_be_bytes());
+    outgoing.extend_from_slice(&worker.query);
+    batch.push(built);
+}
+
+async fn flush_tcp(
+    worker: &mut Worker,
+    stream: &mut Option<TcpStream>,
+    outgoing: &mut Vec<u8>,
+    batch: &mut Vec<Built>,
+    filled: &mut usize,
+) {
+    if stream.is_none() {
+        match connect_tcp(worker.plan.server, worker.plan.timeout).await {
+            Ok(fresh) => {
+                *stream = Some(fresh);
+                *filled = 0;
+            }
+            Err(e) => {
+                for _ in batch.drain(..) {
+                    worker.error("connecting", &e);
+                }
+                outgoing.clear();
+                return;
+            }
+        }
+    }
+    let connection = stream.as_mut().expect("connected above");
+    let at = Instant::now();
+    match connection.write_all(outgoing).await {
+        Ok(()) => {
+            for built in batch.drain(..) {
+                worker.sent(built, at);
+            }
+        }
+        Err(e) => {
+            // Some of the batch may have reached the server; none is counted as sent.
+            for _ in batch.drain(..) {
+                worker.error("sending", &e);
+            }
+            worker.lose_in_flight();
+            *stream = None;
+            *filled = 0;
+        }
+    }
+    outgoing.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_ids_are_distinct_and_expire() {
+        let mut in_flight = InFlight::new(4, u16::MAX - 1);
+        let t0 = Instant::now();
+        let ids: Vec<u16> = (0..4)
+            .map(|_| {
+                let id = in_flight.free_id();
+                in_flight.insert(id, t0);
+                id
+            })
+            .collect();
+        assert_eq!(ids, [u16::MAX - 1, u16::MAX, 0, 1]);
+        assert_eq!(in_flight.count, 4);
+        assert_eq!(in_flight.take(0).map(|s| s.id), Some(0));
+        assert!(in_flight.take(0).is_none(), "an answer counts once");
+        assert!(in_flight.take(77).is_none(), "strays are not in flight");
+        assert_eq!(in_flight.expire(t0), 0);
+        assert_eq!(in_flight.expire(t0 + Duration::from_millis(1)), 3);
+        assert_eq!(in_flight.count, 0);
+    }
+
+    #[test]
+    fn a_busy_slot_is_skipped_when_ids_wrap() {
+        let mut in_flight = InFlight::new(8, 0);
+        let now = Instant::now();
+        let first = in_flight.free_id();
+        in_flight.insert(first, now); // id 0 stays in flight
+        for _ in 0..15 {
+            let id = in_flight.free_id();
+            in_flight.insert(id, now);
+            in_flight.take(id).unwrap();
+        }
+        // Id 16 shares slot 0 with id 0, which is still in flight.
+        assert_eq!(in_flight.free_id(), 17);
+    }
+
+    #[test]
+    fn rcodes_are_tallied_by_full_code() {
+        let config = LoadConfig::new(
+            "127.0.0.1:9".parse().unwrap(),
+            crate::Profile::constant(1.0),
+            1,
+            Duration::from_secs(1),
+        );
+        let plan = Arc::new(Plan::new(&config));
+        let shared = Arc::new(Shared::new());
+        let mut worker = Worker::new(plan.clone(), shared.clone(), 8, Some(1));
+        let now = Instant::now();
+        let answer_for = |worker: &mut Worker, rcode: u16| {
+            let built = worker.build(0);
+            let id = built.id;
+            worker.sent(built, now);
+            let mut answer = worker.query.clone();
+            answer[2] |= 0x80;
+            answer[3] = (rcode & 0x0f) as u8;
+            // The OPT record is the last 11 bytes; its TTL's first byte is the extended rcode.
+            let opt = answer.len() - 11;
+            answer[opt + 5] = (rcode >> 4) as u8;
+            worker.answer(&answer, now + Duration::from_micros(250));
+            id
+        };
+        for rcode in [0, 0, 3, 2, 23] {
+            answer_for(&mut worker, rcode);
+        }
+        // A duplicate answer and garbage are not answers.
+        let id = answer_for(&mut worker, 0);
+        let mut again = worker.query.clone();
+        again[0..2].copy_from_slice(&id.to_be_bytes());
+        again[2] |= 0x80;
+        worker.answer(&again, now);
+        worker.answer(&[1, 2, 3], now);
+
+        let mut report_stats = WorkerStats::new(&plan);
+        report_stats.merge(worker.stats);
+        let report = report_stats.into_report(
+            &plan,
+            Duration::ZERO,
+            Duration::from_secs(1),
+            vec![],
+            &shared,
+        );
+        assert_eq!(report.sent, 6);
+        assert_eq!(
+            report.answers,
+            BTreeMap::from([
+                (Rcode::NOERROR, 3),
+                (Rcode::SERVFAIL, 1),
+                (Rcode::NXDOMAIN, 1),
+                (Rcode(23), 1)
+            ])
+        );
+        assert_eq!(report.answered(), 6);
+        assert_eq!(report.unexpected, 2);
+        assert_eq!(report.sent_by_type, BTreeMap::from([(RecordType::A, 6)]));
+        assert_eq!(report.latency().p50, Duration::from_micros(250));
+        assert_eq!(shared.answered.load(Ordering::Relaxed), 6);
+    }
+}
