@@ -1,1 +1,17 @@
-//! placeholder
+//! Load Prometheus-API query results as aligned, ML-ready data.
+
+mod client;
+pub mod decode;
+mod error;
+mod export;
+mod labels;
+mod matrix;
+mod query;
+pub mod tutorial;
+
+pub use client::{Client, ClientBuilder, Progress, RawSeries};
+pub use decode::Series;
+pub use error::{Attempts, DecodeError, Error, Result};
+pub use labels::Labels;
+pub use matrix::{MISSING, MISSING_BITS, Matrix, MissingPolicy, is_missing};
+pub use query::{PROMETHEUS_MAX_POINTS, RangeQuery};

@@ -1,0 +1,249 @@
+use super::*;
+
+const MATRIX: &str = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"up","instance":"localhost:9090","job":"prometheus"},"values":[[1435781430.781,"1"],[1435781445.781,"NaN"],[1435781460.781,"+Inf"],[1435781475,"-Inf"],[1435781476.05,"1e-07"]]},{"metric":{"job":"x\"y\\z\u00e9"},"values":[]}]},"warnings":["w1","w\n2"],"infos":["i"]}"#;
+
+/// Series equality that treats NaN as equal to itself (by bit pattern).
+fn same(a: &[Series], b: &[Series]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.labels == y.labels
+                && x.timestamps == y.timestamps
+                && x.values.len() == y.values.len()
+                && x.values
+                    .iter()
+                    .zip(&y.values)
+                    .all(|(p, q)| p.to_bits() == q.to_bits())
+        })
+}
+
+fn feed_in_pieces(body: &[u8], piece: usize) -> Result<(Envelope, Collect)> {
+    let mut d = Decoder::new(Collect::default());
+    for part in body.chunks(piece.max(1)) {
+        d.feed(part)?;
+    }
+    d.finish()
+}
+
+#[test]
+fn a_matrix_decodes_exactly() {
+    let a = decode(MATRIX.as_bytes()).unwrap();
+    assert_eq!(a.result_type, "matrix");
+    assert_eq!(a.series.len(), 2);
+    let s = &a.series[0];
+    assert_eq!(s.labels.get("instance"), Some("localhost:9090"));
+    assert_eq!(
+        s.timestamps,
+        [
+            1435781430781,
+            1435781445781,
+            1435781460781,
+            1435781475000,
+            1435781476050
+        ]
+    );
+    assert_eq!(s.values[0], 1.0);
+    assert!(s.values[1].is_nan());
+    assert_eq!(s.values[2], f64::INFINITY);
+    assert_eq!(s.values[3], f64::NEG_INFINITY);
+    assert_eq!(s.values[4], 1e-7);
+    assert_eq!(a.series[1].labels.get("job"), Some("x\"y\\z\u{e9}"));
+    assert!(a.series[1].timestamps.is_empty());
+    assert_eq!(a.warnings, ["w1", "w\n2"]);
+    assert_eq!(a.infos, ["i"]);
+}
+
+#[test]
+fn any_split_of_the_body_decodes_the_same() {
+    let bodies = [
+        MATRIX,
+        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000.5,"42"]}]}}"#,
+        r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000.123,"-3.5"]}}"#,
+        r#"{"status":"success","data":{"resultType":"string","result":[1700000000,"hello"]}}"#,
+        r#"{"status":"error","errorType":"bad_data","error":"parse error: unexpected \"}\""}"#,
+        // VictoriaMetrics' extra keys, values before metric, odd whitespace.
+        " { \"status\" : \"success\" , \"isPartial\" : false , \"data\" : { \"result\" : [ { \"values\" : [ [ 1 , \"2\" ] , [ 2.5 , \"3\" ] ] , \"metric\" : { \"a\" : \"b\" } } ] , \"resultType\" : \"matrix\" } , \"stats\" : { \"seriesFetched\" : \"1\" , \"x\" : [ 1 , { \"y\" : \"]}\\\"\" } ] } } \n",
+    ];
+    for body in bodies {
+        let whole = feed_in_pieces(body.as_bytes(), body.len()).unwrap();
+        for piece in 1..=7 {
+            let split = feed_in_pieces(body.as_bytes(), piece).unwrap();
+            assert_eq!(split.0, whole.0, "piece {piece} of {body}");
+            assert!(
+                same(&split.1.series, &whole.1.series),
+                "piece {piece} of {body}"
+            );
+        }
+    }
+}
+
+#[test]
+fn scalar_string_and_error_answers() {
+    let scalar = decode(
+        br#"{"status":"success","data":{"resultType":"scalar","result":[1700000000.123,"-3.5"]}}"#,
+    )
+    .unwrap();
+    assert_eq!(scalar.scalar, Some((1_700_000_000_123, -3.5)));
+    let string =
+        decode(br#"{"status":"success","data":{"resultType":"string","result":[1,"hello"]}}"#)
+            .unwrap();
+    assert_eq!(string.string, Some((1000, "hello".into())));
+    let err = decode_http(
+        400,
+        br#"{"status":"error","errorType":"bad_data","error":"1:5: parse error: unclosed left parenthesis"}"#,
+    )
+    .unwrap_err();
+    match &err {
+        Error::Api {
+            status,
+            error_type,
+            message,
+            ..
+        } => {
+            assert_eq!(*status, 400);
+            assert_eq!(error_type, "bad_data");
+            assert_eq!(message, "1:5: parse error: unclosed left parenthesis");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!err.is_retryable());
+    assert!(
+        err.to_string().contains("unclosed left parenthesis"),
+        "{err}"
+    );
+}
+
+#[test]
+fn vm_partial_answers_are_flagged() {
+    let a = decode(
+        br#"{"status":"success","isPartial":true,"data":{"resultType":"matrix","result":[]}}"#,
+    )
+    .unwrap();
+    assert_eq!(a.warnings.len(), 1);
+    assert!(a.warnings[0].contains("partial"));
+}
+
+#[test]
+fn html_and_other_json_are_not_prometheus() {
+    for (status, body) in [
+        (
+            200,
+            &b"<!DOCTYPE html><html><body>Grafana</body></html>"[..],
+        ),
+        (404, b"404 page not found\n"),
+        (200, br#"{"hello":"world"}"#),
+        (200, b""),
+    ] {
+        let err = decode_http(status, body).unwrap_err();
+        assert!(
+            matches!(err, Error::NotPrometheus { .. }),
+            "{status} {body:?}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn truncation_is_an_error_never_a_shorter_answer() {
+    let body = MATRIX.as_bytes();
+    for cut in 1..body.len() {
+        let err = decode(&body[..cut]).unwrap_err();
+        assert!(
+            matches!(err, Error::Truncated { .. }),
+            "cut at {cut}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn timestamps_are_exact_milliseconds() {
+    let t = |s: &str| {
+        parse_time(format!("{s},").as_bytes(), 0)
+            .unwrap()
+            .unwrap()
+            .0
+    };
+    assert_eq!(t("1435781451.781"), 1_435_781_451_781);
+    assert_eq!(t("1435781451"), 1_435_781_451_000);
+    assert_eq!(t("1435781451.05"), 1_435_781_451_050);
+    assert_eq!(t("1435781451.050"), 1_435_781_451_050);
+    assert_eq!(t("-1.500"), -1500);
+    assert_eq!(t("0.0005"), 1);
+    assert_eq!(t("1e3"), 1_000_000);
+    assert!(
+        parse_time(b"1435781451", 0).unwrap().is_none(),
+        "incomplete"
+    );
+    assert!(parse_time(b"99999999999999999999,", 0).is_err());
+}
+
+#[test]
+fn values_as_prometheus_formats_them() {
+    let v = |s: &str| parse_value(s.as_bytes());
+    assert_eq!(v("1"), Some(1.0));
+    assert_eq!(v("0.1"), Some(0.1));
+    assert_eq!(v("1e-07"), Some(1e-7));
+    assert_eq!(v("-2.5e+21"), Some(-2.5e21));
+    assert_eq!(v("123456789012345"), Some(123456789012345.0));
+    assert_eq!(v("12345678901234567890"), Some(12345678901234567890.0));
+    assert_eq!(v("+Inf"), Some(f64::INFINITY));
+    assert_eq!(v("-Inf"), Some(f64::NEG_INFINITY));
+    assert!(v("NaN").unwrap().is_nan());
+    assert_eq!(v(""), None);
+    assert_eq!(v("abc"), None);
+    assert_eq!(v("1.2.3"), None);
+}
+
+/// A small deterministic generator, so the robustness test needs no extra crate.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn mangled_answers_never_panic_and_decode_alike_in_any_pieces() {
+    let base = MATRIX.as_bytes();
+    let interesting = b"{}[]\",:0123456789.-eE+NnaIf \\u\x00\xff";
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    for _ in 0..20_000 {
+        let mut body = base.to_vec();
+        for _ in 0..1 + rng.below(4) {
+            if body.is_empty() {
+                break;
+            }
+            let at = rng.below(body.len());
+            match rng.below(4) {
+                0 => body[at] = interesting[rng.below(interesting.len())],
+                1 => {
+                    body.remove(at);
+                }
+                2 => body.insert(at, interesting[rng.below(interesting.len())]),
+                _ => body.truncate(at.max(1)),
+            }
+        }
+        let piece = 1 + rng.below(64);
+        let outcome = feed_in_pieces(&body, piece);
+        let whole = feed_in_pieces(&body, body.len());
+        // Feeding in pieces never changes the verdict.
+        assert_eq!(
+            outcome.is_ok(),
+            whole.is_ok(),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        let _ = decode(&body);
+        if let (Ok((_, answer)), Ok((_, split))) = (whole, outcome) {
+            assert!(same(&answer.series, &split.series));
+            for s in &answer.series {
+                assert_eq!(s.timestamps.len(), s.values.len());
+            }
+        }
+    }
+}

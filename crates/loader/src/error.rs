@@ -1,0 +1,231 @@
+//! Typed errors that say what was wrong and what to do.
+
+use std::{fmt, time::Duration};
+
+use crate::Labels;
+
+/// Everything that can go wrong while loading. Messages name the endpoint (never a credential),
+/// quote the server's own words where there are any, and suggest a fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The endpoint URL is not usable.
+    #[error("invalid endpoint `{endpoint}`: {reason}")]
+    InvalidEndpoint { endpoint: String, reason: String },
+
+    /// A client option is not usable (a malformed header, an unreadable CA certificate, ...).
+    #[error("invalid client configuration: {0}")]
+    InvalidConfig(String),
+
+    /// A query's arguments are not usable (an empty range, a zero step, ...).
+    #[error("invalid query arguments: {0}")]
+    InvalidArgument(String),
+
+    /// No connection could be made.
+    #[error(
+        "could not connect to {endpoint}{attempts}: {source}; is the server running, and is the endpoint URL right?"
+    )]
+    Connect {
+        endpoint: String,
+        attempts: Attempts,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The request did not complete within the client's time-out.
+    #[error(
+        "no complete answer from {endpoint} within {timeout:?}{attempts}; raise the time-out \
+         (ClientBuilder::timeout) or load a shorter range or a coarser step"
+    )]
+    Timeout {
+        endpoint: String,
+        timeout: Duration,
+        attempts: Attempts,
+    },
+
+    /// The connection failed after it was made (reset, closed mid-answer, TLS failure, ...).
+    #[error("the connection to {endpoint} failed{attempts}: {source}")]
+    Transport {
+        endpoint: String,
+        attempts: Attempts,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The answer stopped before its JSON was complete; nothing of it was used.
+    #[error(
+        "the answer from {endpoint} ended before it was complete{attempts} (the server may have \
+         stopped, or a proxy cut the answer off); no partial result is returned"
+    )]
+    Truncated {
+        endpoint: String,
+        attempts: Attempts,
+    },
+
+    /// The server answered with a Prometheus API error (`"status": "error"`).
+    #[error(
+        "{endpoint} rejected `{query}`: {error_type}: {message} (HTTP {status}{attempts}); {}",
+        api_hint(.error_type, *.status)
+    )]
+    Api {
+        endpoint: String,
+        /// The HTTP status code.
+        status: u16,
+        /// Prometheus's `errorType` (`bad_data`, `execution`, `timeout`, `unavailable`, ...).
+        error_type: String,
+        /// Prometheus's own `error` message.
+        message: String,
+        /// The PromQL sent.
+        query: String,
+        attempts: Attempts,
+    },
+
+    /// The server answered, but not as a Prometheus API does (an HTML page, a 404 text, other JSON).
+    #[error(
+        "{url} answered HTTP {status} ({content_type}), which is not a Prometheus API response: \
+         {snippet:?}; check that the endpoint is the base URL of a Prometheus-compatible API \
+         (for example http://localhost:9090, or the path prefix of Thanos, Mimir or \
+         VictoriaMetrics), without /api/v1"
+    )]
+    NotPrometheus {
+        /// The URL asked, without its query string.
+        url: String,
+        status: u16,
+        content_type: String,
+        /// The start of the body.
+        snippet: String,
+    },
+
+    /// The answer looked like Prometheus JSON but could not be decoded.
+    #[error("malformed Prometheus API response from {url}: {source}")]
+    Decode {
+        url: String,
+        #[source]
+        source: DecodeError,
+    },
+
+    /// The result was of another type than the call expects.
+    #[error(
+        "`{query}` gave a `{found}` result where a `{expected}` one was expected{}",
+        result_type_hint(.expected, .found)
+    )]
+    UnexpectedResultType {
+        query: String,
+        expected: &'static str,
+        found: String,
+    },
+
+    /// A sample's timestamp is not on the grid the range query asked for.
+    #[error(
+        "a sample of {series} at {timestamp_ms} ms is not on the requested grid (start {start_ms} ms, \
+         step {step_ms} ms, {rows} rows); the server moved the query's grid (VictoriaMetrics does \
+         unless `nocache=1` is sent, which this client does by default)"
+    )]
+    OffGrid {
+        series: Labels,
+        timestamp_ms: i64,
+        start_ms: i64,
+        step_ms: i64,
+        rows: usize,
+    },
+
+    /// One response held the same label set twice.
+    #[error("the answer holds series {0} twice; the server's answer is inconsistent")]
+    DuplicateSeries(Labels),
+
+    /// Two series would be stored under one tutorial key (job, instance, name).
+    #[error(
+        "two series share the key {key}: {first} and {second}; they differ in labels the tutorial's \
+         key drops. Use KeyMode::AllLabels to keep every label, or aggregate them in the query \
+         (e.g. `sum without (...) (...)`)"
+    )]
+    KeyCollision {
+        key: String,
+        first: Labels,
+        second: Labels,
+    },
+
+    /// Writing an export failed.
+    #[error("writing {what}: {source}")]
+    Export {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl Error {
+    /// Whether a later try of the same request may succeed: 502/503/504/429, time-outs, failed
+    /// connections and answers cut short. Never a 400 or 422: the query itself is at fault.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Connect { .. }
+            | Error::Timeout { .. }
+            | Error::Transport { .. }
+            | Error::Truncated { .. } => true,
+            Error::Api { status, .. } => matches!(status, 429 | 502 | 503 | 504),
+            Error::NotPrometheus { status, .. } => matches!(status, 429 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn with_attempts(mut self, n: u32) -> Error {
+        match &mut self {
+            Error::Connect { attempts, .. }
+            | Error::Timeout { attempts, .. }
+            | Error::Transport { attempts, .. }
+            | Error::Truncated { attempts, .. }
+            | Error::Api { attempts, .. } => *attempts = Attempts(n),
+            _ => {}
+        }
+        self
+    }
+}
+
+fn api_hint(error_type: &str, status: u16) -> &'static str {
+    match (error_type, status) {
+        ("bad_data", _) => "fix the query or its parameters",
+        ("timeout", _) => {
+            "the server's query time-out fired: load a shorter range or a coarser step, or raise the server's --query.timeout"
+        }
+        ("canceled", _) => "the server cancelled the query; try again",
+        ("unavailable", _) | (_, 503) => "the server is not ready; try again later",
+        ("execution", _) | (_, 422) => {
+            "the query failed while running (for example too many samples): narrow it, or load a shorter range"
+        }
+        _ => "see the server's message",
+    }
+}
+
+fn result_type_hint(expected: &str, found: &str) -> &'static str {
+    match (expected, found) {
+        ("matrix", "vector") | ("matrix", "scalar") => {
+            "; raw samples need a range selector, such as `metric[5m]`"
+        }
+        _ => "",
+    }
+}
+
+/// How many times a request was tried; shown in messages when more than once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Attempts(pub u32);
+
+impl fmt::Display for Attempts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 > 1 {
+            write!(f, " (after {} attempts)", self.0)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a response body is not a well-formed Prometheus API answer, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} at byte {offset}")]
+pub struct DecodeError {
+    /// Byte offset into the body.
+    pub offset: u64,
+    pub message: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

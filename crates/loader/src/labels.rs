@@ -1,0 +1,144 @@
+//! A series' label set.
+
+use std::fmt;
+
+/// The labels of one series, sorted by name (as Prometheus sends them), `__name__` included.
+///
+/// `Display` prints the PromQL selector form, `name{a="1", b="2"}`:
+///
+/// ```
+/// use promlearn_loader::Labels;
+/// let labels = Labels::from_pairs([("__name__", "up"), ("job", "coredns"), ("instance", "localhost:9153")]);
+/// assert_eq!(labels.get("job"), Some("coredns"));
+/// assert_eq!(labels.to_string(), r#"up{instance="localhost:9153", job="coredns"}"#);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    /// Builds a label set from name/value pairs, in any order. A repeated name keeps its last value.
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Labels {
+        let mut pairs: Vec<(String, String)> = pairs
+            .into_iter()
+            .map(|(n, v)| (n.into(), v.into()))
+            .collect();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        // Keep the last of repeated names, as a JSON object decoder would.
+        let mut deduped: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            match deduped.last_mut() {
+                Some(last) if last.0 == pair.0 => *last = pair,
+                _ => deduped.push(pair),
+            }
+        }
+        Labels(deduped)
+    }
+
+    /// Sorted pairs as decoded; sorts them if the server did not.
+    pub(crate) fn from_decoded(mut pairs: Vec<(String, String)>) -> Labels {
+        if !pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Labels::from_pairs(pairs);
+        }
+        pairs.shrink_to_fit();
+        Labels(pairs)
+    }
+
+    /// The value of label `name`, if the series has it.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// The metric name (`__name__`), absent after most aggregations and functions.
+    pub fn metric_name(&self) -> Option<&str> {
+        self.get("__name__")
+    }
+
+    /// The pairs, sorted by label name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The labels other than `__name__`, in PromQL form: `{a="1", b="2"}` (`{}` when there are none).
+    pub fn selector_without_name(&self) -> String {
+        let mut out = String::new();
+        write_braces(&mut out, self.iter().filter(|(n, _)| *n != "__name__"))
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+fn write_braces<'a>(
+    out: &mut impl fmt::Write,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+) -> fmt::Result {
+    out.write_char('{')?;
+    for (i, (name, value)) in pairs.enumerate() {
+        if i > 0 {
+            out.write_str(", ")?;
+        }
+        write!(out, "{name}=\"")?;
+        for c in value.chars() {
+            match c {
+                '\\' => out.write_str("\\\\")?,
+                '"' => out.write_str("\\\"")?,
+                '\n' => out.write_str("\\n")?,
+                c => out.write_char(c)?,
+            }
+        }
+        out.write_char('"')?;
+    }
+    out.write_char('}')
+}
+
+impl fmt::Display for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.metric_name();
+        if let Some(name) = name {
+            f.write_str(name)?;
+        }
+        let rest = self.iter().filter(|(n, _)| *n != "__name__");
+        if name.is_some() && self.len() == 1 {
+            return Ok(());
+        }
+        write_braces(f, rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_and_display() {
+        let l = Labels::from_pairs([("b", "2"), ("__name__", "m"), ("a", "x\"y")]);
+        assert_eq!(l.get("a"), Some("x\"y"));
+        assert_eq!(l.get("zz"), None);
+        assert_eq!(l.to_string(), r#"m{a="x\"y", b="2"}"#);
+        assert_eq!(Labels::from_pairs([("__name__", "m")]).to_string(), "m");
+        assert_eq!(Labels::default().to_string(), "{}");
+        assert_eq!(l.selector_without_name(), r#"{a="x\"y", b="2"}"#);
+    }
+
+    #[test]
+    fn unsorted_input_is_sorted_and_deduplicated() {
+        let l = Labels::from_decoded(vec![
+            ("z".into(), "1".into()),
+            ("a".into(), "1".into()),
+            ("a".into(), "2".into()),
+        ]);
+        assert_eq!(l.iter().collect::<Vec<_>>(), [("a", "2"), ("z", "1")]);
+    }
+}

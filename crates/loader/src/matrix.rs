@@ -1,0 +1,513 @@
+//! The aligned, columnar result: timestamps x series of `f64`.
+
+use std::{collections::HashMap, time::Duration};
+
+use crate::{Error, Labels, Result, decode::Sink};
+
+/// The bit pattern stored in a cell that has no sample: a quiet NaN whose payload no decoded value
+/// carries (the server's own `"NaN"` decodes to the canonical NaN), so a real NaN sample and a
+/// missing one stay apart. Test with [`is_missing`].
+pub const MISSING_BITS: u64 = 0x7FF8_0000_6D69_7373;
+
+/// The value of a cell that has no sample (a NaN: see [`MISSING_BITS`]).
+pub const MISSING: f64 = f64::from_bits(MISSING_BITS);
+
+/// Whether `value` marks a missing sample (as opposed to a NaN the server sent).
+#[inline]
+pub fn is_missing(value: f64) -> bool {
+    value.to_bits() == MISSING_BITS
+}
+
+/// What to do where a series has no sample at a timestamp.
+///
+/// Prometheus already carries a sample forward for its look-back window (5 minutes by default)
+/// in range queries, so a missing cell means the series had no sample that recent, or had ended
+/// (a staleness marker), or had not started yet.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum MissingPolicy {
+    /// Keep the row; the cell holds NaN (the [`MISSING`] pattern, so it stays distinguishable
+    /// from a NaN the server sent). The default.
+    #[default]
+    Nan,
+    /// Drop every timestamp (row) at which any series has no sample.
+    Skip,
+    /// Carry a series' last value forward over at most `max_gap` (measured from the row it was
+    /// seen in); cells beyond that stay missing (NaN).
+    ForwardFill {
+        /// How long a value may be carried.
+        max_gap: Duration,
+    },
+}
+
+/// Timestamps x series, as `f64`, with every series' labels.
+///
+/// Layout: **column-major**. The values of series `s` are the contiguous slice
+/// `values()[s * n_rows() .. (s + 1) * n_rows()]`, one per timestamp. For a tensor of shape
+/// `(n_series, n_rows)` hand `values()` over as it is (with candle:
+/// `Tensor::from_slice(m.values(), (m.n_series(), m.n_rows()), &device)`, then `.t()` for
+/// `(time, series)`), or ask [`Matrix::to_row_major`] for a `(n_rows, n_series)` buffer.
+///
+/// Missing cells hold NaN with the [`MISSING_BITS`] payload; see [`MissingPolicy`].
+///
+/// ```
+/// use promlearn_loader::{Labels, Matrix, MissingPolicy};
+///
+/// let mut m = Matrix::from_columns(
+///     vec![1000, 2000, 3000],
+///     vec![Labels::from_pairs([("__name__", "a")]), Labels::from_pairs([("__name__", "b")])],
+///     vec![vec![Some(1.0), None, Some(3.0)], vec![Some(10.0), Some(20.0), Some(f64::NAN)]],
+/// );
+/// assert_eq!(m.column(0)[0], 1.0);
+/// assert!(m.get(1, 0).is_none() && m.get(2, 1).unwrap().is_nan());
+/// assert_eq!(m.to_row_major()[..2], [1.0, 10.0]);
+/// m.apply(MissingPolicy::Skip);
+/// assert_eq!(m.timestamps(), [1000, 3000]);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Matrix {
+    timestamps: Vec<i64>,
+    series: Vec<Labels>,
+    values: Vec<f64>,
+    warnings: Vec<String>,
+}
+
+impl Matrix {
+    /// Builds a matrix from per-series columns (`None` = missing). Every column must have one
+    /// entry per timestamp.
+    pub fn from_columns(
+        timestamps: Vec<i64>,
+        series: Vec<Labels>,
+        columns: Vec<Vec<Option<f64>>>,
+    ) -> Matrix {
+        assert_eq!(series.len(), columns.len(), "one column per series");
+        let mut values = Vec::with_capacity(timestamps.len() * columns.len());
+        for column in columns {
+            assert_eq!(column.len(), timestamps.len(), "one value per timestamp");
+            values.extend(column.into_iter().map(|v| v.unwrap_or(MISSING)));
+        }
+        Matrix {
+            timestamps,
+            series,
+            values,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Row timestamps, milliseconds since the Unix epoch, ascending.
+    pub fn timestamps(&self) -> &[i64] {
+        &self.timestamps
+    }
+
+    /// The series' labels, one per column, sorted as Prometheus sorts label sets.
+    pub fn series(&self) -> &[Labels] {
+        &self.series
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    pub fn n_series(&self) -> usize {
+        self.series.len()
+    }
+
+    /// All values, column-major (see the type's documentation).
+    pub fn values(&self) -> &[f64] {
+        &self.values
+    }
+
+    /// Takes the column-major values, e.g. for `Tensor::from_vec`.
+    pub fn into_values(self) -> Vec<f64> {
+        self.values
+    }
+
+    /// The values of series `s`, one per timestamp.
+    pub fn column(&self, s: usize) -> &[f64] {
+        let n = self.n_rows();
+        &self.values[s * n..(s + 1) * n]
+    }
+
+    /// The index of the series with exactly these labels.
+    pub fn position(&self, labels: &Labels) -> Option<usize> {
+        self.series.iter().position(|l| l == labels)
+    }
+
+    /// The sample of series `s` at row `row`; `None` where it is missing.
+    pub fn get(&self, row: usize, s: usize) -> Option<f64> {
+        let v = self.values[s * self.n_rows() + row];
+        (!is_missing(v)).then_some(v)
+    }
+
+    /// Values row-major, shape `(n_rows, n_series)`: row `r` is `[r * n_series .. (r + 1) * n_series]`.
+    pub fn to_row_major(&self) -> Vec<f64> {
+        let (rows, cols) = (self.n_rows(), self.n_series());
+        let mut out = vec![0.0; rows * cols];
+        for s in 0..cols {
+            for (r, v) in self.column(s).iter().enumerate() {
+                out[r * cols + s] = *v;
+            }
+        }
+        out
+    }
+
+    /// Cells that hold a sample.
+    pub fn sample_count(&self) -> usize {
+        self.values.iter().filter(|v| !is_missing(**v)).count()
+    }
+
+    /// Warnings the server attached to its answers (each once).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Applies a missing-sample policy in place.
+    pub fn apply(&mut self, policy: MissingPolicy) {
+        match policy {
+            MissingPolicy::Nan => {}
+            MissingPolicy::ForwardFill { max_gap } => self.forward_fill(max_gap),
+            MissingPolicy::Skip => self.drop_incomplete_rows(),
+        }
+    }
+
+    fn forward_fill(&mut self, max_gap: Duration) {
+        let max_gap = i64::try_from(max_gap.as_millis()).unwrap_or(i64::MAX);
+        let n = self.n_rows();
+        if n == 0 {
+            return;
+        }
+        for column in self.values.chunks_mut(n) {
+            let mut last: Option<(i64, f64)> = None;
+            for (v, &t) in column.iter_mut().zip(&self.timestamps) {
+                if !is_missing(*v) {
+                    last = Some((t, *v));
+                } else if let Some((seen, value)) = last
+                    && t - seen <= max_gap
+                {
+                    *v = value;
+                }
+            }
+        }
+    }
+
+    fn drop_incomplete_rows(&mut self) {
+        let n = self.n_rows();
+        if n == 0 {
+            return;
+        }
+        let keep: Vec<bool> = (0..n)
+            .map(|r| (0..self.n_series()).all(|s| !is_missing(self.values[s * n + r])))
+            .collect();
+        let kept = keep.iter().filter(|k| **k).count();
+        let mut out = 0;
+        for s in 0..self.n_series() {
+            for (r, &k) in keep.iter().enumerate() {
+                if k {
+                    self.values[out] = self.values[s * n + r];
+                    out += 1;
+                }
+            }
+        }
+        self.values.truncate(kept * self.n_series());
+        let mut r = 0;
+        self.timestamps.retain(|_| {
+            r += 1;
+            keep[r - 1]
+        });
+    }
+
+    pub(crate) fn push_warnings(&mut self, warnings: impl IntoIterator<Item = String>) {
+        for w in warnings {
+            if !self.warnings.contains(&w) {
+                self.warnings.push(w);
+            }
+        }
+    }
+}
+
+/// Decodes one range-query answer straight into per-series columns on the query's grid.
+#[derive(Debug)]
+pub(crate) struct RangeSink {
+    start: i64,
+    step: i64,
+    rows: usize,
+    pub(crate) series: Vec<Labels>,
+    pub(crate) columns: Vec<Vec<f64>>,
+    seen: std::collections::HashSet<Labels>,
+    // The fast path: the next sample usually sits on the next row.
+    expect_t: i64,
+    expect_row: usize,
+}
+
+impl RangeSink {
+    pub(crate) fn new(start: i64, step: i64, rows: usize) -> RangeSink {
+        RangeSink {
+            start,
+            step,
+            rows,
+            series: Vec::new(),
+            columns: Vec::new(),
+            seen: Default::default(),
+            expect_t: i64::MIN,
+            expect_row: 0,
+        }
+    }
+
+    /// The chunk as a matrix of its own rows.
+    pub(crate) fn into_matrix(self, warnings: Vec<String>) -> Matrix {
+        let timestamps = (0..self.rows as i64)
+            .map(|i| self.start + i * self.step)
+            .collect();
+        let mut values = Vec::with_capacity(self.rows * self.columns.len());
+        for c in &self.columns {
+            values.extend_from_slice(c);
+        }
+        let mut m = Matrix {
+            timestamps,
+            series: self.series,
+            values,
+            warnings: Vec::new(),
+        };
+        m.push_warnings(warnings);
+        m
+    }
+}
+
+impl Sink for RangeSink {
+    fn begin_series(&mut self, labels: Labels) -> Result<()> {
+        if !self.seen.insert(labels.clone()) {
+            return Err(Error::DuplicateSeries(labels));
+        }
+        self.series.push(labels);
+        self.columns.push(vec![MISSING; self.rows]);
+        self.expect_t = self.start;
+        self.expect_row = 0;
+        Ok(())
+    }
+
+    #[inline]
+    fn point(&mut self, t: i64, value: f64) -> Result<()> {
+        let row = if t == self.expect_t && self.expect_row < self.rows {
+            self.expect_row
+        } else {
+            let offset = t - self.start;
+            let row = offset / self.step;
+            if offset < 0 || offset % self.step != 0 || row as usize >= self.rows {
+                return Err(Error::OffGrid {
+                    series: self.series.last().cloned().unwrap_or_default(),
+                    timestamp_ms: t,
+                    start_ms: self.start,
+                    step_ms: self.step,
+                    rows: self.rows,
+                });
+            }
+            row as usize
+        };
+        // A NaN the server sent must not look missing: the canonical NaN never has our payload.
+        let column = self.columns.last_mut().expect("begin_series comes first");
+        column[row] = value;
+        self.expect_t = t + self.step;
+        self.expect_row = row + 1;
+        Ok(())
+    }
+}
+
+/// Assembles chunk results, in any order, into one matrix on the whole query's grid.
+#[derive(Debug)]
+pub(crate) struct Assembler {
+    rows: usize,
+    timestamps: Vec<i64>,
+    series: Vec<Labels>,
+    index: HashMap<Labels, usize>,
+    values: Vec<f64>,
+    warnings: Vec<String>,
+}
+
+impl Assembler {
+    pub(crate) fn new(timestamps: Vec<i64>) -> Assembler {
+        Assembler {
+            rows: timestamps.len(),
+            timestamps,
+            series: Vec::new(),
+            index: HashMap::new(),
+            values: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Copies a chunk whose first row is `row_offset` into place, and frees it.
+    pub(crate) fn merge(&mut self, row_offset: usize, chunk: RangeSink, warnings: Vec<String>) {
+        let new = chunk
+            .series
+            .iter()
+            .filter(|l| !self.index.contains_key(*l))
+            .count();
+        self.values.reserve(new * self.rows);
+        for (labels, column) in chunk.series.into_iter().zip(chunk.columns) {
+            let s = match self.index.get(&labels) {
+                Some(&s) => s,
+                None => {
+                    let s = self.series.len();
+                    self.values.resize(self.values.len() + self.rows, MISSING);
+                    self.index.insert(labels.clone(), s);
+                    self.series.push(labels);
+                    s
+                }
+            };
+            let at = s * self.rows + row_offset;
+            self.values[at..at + column.len()].copy_from_slice(&column);
+        }
+        for w in warnings {
+            if !self.warnings.contains(&w) {
+                self.warnings.push(w);
+            }
+        }
+    }
+
+    /// The matrix, its series sorted by labels (the order Prometheus gives them).
+    pub(crate) fn finish(self) -> Matrix {
+        let Assembler {
+            rows,
+            timestamps,
+            series,
+            mut values,
+            warnings,
+            ..
+        } = self;
+        let mut order: Vec<usize> = (0..series.len()).collect();
+        order.sort_by(|&a, &b| series[a].cmp(&series[b]));
+        permute_columns(&mut values, rows, &order);
+        let mut labels: Vec<Option<Labels>> = series.into_iter().map(Some).collect();
+        let series = order
+            .iter()
+            .map(|&i| labels[i].take().expect("a permutation"))
+            .collect();
+        Matrix {
+            timestamps,
+            series,
+            values,
+            warnings,
+        }
+    }
+}
+
+/// Reorders columns in place so that new column `i` is old column `order[i]`.
+fn permute_columns(values: &mut [f64], rows: usize, order: &[usize]) {
+    if rows == 0 {
+        return;
+    }
+    let mut done = vec![false; order.len()];
+    for start in 0..order.len() {
+        if done[start] || order[start] == start {
+            done[start] = true;
+            continue;
+        }
+        // Follow the cycle: position i receives column order[i].
+        let mut i = start;
+        loop {
+            done[i] = true;
+            let from = order[i];
+            if from == start {
+                break;
+            }
+            // Swap columns i and from; column `from` now holds what position `from` needs later.
+            let (a, b) = (i.min(from), i.max(from));
+            let (left, right) = values.split_at_mut(b * rows);
+            left[a * rows..(a + 1) * rows].swap_with_slice(&mut right[..rows]);
+            i = from;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(name: &str) -> Labels {
+        Labels::from_pairs([("__name__", name)])
+    }
+
+    #[test]
+    fn permutation_matches_a_plain_copy() {
+        let rows = 3;
+        for order in [
+            vec![0, 1, 2, 3],
+            vec![3, 2, 1, 0],
+            vec![1, 2, 3, 0],
+            vec![2, 0, 3, 1],
+            vec![1, 0, 3, 2],
+        ] {
+            let mut values: Vec<f64> = (0..4 * rows).map(|v| v as f64).collect();
+            let expected: Vec<f64> = order
+                .iter()
+                .flat_map(|&c| (0..rows).map(move |r| (c * rows + r) as f64))
+                .collect();
+            permute_columns(&mut values, rows, &order);
+            assert_eq!(values, expected, "{order:?}");
+        }
+    }
+
+    #[test]
+    fn chunks_in_any_order_assemble_sorted() {
+        let mut a = Assembler::new(vec![0, 10, 20, 30]);
+        let mut second = RangeSink::new(20, 10, 2);
+        second.begin_series(labels("b")).unwrap();
+        second.point(20, 2.0).unwrap();
+        second.point(30, 3.0).unwrap();
+        second.begin_series(labels("a")).unwrap();
+        second.point(30, f64::NAN).unwrap();
+        let mut first = RangeSink::new(0, 10, 2);
+        first.begin_series(labels("b")).unwrap();
+        first.point(0, 0.0).unwrap();
+        first.point(10, 1.0).unwrap();
+        a.merge(2, second, vec!["w".into()]);
+        a.merge(0, first, vec!["w".into()]);
+        let m = a.finish();
+        assert_eq!(m.series(), [labels("a"), labels("b")]);
+        assert!(is_missing(m.column(0)[0]) && is_missing(m.column(0)[2]));
+        assert!(m.column(0)[3].is_nan() && !is_missing(m.column(0)[3]));
+        assert_eq!(m.column(1), [0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(m.warnings(), ["w"]);
+        assert_eq!(m.sample_count(), 5);
+    }
+
+    #[test]
+    fn off_grid_and_duplicate_series_are_errors() {
+        let mut s = RangeSink::new(1000, 1000, 3);
+        s.begin_series(labels("a")).unwrap();
+        assert!(matches!(s.point(1500, 1.0), Err(Error::OffGrid { .. })));
+        assert!(matches!(s.point(4000, 1.0), Err(Error::OffGrid { .. })));
+        assert!(matches!(s.point(0, 1.0), Err(Error::OffGrid { .. })));
+        s.point(3000, 1.0).unwrap();
+        assert!(matches!(
+            s.begin_series(labels("a")),
+            Err(Error::DuplicateSeries(_))
+        ));
+    }
+
+    #[test]
+    fn policies() {
+        let m = Matrix::from_columns(
+            vec![0, 1000, 2000, 3000, 4000],
+            vec![labels("a"), labels("b")],
+            vec![
+                vec![Some(1.0), None, None, None, Some(5.0)],
+                vec![Some(1.0), Some(2.0), Some(3.0), Some(4.0), Some(5.0)],
+            ],
+        );
+        let mut filled = m.clone();
+        filled.apply(MissingPolicy::ForwardFill {
+            max_gap: Duration::from_secs(2),
+        });
+        assert_eq!(filled.column(0)[..3], [1.0, 1.0, 1.0]);
+        assert!(is_missing(filled.column(0)[3]));
+        let mut skipped = m.clone();
+        skipped.apply(MissingPolicy::Skip);
+        assert_eq!(skipped.timestamps(), [0, 4000]);
+        assert_eq!(skipped.column(0), [1.0, 5.0]);
+        assert_eq!(skipped.column(1), [1.0, 5.0]);
+        let mut nan = m.clone();
+        nan.apply(MissingPolicy::Nan);
+        assert_eq!(nan.to_row_major().len(), 10);
+        assert!(nan.get(1, 0).is_none());
+    }
+}
