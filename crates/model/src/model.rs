@@ -185,7 +185,6 @@ pub struct History {
 /// assert!(history.epoch_losses[4] < history.epoch_losses[0]);
 /// # Ok::<(), promlearn_model::Error>(())
 /// ```
-#[derive(Debug)]
 pub struct Forecaster {
     config: ModelConfig,
     layout: Layout,
@@ -200,6 +199,21 @@ pub struct Forecaster {
     threads: usize,
     scaler: Option<Scaler>,
     threshold: Option<Threshold>,
+}
+
+impl std::fmt::Debug for Forecaster {
+    // The weights and scratch buffers would drown everything else.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forecaster")
+            .field("config", &self.config)
+            .field("parameters", &self.params.len())
+            .field("adam_steps", &self.adam.iterations)
+            .field("backend", &self.backend)
+            .field("threads", &self.threads)
+            .field("scaler", &self.scaler)
+            .field("threshold", &self.threshold)
+            .finish_non_exhaustive()
+    }
 }
 
 const WEIGHTS_FILE: &str = "model.safetensors";
