@@ -551,8 +551,7 @@ impl Forecaster {
 
     fn predict_flat(&self, flat: &[f32]) -> Result<Vec<f64>> {
         let n = self.config.n_steps;
-        let (vars, _, lstm, dense) = self.candle_modules()?;
-        drop(vars);
+        let (_, lstm, dense) = self.candle_modules()?;
         let mut out = Vec::with_capacity(flat.len() / n);
         // Bounded chunks keep the per-timestep tensors small for long series.
         for chunk in flat.chunks(4096 * n) {
@@ -577,7 +576,7 @@ impl Forecaster {
                 got: "windows of another length".into(),
             });
         }
-        let (_, _, lstm, dense) = self.candle_modules()?;
+        let (_, lstm, dense) = self.candle_modules()?;
         let x = Tensor::from_slice(&flat, (windows.len(), n, 1), &Device::Cpu)?;
         let states = lstm.seq(&x)?;
         let h = states.last().expect("n_steps >= 1").h().clone();
@@ -723,15 +722,9 @@ impl Forecaster {
         Ok(map)
     }
 
-    /// The layers as candle_nn modules over fresh `Var`s holding the current weights.
-    fn candle_modules(
-        &self,
-    ) -> Result<(
-        HashMap<String, Var>,
-        VarMap,
-        candle_nn::LSTM,
-        candle_nn::Linear,
-    )> {
+    /// The layers as candle_nn modules over fresh `Var`s holding the current weights; the
+    /// `Var`s come back too, to look up their gradients.
+    fn candle_modules(&self) -> Result<(HashMap<String, Var>, candle_nn::LSTM, candle_nn::Linear)> {
         let varmap = VarMap::new();
         let mut vars = HashMap::new();
         {
@@ -746,12 +739,12 @@ impl Forecaster {
         let h = self.config.hidden;
         let lstm = candle_nn::rnn::lstm(1, h, LSTMConfig::default(), vb.pp("lstm"))?;
         let dense = candle_nn::linear(h, 1, vb.pp("dense"))?;
-        Ok((vars, varmap, lstm, dense))
+        Ok((vars, lstm, dense))
     }
 
     /// Loss and gradients (flat, Keras layout) by candle's autograd through candle_nn's LSTM.
     fn candle_loss_and_grads(&self, batch: &Batch) -> Result<(f64, Vec<f32>)> {
-        let (vars, _varmap, lstm, dense) = self.candle_modules()?;
+        let (vars, lstm, dense) = self.candle_modules()?;
         let dev = Device::Cpu;
         let (b, n, w) = (batch.size(), batch.n_steps(), batch.target_width());
         let x = Tensor::from_slice(batch.inputs(), (b, n, 1), &dev)?;
