@@ -15,7 +15,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         args.which
     };
-    let provisioned = setup::run(&setup::SetupArgs { no_docker: true }).await?;
+    let provisioned = setup::run(&setup::SetupArgs {
+        no_docker: true,
+        quiet: false,
+    })
+    .await?;
     for name in which {
         let package = match name.as_str() {
             "dns" => "promlearn-dns",

@@ -5,9 +5,11 @@
 //! - `demo`:  the TensorFlow-IO Prometheus tutorial, end to end;
 //! - `bench`: the speed targets, measured side by side against the peers.
 
+mod anomaly;
 mod bench;
 mod demo;
 mod setup;
+mod tutorial;
 
 use std::process::ExitCode;
 
@@ -37,6 +39,9 @@ struct E2eArgs {
     /// Runtimes to run the end-to-end tests on, comma-separated
     #[arg(long, default_value = "processes,containers", value_delimiter = ',')]
     runtimes: Vec<String>,
+    /// Skip running the demo as a test after the test suites
+    #[arg(long)]
+    skip_demo: bool,
     /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter
     #[arg(last = true)]
     cargo_test_args: Vec<String>,
@@ -69,6 +74,7 @@ async fn e2e(args: E2eArgs) -> anyhow::Result<()> {
     let want_docker = args.runtimes.iter().any(|r| r.trim() == "containers");
     let provisioned = setup::run(&setup::SetupArgs {
         no_docker: !want_docker,
+        quiet: false,
     })
     .await?;
     let mut command = setup::cargo();
@@ -88,5 +94,71 @@ async fn e2e(args: E2eArgs) -> anyhow::Result<()> {
     let mut doc = setup::cargo();
     doc.args(["test", "--workspace", "--doc"]);
     provisioned.apply_env(&mut doc);
-    setup::run_step("cargo test --doc", doc)
+    setup::run_step("cargo test --doc", doc)?;
+    if args.skip_demo {
+        return Ok(());
+    }
+    demo_checks(&args.runtimes).await
+}
+
+/// The demo, run as a test on each runtime: the tutorial's facts, and the anomaly run's flags.
+async fn demo_checks(runtimes: &[String]) -> anyhow::Result<()> {
+    let mut failures = Vec::new();
+    let mut passed = 0;
+    for runtime in runtimes {
+        eprintln!("==> demo on {runtime} (tutorial and anomaly run, about 3 minutes)");
+        let args = demo::DemoArgs::for_e2e(runtime.parse().map_err(anyhow::Error::msg)?)?;
+        let outcome = demo::run_demo(&args).await?;
+        let anomaly = outcome.anomaly.as_ref().expect("asked for");
+        let checks = [
+            (
+                "the request count is exactly 2.0 over the 5 s after two queries",
+                outcome.request_count.len() == 5
+                    && outcome.request_count.iter().all(|(_, v)| *v == 2.0),
+            ),
+            (
+                "go_memstats_gc_sys_bytes has both the coredns and the prometheus job",
+                outcome.gc_sys_bytes.len() == 5
+                    && outcome
+                        .gc_sys_bytes
+                        .iter()
+                        .all(|(_, c, p)| c.is_finite() && p.is_finite()),
+            ),
+            (
+                "the training loss falls",
+                outcome.epoch_losses.len() == 5
+                    && outcome.epoch_losses[4] < outcome.epoch_losses[0],
+            ),
+            (
+                "the anomaly run flags both injected events",
+                anomaly.events_found.iter().all(|(_, found)| *found),
+            ),
+            (
+                "no more than 3 false flags over the baseline",
+                anomaly.false_flags <= 3,
+            ),
+        ];
+        for (what, ok) in checks {
+            eprintln!(
+                "    [{}] {runtime}: {what}",
+                if ok { "ok" } else { "FAILED" }
+            );
+            if ok {
+                passed += 1;
+            } else {
+                failures.push(format!("{runtime}: {what}"));
+            }
+        }
+        eprintln!(
+            "    tutorial part took {:.1} s; whole demo {:.1} s",
+            outcome.tutorial_seconds, outcome.wall_seconds
+        );
+    }
+    println!("demo checks: {passed} passed, {} failed", failures.len());
+    anyhow::ensure!(
+        failures.is_empty(),
+        "demo checks failed: {}",
+        failures.join("; ")
+    );
+    Ok(())
 }

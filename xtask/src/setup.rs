@@ -11,6 +11,9 @@ pub struct SetupArgs {
     /// Skip Docker (the tests then run on the process runtime only)
     #[arg(long)]
     pub no_docker: bool,
+    /// Print nothing unless something fails
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// What set-up found or made, to hand to the commands that follow.
@@ -30,14 +33,14 @@ impl Provisioned {
         }
     }
 
-    /// Sets the same variables in this process, for the testbed the demo starts in-process.
-    pub fn export(&self) {
-        // SAFETY: called before the demo starts any thread that reads the environment.
-        unsafe {
-            std::env::set_var(provision::COREDNS_BIN_ENV, &self.coredns);
-            std::env::set_var(provision::PROMETHEUS_BIN_ENV, &self.prometheus);
-            for (name, value) in &self.image_env {
-                std::env::set_var(name, value);
+    /// The same choices for a testbed started in this process.
+    pub fn apply_to(&self, config: &mut promlearn_testbed::TestbedConfig) {
+        config.coredns_bin = Some(self.coredns.clone());
+        config.prometheus_bin = Some(self.prometheus.clone());
+        for (name, value) in &self.image_env {
+            match *name {
+                provision::COREDNS_IMAGE_ENV => config.coredns_image = Some(value.clone()),
+                _ => config.prometheus_image = Some(value.clone()),
             }
         }
     }
@@ -52,7 +55,7 @@ const TOOL_PACKAGES: &[(&str, &str)] = &[
 ];
 
 pub async fn run(args: &SetupArgs) -> anyhow::Result<Provisioned> {
-    let spinner = Status::new("setup");
+    let spinner = Status::new("setup", args.quiet);
     let mut progress = |line: &str| spinner.message(line);
 
     let prometheus = provision::ensure_prometheus(&mut progress).await?;
@@ -78,23 +81,27 @@ pub async fn run(args: &SetupArgs) -> anyhow::Result<Provisioned> {
     spinner.println(format!("  coredns      {}", coredns.display()));
 
     let mut image_env = Vec::new();
+    let upstream_present = || async {
+        provision::docker_image_present(provision::COREDNS_UPSTREAM_IMAGE).await
+            && provision::docker_image_present(provision::PROMETHEUS_UPSTREAM_IMAGE).await
+    };
+    let local_images = [
+        (
+            provision::COREDNS_IMAGE_ENV,
+            provision::COREDNS_LOCAL_IMAGE.to_owned(),
+        ),
+        (
+            provision::PROMETHEUS_IMAGE_ENV,
+            provision::PROMETHEUS_LOCAL_IMAGE.to_owned(),
+        ),
+    ];
+    let overridden = std::env::var_os(provision::COREDNS_IMAGE_ENV).is_some();
     if !args.no_docker {
         provision::ensure_docker_daemon(&mut progress).await?;
-        let upstream_present = provision::docker_image_present(provision::COREDNS_UPSTREAM_IMAGE)
-            .await
-            && provision::docker_image_present(provision::PROMETHEUS_UPSTREAM_IMAGE).await;
-        let overridden = std::env::var_os(provision::COREDNS_IMAGE_ENV).is_some();
-        if !upstream_present && !overridden {
+        if !overridden && !upstream_present().await {
             // No registry may be reachable: images made from the binaries above stand in for upstream's.
             provision::build_local_images(&mut progress).await?;
-            image_env.push((
-                provision::COREDNS_IMAGE_ENV,
-                provision::COREDNS_LOCAL_IMAGE.to_owned(),
-            ));
-            image_env.push((
-                provision::PROMETHEUS_IMAGE_ENV,
-                provision::PROMETHEUS_LOCAL_IMAGE.to_owned(),
-            ));
+            image_env.extend(local_images);
         }
         spinner.println(format!(
             "  docker       daemon up; images {} and {}",
@@ -105,6 +112,14 @@ pub async fn run(args: &SetupArgs) -> anyhow::Result<Provisioned> {
                 .get(1)
                 .map_or(provision::prometheus_image(), |(_, i)| i.clone()),
         ));
+    } else if !overridden
+        && provision::docker_ping().await.is_ok()
+        && !upstream_present().await
+        && provision::docker_image_present(provision::COREDNS_LOCAL_IMAGE).await
+        && provision::docker_image_present(provision::PROMETHEUS_LOCAL_IMAGE).await
+    {
+        // Docker was not asked for, but where it runs with images built earlier, `auto` may use them.
+        image_env.extend(local_images);
     }
     spinner.finish("set-up done");
     Ok(Provisioned {
@@ -122,11 +137,18 @@ pub struct Status {
 }
 
 impl Status {
-    pub fn new(prefix: &'static str) -> Status {
+    pub fn new(prefix: &'static str, quiet: bool) -> Status {
+        if quiet {
+            return Status {
+                prefix,
+                spinner: Some(ProgressBar::hidden()),
+            };
+        }
         let spinner = std::io::stderr().is_terminal().then(|| {
             let spinner = ProgressBar::new_spinner();
             spinner.set_style(
-                ProgressStyle::with_template("{spinner} {prefix}: {wide_msg} [{elapsed}]").expect("valid template"),
+                ProgressStyle::with_template("{spinner} {prefix}: {wide_msg} [{elapsed}]")
+                    .expect("valid template"),
             );
             spinner.set_prefix(prefix);
             spinner.enable_steady_tick(Duration::from_millis(120));

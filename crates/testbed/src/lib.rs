@@ -97,6 +97,9 @@ pub struct TestbedConfig {
     /// Binaries for the process runtime; `None` searches as [`provision::locate_coredns`] does.
     pub coredns_bin: Option<PathBuf>,
     pub prometheus_bin: Option<PathBuf>,
+    /// Images for the container runtime; `None` takes `$COREDNS_IMAGE` / `$PROMETHEUS_IMAGE`, else upstream's.
+    pub coredns_image: Option<String>,
+    pub prometheus_image: Option<String>,
 }
 
 impl TestbedConfig {
@@ -111,6 +114,8 @@ impl TestbedConfig {
             start_timeout: Duration::from_secs(60),
             coredns_bin: None,
             prometheus_bin: None,
+            coredns_image: None,
+            prometheus_image: None,
         }
     }
 
@@ -160,7 +165,17 @@ impl Testbed {
         progress: provision::Progress<'_>,
     ) -> Result<Testbed> {
         let deadline = Instant::now() + config.start_timeout;
-        let (runtime, runtime_reason) = choose_runtime(config.runtime).await?;
+        let images = Images {
+            coredns: config
+                .coredns_image
+                .clone()
+                .unwrap_or_else(provision::coredns_image),
+            prometheus: config
+                .prometheus_image
+                .clone()
+                .unwrap_or_else(provision::prometheus_image),
+        };
+        let (runtime, runtime_reason) = choose_runtime(config.runtime, &images).await?;
         progress(&format!("runtime: {runtime} ({runtime_reason})"));
         config.ports.ensure_free()?;
         let configs = ServerConfigs::load(&config.corefile, &config.prometheus_yml, config.ports)?;
@@ -193,7 +208,9 @@ impl Testbed {
                 testbed._workdir.path(),
                 config.coredns_bin.clone(),
             )?,
-            Runtime::Containers => server::coredns_container(&configs).await?,
+            Runtime::Containers => {
+                server::coredns_container(&configs, images.coredns.clone()).await?
+            }
         });
         let (http, metrics_url) = (testbed.http.clone(), testbed.metrics_url());
         testbed
@@ -218,9 +235,15 @@ impl Testbed {
                 &configs,
                 testbed._workdir.path(),
                 config.ports.prometheus,
+                config.prometheus_bin.clone(),
             )?,
             Runtime::Containers => {
-                server::prometheus_container(&configs, config.ports.prometheus).await?
+                server::prometheus_container(
+                    &configs,
+                    config.ports.prometheus,
+                    images.prometheus.clone(),
+                )
+                .await?
             }
         });
         progress("waiting for Prometheus to scrape CoreDNS (up{job=\"coredns\"} == 1)");
@@ -399,13 +422,15 @@ impl Testbed {
     }
 }
 
-async fn choose_runtime(choice: RuntimeChoice) -> Result<(Runtime, String)> {
+struct Images {
+    coredns: String,
+    prometheus: String,
+}
+
+async fn choose_runtime(choice: RuntimeChoice, images: &Images) -> Result<(Runtime, String)> {
     let images = [
-        (provision::coredns_image(), provision::COREDNS_IMAGE_ENV),
-        (
-            provision::prometheus_image(),
-            provision::PROMETHEUS_IMAGE_ENV,
-        ),
+        (images.coredns.clone(), provision::COREDNS_IMAGE_ENV),
+        (images.prometheus.clone(), provision::PROMETHEUS_IMAGE_ENV),
     ];
     match choice {
         RuntimeChoice::Processes => Ok((Runtime::Processes, "asked for".into())),

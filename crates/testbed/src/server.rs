@@ -123,8 +123,10 @@ pub(crate) fn prometheus_process(
     configs: &ServerConfigs,
     workdir: &Path,
     port: u16,
+    binary: Option<PathBuf>,
 ) -> Result<Server> {
-    let binary = provision::locate_prometheus()?;
+    let binary =
+        existing(binary, "the prometheus binary")?.map_or_else(provision::locate_prometheus, Ok)?;
     let config = workdir.join("prometheus.yml");
     std::fs::write(&config, &configs.prometheus_yml)
         .map_err(TestbedError::io("writing prometheus.yml"))?;
@@ -207,22 +209,21 @@ async fn start_container(
     }
 }
 
-pub(crate) async fn coredns_container(configs: &ServerConfigs) -> Result<Server> {
+pub(crate) async fn coredns_container(configs: &ServerConfigs, image: String) -> Result<Server> {
     let corefile = configs.corefile.clone().into_bytes();
-    start_container(
-        "CoreDNS",
-        provision::coredns_image(),
-        COREDNS_IMAGE_ENV,
-        |image| {
-            image
-                .with_copy_to("/etc/coredns/Corefile", corefile)
-                .with_cmd(["-conf", "/etc/coredns/Corefile"])
-        },
-    )
+    start_container("CoreDNS", image, COREDNS_IMAGE_ENV, |image| {
+        image
+            .with_copy_to("/etc/coredns/Corefile", corefile)
+            .with_cmd(["-conf", "/etc/coredns/Corefile"])
+    })
     .await
 }
 
-pub(crate) async fn prometheus_container(configs: &ServerConfigs, port: u16) -> Result<Server> {
+pub(crate) async fn prometheus_container(
+    configs: &ServerConfigs,
+    port: u16,
+    image: String,
+) -> Result<Server> {
     let mut request_files = vec![(
         "/etc/prometheus/prometheus.yml".to_owned(),
         configs.prometheus_yml.clone().into_bytes(),
@@ -233,22 +234,17 @@ pub(crate) async fn prometheus_container(configs: &ServerConfigs, port: u16) -> 
             contents.clone().into_bytes(),
         ));
     }
-    start_container(
-        "Prometheus",
-        provision::prometheus_image(),
-        PROMETHEUS_IMAGE_ENV,
-        |image| {
-            let mut request = image.with_cmd([
-                "--config.file=/etc/prometheus/prometheus.yml".to_owned(),
-                "--storage.tsdb.path=/prometheus".to_owned(),
-                format!("--web.listen-address=127.0.0.1:{port}"),
-            ]);
-            for (target, contents) in request_files {
-                request = request.with_copy_to(target, contents);
-            }
-            request
-        },
-    )
+    start_container("Prometheus", image, PROMETHEUS_IMAGE_ENV, |image| {
+        let mut request = image.with_cmd([
+            "--config.file=/etc/prometheus/prometheus.yml".to_owned(),
+            "--storage.tsdb.path=/prometheus".to_owned(),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ]);
+        for (target, contents) in request_files {
+            request = request.with_copy_to(target, contents);
+        }
+        request
+    })
     .await
 }
 
