@@ -144,11 +144,13 @@ pub async fn run(
     let errors = model.prediction_errors(&rates)?;
     let flags = threshold.flag(&errors);
 
+    // A flag belongs to an event from its start until the event has left both the rate query's
+    // look-back and the model's input window: predictions made from event data are the event's echo.
     let in_event = |index: usize| {
         let t = times[index];
         EVENTS.iter().position(|e| {
             let from = start_ms + e.at_s as i64 * 1000;
-            let to = from + (e.len_s as i64 + RATE_WINDOW_S + 1) * 1000;
+            let to = from + (e.len_s as i64 + RATE_WINDOW_S + 1 + WINDOW as i64) * 1000;
             (from..to).contains(&t)
         })
     };
@@ -211,7 +213,8 @@ pub async fn run(
             println!("  {name:<14} {}", if *found { "flagged" } else { "MISSED" });
         }
         println!(
-            "  flags: {} ({} within the events, {} on normal traffic); precision {:.2}, recall {:.2}",
+            "  flags: {} ({} during an event or while it is in the model's {WINDOW} s input, {} on normal \
+             traffic); precision {:.2}, recall {:.2}",
             outcome.flagged,
             outcome.true_flags,
             outcome.false_flags,

@@ -82,7 +82,9 @@ async fn e2e(args: E2eArgs) -> anyhow::Result<()> {
         .args([
             "test",
             "--workspace",
-            "--all-targets",
+            "--lib",
+            "--bins",
+            "--tests",
             "--",
             "--include-ignored",
         ])
@@ -90,7 +92,7 @@ async fn e2e(args: E2eArgs) -> anyhow::Result<()> {
         .env("PROMLEARN_E2E_RUNTIMES", args.runtimes.join(","));
     provisioned.apply_env(&mut command);
     setup::run_step("cargo test (unit, integration and end-to-end)", command)?;
-    // `--all-targets` leaves doctests out; they run on their own.
+    // Benchmarks are left out (they run long, in `cargo xtask bench`), and doctests run on their own.
     let mut doc = setup::cargo();
     doc.args(["test", "--workspace", "--doc"]);
     provisioned.apply_env(&mut doc);
