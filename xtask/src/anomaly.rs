@@ -9,6 +9,7 @@ use std::{
 
 use anyhow::Context;
 use promlearn_dns::{LoadConfig, Profile};
+use promlearn_loader::RangeQuery;
 use promlearn_model::{
     Dataset, FitOptions, Forecaster, ModelConfig, ScaleKind, Scaler, TargetMode, Threshold,
 };
@@ -101,11 +102,28 @@ pub async fn run(
 
     let query = format!("sum(rate(coredns_dns_requests_total[{RATE_WINDOW_S}s]))");
     let end_ms = start_ms + TOTAL_S as i64 * 1000;
-    let loader = crate::tutorial::Loader::new(endpoint)?;
+    let client = promlearn_loader::Client::new(endpoint)?;
     // Wait for the scrape that covers the end of the run.
     let mut points = Vec::new();
     for _ in 0..40 {
-        points = loader.range(&query, start_ms + 1000, end_ms, 1).await?;
+        let range = RangeQuery::new(
+            query.clone(),
+            start_ms + 1000,
+            end_ms,
+            Duration::from_secs(1),
+        )?;
+        let matrix = client.query_range(&range).await?;
+        anyhow::ensure!(
+            matrix.n_series() == 1,
+            "`{query}` should answer one series, not {}",
+            matrix.n_series()
+        );
+        points = matrix
+            .timestamps()
+            .iter()
+            .copied()
+            .zip(matrix.column(0).iter().copied())
+            .collect();
         if points.last().is_some_and(|(t, _)| *t >= end_ms - 1000) {
             break;
         }

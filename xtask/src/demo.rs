@@ -7,6 +7,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use promlearn_dns::Query;
+use promlearn_loader::tutorial::{Dataset as MetricsDataset, Nested, PyFloat, format_time};
 use promlearn_model::{
     Dataset, FitOptions, Forecaster, ModelConfig, ScaleKind, Scaler, TargetMode,
 };
@@ -196,32 +197,26 @@ async fn tutorial(
     status.message(
         "waiting until Prometheus holds 5 s of the request count at 2.0 and 12 s of memory stats",
     );
-    let loader = crate::tutorial::Loader::new(endpoint)?;
+    let client = promlearn_loader::Client::new(endpoint)?;
+    let load = |query: &'static str, length: u64| {
+        MetricsDataset::builder(query, length)
+            .client(client.clone())
+            .load()
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     let (n_samples, n_steps) = (10, 2);
     let training_length = n_samples + n_steps - 1 + 1;
-    let (count, gc) = loop {
-        let count = loader
-            .from_prometheus("coredns_dns_request_count_total", 5)
-            .await?;
-        let gc = loader
-            .from_prometheus("go_memstats_gc_sys_bytes", 5)
-            .await?;
-        let memory = loader
-            .from_prometheus("go_memstats_sys_bytes", training_length)
-            .await?;
-        let ready = count.len() == 5
-            && count
-                .iter()
-                .all(|(_, v)| value(v, "coredns", "coredns_dns_request_count_total") == Some(2.0))
-            && gc
-                .iter()
-                .all(|(_, v)| v.contains_key("coredns") && v.contains_key("prometheus"))
-            && memory
-                .iter()
-                .all(|(_, v)| value(v, "coredns", "go_memstats_sys_bytes").is_some());
+    let (count, gc, memory) = loop {
+        let count = load("coredns_dns_request_count_total", 5).await?;
+        let gc = load("go_memstats_gc_sys_bytes", 5).await?;
+        let memory = load("go_memstats_sys_bytes", training_length as u64).await?;
+        let ready = complete(&count, "coredns", "coredns_dns_request_count_total")
+            .is_some_and(|c| c.iter().all(|v| *v == 2.0))
+            && complete(&gc, "coredns", "go_memstats_gc_sys_bytes").is_some()
+            && complete(&gc, "prometheus", "go_memstats_gc_sys_bytes").is_some()
+            && complete(&memory, "coredns", "go_memstats_sys_bytes").is_some();
         if ready {
-            break (count, gc);
+            break (count, gc, memory);
         }
         if Instant::now() > deadline {
             bail!(
@@ -233,41 +228,38 @@ async fn tutorial(
     };
     status.finish("data is in");
 
+    // The tutorial's prints, element by element: `value['coredns']['localhost:9153'][metric]`.
     if verbose {
-        println!("Dataset Spec:\n{}\n", crate::tutorial::element_spec(&count));
+        println!("Dataset Spec:\n{}\n", count.element_spec());
         println!("CoreDNS Time Series:");
     }
-    for (time_ms, v) in &count {
-        let value = value(v, "coredns", "coredns_dns_request_count_total").expect("checked above");
+    for (time_ms, element) in &count {
+        let value = element_value(&element, "coredns", "coredns_dns_request_count_total");
         if verbose {
-            println!("{}: {value:?}", local_time(*time_ms));
+            println!("{}: {}", format_time(time_ms), PyFloat(value));
         }
-        outcome.request_count.push((*time_ms, value));
+        outcome.request_count.push((time_ms, value));
     }
     if verbose {
         println!("\nTime Series CoreDNS/Prometheus Comparision:");
     }
-    for (time_ms, v) in &gc {
-        let coredns = value(v, "coredns", "go_memstats_gc_sys_bytes").unwrap_or(f64::NAN);
-        let prometheus = value(v, "prometheus", "go_memstats_gc_sys_bytes").unwrap_or(f64::NAN);
+    for (time_ms, element) in &gc {
+        let coredns = element_value(&element, "coredns", "go_memstats_gc_sys_bytes");
+        let prometheus = element_value(&element, "prometheus", "go_memstats_gc_sys_bytes");
         if verbose {
-            println!("{}: {coredns:?}/{prometheus:?}", local_time(*time_ms));
+            println!(
+                "{}: {}/{}",
+                format_time(time_ms),
+                PyFloat(coredns),
+                PyFloat(prometheus)
+            );
         }
-        outcome.gc_sys_bytes.push((*time_ms, coredns, prometheus));
+        outcome.gc_sys_bytes.push((time_ms, coredns, prometheus));
     }
 
     // Training, as the tutorial does it: 10 samples + 2 steps of go_memstats_sys_bytes from the
     // coredns job, scaled by its maximum, 2-step windows with shift 1, the next window as target.
-    let memory = loader
-        .from_prometheus("go_memstats_sys_bytes", training_length)
-        .await?;
-    let series: Vec<f64> = memory
-        .iter()
-        .map(|(_, v)| {
-            value(v, "coredns", "go_memstats_sys_bytes")
-                .context("go_memstats_sys_bytes of job coredns")
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let series = complete(&memory, "coredns", "go_memstats_sys_bytes").expect("checked above");
     let scaler = Scaler::fit(&series, ScaleKind::Max)?;
     let dataset = Dataset::from_series(
         &scaler.transform(&series)?,
@@ -293,17 +285,18 @@ async fn tutorial(
     Ok(())
 }
 
-fn value(element: &crate::tutorial::Element, job: &str, metric: &str) -> Option<f64> {
-    element.get(job)?.values().next()?.get(metric).copied()
+/// A job's series of `metric` (its one instance), when it has a value at every second.
+fn complete(dataset: &MetricsDataset, job: &str, metric: &str) -> Option<Vec<f64>> {
+    let column = dataset.get_in_job(job, metric)?;
+    (dataset.len() > 0 && column.iter().all(|v| v.is_finite())).then(|| column.to_vec())
 }
 
-/// As the tutorial's `datetime.fromtimestamp(time // 1000)`: local time, whole seconds.
-fn local_time(time_ms: i64) -> String {
-    chrono::DateTime::from_timestamp(time_ms.div_euclid(1000), 0)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|| format!("{time_ms} ms"))
+/// `element[job][<its instance>][metric]`, NaN where the element has no such value.
+fn element_value(element: &Nested, job: &str, metric: &str) -> f64 {
+    element
+        .get(job)
+        .and_then(|instances| instances.values().next())
+        .and_then(|metrics| metrics.get(metric))
+        .copied()
+        .unwrap_or(f64::NAN)
 }

@@ -9,7 +9,6 @@ mod anomaly;
 mod bench;
 mod demo;
 mod setup;
-mod tutorial;
 
 use std::process::ExitCode;
 

@@ -41,8 +41,10 @@ pub struct Scaler {
 impl Scaler {
     /// Learns the scaling parameters from `series`.
     ///
-    /// Errors: empty series, NaN/inf values, a constant series, and for [`ScaleKind::Max`]
-    /// a maximum <= 0 (dividing by it would blow up or flip the sign).
+    /// Errors: empty series, NaN/inf values, for [`ScaleKind::MinMax`] a constant series (its
+    /// span is zero), and for [`ScaleKind::Max`] a maximum <= 0 (dividing by it would blow up or
+    /// flip the sign). A constant positive series max-scales to all ones, as the tutorial's
+    /// `v / max(v)` does: an idle server's memory statistics are often flat for seconds.
     pub fn fit(series: &[f64], kind: ScaleKind) -> Result<Self> {
         if series.is_empty() {
             return Err(Error::TooFewSamples {
@@ -54,9 +56,9 @@ impl Scaler {
         check_finite("the series to scale", series)?;
         let min = series.iter().copied().fold(f64::INFINITY, f64::min);
         let max = series.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if max == min {
+        if kind == ScaleKind::MinMax && max == min {
             return Err(Error::Unscalable {
-                reason: "the series is constant",
+                reason: "the series is constant, so min-max scaling would divide by zero",
                 min,
                 max,
             });

@@ -20,8 +20,8 @@ pub enum Error {
 
     /// The series cannot be scaled: it is constant, or max scaling met a maximum <= 0.
     #[error(
-        "cannot scale the series: {reason} (min {min}, max {max}); a constant series carries \
-         nothing to learn, so check the query; for data that is not positive use ScaleKind::MinMax"
+        "cannot scale the series: {reason} (min {min}, max {max}); check the query, use \
+         ScaleKind::Max for a constant positive series, or ScaleKind::MinMax for data that is not positive"
     )]
     Unscalable {
         /// Why the scale would divide by zero or flip the sign.

@@ -159,10 +159,13 @@ fn bad_input_gives_clear_typed_errors() {
         Err(Error::InvalidConfig(_))
     ));
 
-    let constant = Scaler::fit(&[5.0; 10], ScaleKind::Max).unwrap_err();
+    let constant = Scaler::fit(&[5.0; 10], ScaleKind::MinMax).unwrap_err();
     assert!(
         matches!(constant, Error::Unscalable { .. }) && constant.to_string().contains("constant")
     );
+    // The tutorial's `v / max(v)` of a flat series is all ones, not an error.
+    let flat = Scaler::fit(&[5.0; 10], ScaleKind::Max).unwrap();
+    assert_eq!(flat.transform(&[5.0; 3]).unwrap(), vec![1.0; 3]);
     let zeros = Scaler::fit(&[0.0; 10], ScaleKind::MinMax).unwrap_err();
     assert!(matches!(zeros, Error::Unscalable { .. }));
     let non_positive = Scaler::fit(&[-3.0, -1.0, 0.0], ScaleKind::Max).unwrap_err();
