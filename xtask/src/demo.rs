@@ -288,7 +288,7 @@ async fn tutorial(
 /// A job's series of `metric` (its one instance), when it has a value at every second.
 fn complete(dataset: &MetricsDataset, job: &str, metric: &str) -> Option<Vec<f64>> {
     let column = dataset.get_in_job(job, metric)?;
-    (dataset.len() > 0 && column.iter().all(|v| v.is_finite())).then(|| column.to_vec())
+    (!dataset.is_empty() && column.iter().all(|v| v.is_finite())).then(|| column.to_vec())
 }
 
 /// `element[job][<its instance>][metric]`, NaN where the element has no such value.

@@ -30,7 +30,8 @@ pub(crate) enum Server {
     Process(ServerProcess),
     Container {
         name: &'static str,
-        container: ContainerAsync<GenericImage>,
+        // Boxed: the container handle is four times the size of a process handle.
+        container: Box<ContainerAsync<GenericImage>>,
     },
 }
 
@@ -185,7 +186,10 @@ async fn start_container(
     )
     .await;
     match started {
-        Ok(Ok(container)) => Ok(Server::Container { name, container }),
+        Ok(Ok(container)) => Ok(Server::Container {
+            name,
+            container: Box::new(container),
+        }),
         Ok(Err(e)) => {
             let text = e.to_string();
             if text.contains("No such image") || text.contains("pull") || text.contains("404") {
