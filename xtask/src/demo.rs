@@ -53,7 +53,7 @@ pub struct DemoArgs {
 
 impl DemoArgs {
     /// The demo as `cargo xtask e2e` runs it: free ports, the given runtime, quiet.
-    pub fn for_e2e(runtime: RuntimeChoice) -> anyhow::Result<DemoArgs> {
+    pub fn for_e2e(runtime: RuntimeChoice, anomaly: bool) -> anyhow::Result<DemoArgs> {
         let ports = Ports::ephemeral()?;
         Ok(DemoArgs {
             runtime,
@@ -64,7 +64,7 @@ impl DemoArgs {
             dns_server: SocketAddr::from(([127, 0, 0, 1], ports.dns)),
             quiet: true,
             json: false,
-            anomaly: true,
+            anomaly,
         })
     }
 }
