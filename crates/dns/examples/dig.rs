@@ -3,7 +3,18 @@
 use promlearn_dns::{Query, Transport, parse_record_type};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    // Errors print with Display: they are written to be read as they are.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [server, name, rest @ ..] = args.as_slice() else {
         return Err("usage: dig SERVER:PORT NAME [TYPE] [+tcp]".into());

@@ -235,10 +235,9 @@ impl LoadConfig {
                 due as u64
             };
             if due > released {
-                shared.add_permits(due - released);
-                released = due;
+                released += shared.add_permits(due - released);
             }
-            if released == self.max_queries && shared.all_permits_taken() {
+            if released == self.max_queries && shared.permits_taken() == self.max_queries {
                 break elapsed;
             }
             if now >= next_progress {

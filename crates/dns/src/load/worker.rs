@@ -3,7 +3,7 @@
 //! one per query it sends, and closing the semaphore ends the sending.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, VecDeque},
     io::{self, ErrorKind},
     net::SocketAddr,
     sync::{
@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 use hickory_resolver::proto::rr::{DNSClass, RecordType};
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::Interest,
     net::{TcpStream, UdpSocket},
     sync::{Semaphore, TryAcquireError},
 };
@@ -83,6 +83,7 @@ impl Plan {
 /// State all workers and the pacer share.
 pub(crate) struct Shared {
     permits: Semaphore,
+    taken: AtomicU64,
     pub(crate) sent: AtomicU64,
     pub(crate) answered: AtomicU64,
     pub(crate) timeouts: AtomicU64,
@@ -94,6 +95,7 @@ impl Shared {
     pub(crate) fn new() -> Shared {
         Shared {
             permits: Semaphore::new(0),
+            taken: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             answered: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
@@ -110,8 +112,9 @@ impl Shared {
         added as u64
     }
 
-    pub(crate) fn all_permits_taken(&self) -> bool {
-        self.permits.available_permits() == 0
+    /// Permits workers have turned into queries (sent, or failed to send).
+    pub(crate) fn permits_taken(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
     }
 
     pub(crate) fn close(&self) {
@@ -141,6 +144,8 @@ impl Drop for CloseOnDrop {
     }
 }
 
+const LATENCY_CEILING_US: u64 = 3_600_000_000;
+
 /// One worker's tallies, merged into the report at the end.
 pub(crate) struct WorkerStats {
     sent: u64,
@@ -168,8 +173,10 @@ impl WorkerStats {
             unexpected: 0,
             sent_by_type: vec![0; plan.types.len()],
             sent_nxdomain_names: 0,
-            // Auto-resizing, so a latency above the time-out (a slow scheduler) still records.
-            latency_us: Histogram::new(3).expect("3 significant figures is valid"),
+            // Fixed bounds: an auto-resizing histogram would clamp `saturating_record` at its
+            // current top instead of growing. An hour is beyond any time-out worth setting.
+            latency_us: Histogram::new_with_bounds(1, LATENCY_CEILING_US, 3)
+                .expect("valid histogram bounds"),
         }
     }
 
@@ -358,14 +365,15 @@ impl Worker {
         }
     }
 
-    /// Takes a permit without waiting, if there is room and sending is still open.
-    fn try_permit(&mut self) -> bool {
-        if self.sending_closed || self.in_flight.count >= self.window {
+    /// Takes a permit without waiting, if there is room (counting `queued` queries not yet
+    /// written) and sending is still open.
+    fn try_permit(&mut self, queued: usize) -> bool {
+        if !self.wants_permit(queued) {
             return false;
         }
         match self.shared.permits.try_acquire() {
             Ok(permit) => {
-                permit.forget();
+                self.took(permit);
                 true
             }
             Err(TryAcquireError::NoPermits) => false,
@@ -376,8 +384,15 @@ impl Worker {
         }
     }
 
-    fn wants_permit(&self) -> bool {
-        !self.sending_closed && self.in_flight.count < self.window
+    /// Converts a permit into a query to send; the pacer ends a count-bounded run once every
+    /// permit has been converted, so that none is lost when it closes the semaphore.
+    fn took(&self, permit: tokio::sync::SemaphorePermit<'_>) {
+        permit.forget();
+        self.shared.taken.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn wants_permit(&self, queued: usize) -> bool {
+        !self.sending_closed && self.in_flight.count + queued < self.window
     }
 
     fn finished(&self) -> bool {
@@ -494,13 +509,13 @@ pub(crate) async fn run_udp(
     // fine: only the header and the OPT record are read, and a cut OPT just counts as unexpected.
     let mut answer = vec![0u8; 65_535];
     loop {
-        while worker.try_permit() {
+        while worker.try_permit(0) {
             send_udp(&mut worker, &socket).await;
         }
         if worker.finished() {
             break;
         }
-        let wants_permit = worker.wants_permit();
+        let wants_permit = worker.wants_permit(0);
         tokio::select! {
             biased;
             received = socket.recv(&mut answer) => {
@@ -522,7 +537,7 @@ pub(crate) async fn run_udp(
             }
             permit = shared.permits.acquire(), if wants_permit => match permit {
                 Ok(permit) => {
-                    permit.forget();
+                    worker.took(permit);
                     send_udp(&mut worker, &socket).await;
                 }
                 Err(_) => worker.sending_closed = true,
@@ -552,7 +567,7 @@ pub(crate) async fn connect_tcp(server: SocketAddr, timeout: Duration) -> io::Re
 }
 
 pub(crate) async fn run_tcp(
-    mut stream: Option<TcpStream>,
+    stream: Option<TcpStream>,
     plan: Arc<Plan>,
     shared: Arc<Shared>,
     window: usize,
@@ -560,68 +575,32 @@ pub(crate) async fn run_tcp(
 ) -> WorkerStats {
     let mut worker = Worker::new(plan, shared.clone(), window, seed);
     let mut ticker = worker.expiry_ticker();
-    // Room for the largest message plus its length prefix, twice, so a partial frame always
-    // fits after the complete ones have been consumed.
-    let mut received = vec![0u8; 2 * (2 + 65_535)];
-    let mut filled = 0;
-    let mut outgoing: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut batch: Vec<Built> = Vec::new();
+    let mut connection = TcpConnection::new(stream);
     loop {
-        // Queue every query allowed now and write them in one go: pipelining on one connection.
-        while worker.try_permit() {
-            queue_tcp(&mut worker, &mut outgoing, &mut batch);
+        // Queue every query allowed now; they go out pipelined on the one connection.
+        while worker.try_permit(connection.queued.len()) {
+            connection.queue(&mut worker);
         }
-        if !batch.is_empty() {
-            flush_tcp(
-                &mut worker,
-                &mut stream,
-                &mut outgoing,
-                &mut batch,
-                &mut filled,
-            )
-            .await;
-        }
-        if worker.finished() {
+        connection.flush(&mut worker).await;
+        if worker.finished() && connection.queued.is_empty() {
             break;
         }
-        let wants_permit = worker.wants_permit();
+        let wants_permit = worker.wants_permit(connection.queued.len());
+        let wants_to_write = connection.wants_to_write();
         tokio::select! {
             biased;
-            read = read_some(&mut stream, &mut received[filled..]) => {
-                match read {
-                    Ok(0) => {
-                        // The server closed the connection (idle time-out, or a limit).
-                        worker.lose_in_flight();
-                        stream = None;
-                        filled = 0;
-                    }
-                    Ok(len) => {
-                        filled += len;
-                        let now = Instant::now();
-                        let mut start = 0;
-                        while filled - start >= 2 {
-                            let len = usize::from(u16::from_be_bytes([received[start], received[start + 1]]));
-                            if filled - start < 2 + len {
-                                break;
-                            }
-                            worker.answer(&received[start + 2..start + 2 + len], now);
-                            start += 2 + len;
-                        }
-                        received.copy_within(start..filled, 0);
-                        filled -= start;
-                    }
-                    Err(e) => {
-                        worker.error("receiving", &e);
-                        worker.lose_in_flight();
-                        stream = None;
-                        filled = 0;
-                    }
-                }
-            }
+            ready = ready(&connection.stream, Interest::READABLE) => match ready {
+                Ok(()) => connection.read(&mut worker),
+                Err(e) => connection.broken(&mut worker, "receiving", &e),
+            },
+            ready = ready(&connection.stream, Interest::WRITABLE), if wants_to_write => match ready {
+                Ok(()) => connection.write(&mut worker),
+                Err(e) => connection.broken(&mut worker, "sending", &e),
+            },
             permit = shared.permits.acquire(), if wants_permit => match permit {
                 Ok(permit) => {
-                    permit.forget();
-                    queue_tcp(&mut worker, &mut outgoing, &mut batch);
+                    worker.took(permit);
+                    connection.queue(&mut worker);
                 }
                 Err(_) => worker.sending_closed = true,
             },
@@ -631,63 +610,156 @@ pub(crate) async fn run_tcp(
     worker.stats
 }
 
-/// Reads from the connection, or waits forever when there is none.
-async fn read_some(stream: &mut Option<TcpStream>, into: &mut [u8]) -> io::Result<usize> {
+/// Waits until the connection is ready, or forever when there is none.
+async fn ready(stream: &Option<TcpStream>, interest: Interest) -> io::Result<()> {
     match stream {
-        Some(stream) => stream.read(into).await,
+        Some(stream) => stream.ready(interest).await.map(drop),
         None => std::future::pending().await,
     }
 }
 
-fn queue_tcp(worker: &mut Worker, outgoing: &mut Vec<u8>, batch: &mut Vec<Built>) {
-    let built = worker.build(2);
-    let len = (worker.query.len() - 2) as u16;
-    worker.query[..2].copy_from_slice(&len.to_be_bytes());
-    outgoing.extend_from_slice(&worker.query);
-    batch.push(built);
+/// One TCP connection with its buffers. Reads and writes never block the worker: a server
+/// that stops reading until we read its answers must not deadlock us.
+struct TcpConnection {
+    stream: Option<TcpStream>,
+    /// Room for the largest message plus its length prefix, twice, so a partial frame always
+    /// fits after the complete ones have been consumed.
+    received: Vec<u8>,
+    filled: usize,
+    outgoing: Vec<u8>,
+    written: usize,
+    /// Queries in `outgoing`, with the offset where each ends: sent once written up to there.
+    queued: VecDeque<(Built, usize)>,
 }
 
-async fn flush_tcp(
-    worker: &mut Worker,
-    stream: &mut Option<TcpStream>,
-    outgoing: &mut Vec<u8>,
-    batch: &mut Vec<Built>,
-    filled: &mut usize,
-) {
-    if stream.is_none() {
-        match connect_tcp(worker.plan.server, worker.plan.timeout).await {
-            Ok(fresh) => {
-                *stream = Some(fresh);
-                *filled = 0;
-            }
-            Err(e) => {
-                for _ in batch.drain(..) {
-                    worker.error("connecting", &e);
+impl TcpConnection {
+    fn new(stream: Option<TcpStream>) -> TcpConnection {
+        TcpConnection {
+            stream,
+            received: vec![0u8; 2 * (2 + 65_535)],
+            filled: 0,
+            outgoing: Vec::with_capacity(64 * 1024),
+            written: 0,
+            queued: VecDeque::new(),
+        }
+    }
+
+    fn queue(&mut self, worker: &mut Worker) {
+        let built = worker.build(2);
+        let len = (worker.query.len() - 2) as u16;
+        worker.query[..2].copy_from_slice(&len.to_be_bytes());
+        self.outgoing.extend_from_slice(&worker.query);
+        self.queued.push_back((built, self.outgoing.len()));
+    }
+
+    fn wants_to_write(&self) -> bool {
+        self.stream.is_some() && self.written < self.outgoing.len()
+    }
+
+    /// Connects if needed and writes what the socket takes now.
+    async fn flush(&mut self, worker: &mut Worker) {
+        if self.queued.is_empty() {
+            return;
+        }
+        if self.stream.is_none() {
+            match connect_tcp(worker.plan.server, worker.plan.timeout).await {
+                Ok(stream) => {
+                    self.stream = Some(stream);
+                    self.filled = 0;
                 }
-                outgoing.clear();
-                return;
+                Err(e) => {
+                    self.fail_queued(worker, "connecting", &e);
+                    return;
+                }
+            }
+        }
+        self.write(worker);
+    }
+
+    fn write(&mut self, worker: &mut Worker) {
+        while self.written < self.outgoing.len() {
+            let Some(stream) = &self.stream else { return };
+            match stream.try_write(&self.outgoing[self.written..]) {
+                Ok(0) => {
+                    let closed = io::Error::new(ErrorKind::WriteZero, "connection closed");
+                    return self.broken(worker, "sending", &closed);
+                }
+                Ok(len) => self.written += len,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => return self.broken(worker, "sending", &e),
+            }
+        }
+        let now = Instant::now();
+        while let Some((_, end)) = self.queued.front() {
+            if *end > self.written {
+                break;
+            }
+            let (built, _) = self.queued.pop_front().expect("just looked");
+            worker.sent(built, now);
+        }
+        if self.written == self.outgoing.len() {
+            self.outgoing.clear();
+            self.written = 0;
+        }
+    }
+
+    fn read(&mut self, worker: &mut Worker) {
+        loop {
+            let Some(stream) = &self.stream else { return };
+            match stream.try_read(&mut self.received[self.filled..]) {
+                Ok(0) => {
+                    // The server closed the connection (an idle time-out, or a limit).
+                    let closed = io::Error::new(ErrorKind::UnexpectedEof, "closed by the server");
+                    return self.broken(worker, "receiving", &closed);
+                }
+                Ok(len) => {
+                    self.filled += len;
+                    self.take_frames(worker);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) => return self.broken(worker, "receiving", &e),
             }
         }
     }
-    let connection = stream.as_mut().expect("connected above");
-    let at = Instant::now();
-    match connection.write_all(outgoing).await {
-        Ok(()) => {
-            for built in batch.drain(..) {
-                worker.sent(built, at);
+
+    fn take_frames(&mut self, worker: &mut Worker) {
+        let now = Instant::now();
+        let mut start = 0;
+        while self.filled - start >= 2 {
+            let len = usize::from(u16::from_be_bytes([
+                self.received[start],
+                self.received[start + 1],
+            ]));
+            if self.filled - start < 2 + len {
+                break;
             }
+            worker.answer(&self.received[start + 2..start + 2 + len], now);
+            start += 2 + len;
         }
-        Err(e) => {
-            // Some of the batch may have reached the server; none is counted as sent.
-            for _ in batch.drain(..) {
-                worker.error("sending", &e);
-            }
-            worker.lose_in_flight();
-            *stream = None;
-            *filled = 0;
-        }
+        self.received.copy_within(start..self.filled, 0);
+        self.filled -= start;
     }
-    outgoing.clear();
+
+    /// The connection is gone: what was in flight is lost, what was not yet written fails.
+    /// The next query opens a new connection.
+    fn broken(&mut self, worker: &mut Worker, what: &str, error: &io::Error) {
+        let in_flight = worker.in_flight.count;
+        if in_flight > 0 || !self.queued.is_empty() || error.kind() != ErrorKind::UnexpectedEof {
+            worker.error(what, error);
+        }
+        worker.lose_in_flight();
+        self.fail_queued(worker, what, error);
+        self.stream = None;
+        self.filled = 0;
+    }
+
+    fn fail_queued(&mut self, worker: &mut Worker, what: &str, error: &io::Error) {
+        for _ in self.queued.drain(..) {
+            worker.error(what, error);
+        }
+        self.outgoing.clear();
+        self.written = 0;
+    }
 }
 
 #[cfg(test)]
