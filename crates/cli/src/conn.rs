@@ -142,19 +142,10 @@ impl HttpArgs {
             auth = url_auth;
         }
         let mut headers = HeaderMap::new();
-        for (i, header) in self.headers.iter().enumerate() {
-            let (name, value) = header
-                .expose()
-                .split_once(':')
-                .ok_or_else(|| anyhow!("--header number {} needs the form 'Name: value'", i + 1))?;
-            let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
-                anyhow!(
-                    "--header number {} has an invalid header name `{}`",
-                    i + 1,
-                    name.trim()
-                )
-            })?;
-            let mut value = HeaderValue::from_str(value.trim()).map_err(|_| {
+        for (name, value) in self.header_pairs()? {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| anyhow!("--header has an invalid header name `{name}`"))?;
+            let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
                 anyhow!("--header {name}: the value has characters HTTP headers cannot carry")
             })?;
             // Custom headers often carry tenants' tokens: keep them out of any debug output.
@@ -195,7 +186,22 @@ impl HttpArgs {
         })
     }
 
-    fn auth(&self) -> Result<Option<Auth>> {
+    /// The `--header` flags as (name, value) pairs.
+    pub fn header_pairs(&self) -> Result<Vec<(String, Secret)>> {
+        self.headers
+            .iter()
+            .enumerate()
+            .map(|(i, header)| {
+                let (name, value) = header.expose().split_once(':').ok_or_else(|| {
+                    anyhow!("--header number {} needs the form 'Name: value'", i + 1)
+                })?;
+                Ok((name.trim().to_owned(), Secret(value.trim().to_owned())))
+            })
+            .collect()
+    }
+
+    /// The credentials from the flags, the file or the environment (in that order).
+    pub fn auth(&self) -> Result<Option<Auth>> {
         if let Some(path) = &self.bearer_token_file {
             let token = read_secret_file(path, "--bearer-token-file")?;
             return Ok(Some(Auth::Bearer(Secret(token))));
@@ -299,16 +305,6 @@ impl Http {
             request = request.header(reqwest::header::AUTHORIZATION, auth.header_value());
         }
         request
-    }
-
-    /// `path` under the base URL (`api/v1/query_range` under `http://host:9090/prom/` gives
-    /// `http://host:9090/prom/api/v1/query_range`).
-    pub fn url(&self, path: &str) -> Url {
-        let mut url = self.base.clone();
-        let base_path = url.path().trim_end_matches('/').to_owned();
-        url.set_path(&format!("{base_path}/{}", path.trim_start_matches('/')));
-        url.set_query(None);
-        url
     }
 
     /// One line saying why a request to `what` failed, without URLs' query strings or secrets.
@@ -436,16 +432,5 @@ mod tests {
         };
         let err = args.build("http://localhost:9090").unwrap_err().to_string();
         assert!(!err.contains("tokenwithoutcolon"), "{err}");
-    }
-
-    #[test]
-    fn urls_join_under_a_prefix() {
-        let http = HttpArgs::default()
-            .build("http://localhost:9090/prom/")
-            .unwrap();
-        assert_eq!(
-            http.url("api/v1/query").as_str(),
-            "http://localhost:9090/prom/api/v1/query"
-        );
     }
 }

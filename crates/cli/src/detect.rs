@@ -152,7 +152,11 @@ impl Detector {
         })
     }
 
-    async fn check(&self, http: &crate::conn::Http, range: &promapi::Range) -> Result<Analysis> {
+    async fn check(
+        &self,
+        http: &promlearn_loader::Client,
+        range: &promapi::Range,
+    ) -> Result<Analysis> {
         let loaded = promapi::load_series(http, &self.query, range).await?;
         let one = series::single(&loaded, &self.query)?;
         let regular = series::regularize(one, Some(self.step.as_secs_f64()));
@@ -216,7 +220,7 @@ pub async fn run(args: DetectArgs) -> Result<()> {
         args.output.as_deref(),
         &[Format::Text, Format::Json, Format::Csv],
     )?;
-    let http = args.conn.http.build(&args.conn.endpoint)?;
+    let http = promapi::client(&args.conn)?;
     let detector = Detector {
         model,
         threshold,
@@ -340,7 +344,7 @@ fn found_text(f: &Found) -> String {
 async fn live(
     args: &DetectArgs,
     d: &Detector,
-    http: &crate::conn::Http,
+    http: &promlearn_loader::Client,
     format: Format,
 ) -> Result<()> {
     let interval = args.interval.unwrap_or(d.step);

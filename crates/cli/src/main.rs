@@ -159,7 +159,10 @@ pub fn one_line(e: &anyhow::Error) -> String {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    // By default only warnings, and not the loader's per-retry ones: a failure ends in one
+    // `error:` line, and the server's own warnings are printed by the commands themselves.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,promlearn_loader=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -173,28 +176,30 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(
-                e.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
-                let _ = e.print();
-                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                    ExitCode::from(2)
-                } else {
-                    ExitCode::SUCCESS
-                };
+            match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    return ExitCode::SUCCESS;
+                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    eprintln!("error: a command is missing (see --help for the list)");
+                    return ExitCode::from(2);
+                }
+                _ => {}
             }
             // clap's first line is the reason; the usage that follows is one --help away.
             let rendered = e.render().to_string();
-            let first = rendered
+            let first: Vec<&str> = rendered
+                .trim_start()
                 .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("error: invalid arguments")
-                .trim();
-            let first = if first.starts_with("error:") {
-                first.to_owned()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let first = first.join(" ");
+            let first = if first.is_empty() {
+                "error: invalid arguments".to_owned()
+            } else if first.starts_with("error:") {
+                first
             } else {
                 format!("error: {first}")
             };

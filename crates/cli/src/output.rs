@@ -111,9 +111,9 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// Stdout, or a file created at `path`.
-pub fn open(path: Option<&Path>) -> Result<Box<dyn Write>> {
+pub fn open(path: Option<&Path>) -> Result<Box<dyn Write + Send>> {
     Ok(match path {
-        None => Box::new(io::BufWriter::new(io::stdout().lock())),
+        None => Box::new(io::BufWriter::new(io::stdout())),
         Some(path) => {
             let file = std::fs::File::create(path)
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {}", path.display(), e.kind()))?;

@@ -1,15 +1,13 @@
-//! The one place series come from for `train` and `detect`: [`load_series`].
-//!
-//! It speaks to the Prometheus HTTP API directly: the loader crate has no query client yet
-//! (see the report of issue 7). When it has, only this function changes.
+//! The one place series come from for `train` and `detect`: [`load_series`], on the loader
+//! crate's client.
 
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::{Result, anyhow, bail};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use promlearn_loader::{Client, Error as LoaderError, RangeQuery};
 
-use crate::conn::Http;
+use crate::conn::{Auth, ConnArgs};
 use crate::timeutil::format_duration;
 
 /// One labelled series: sample times (unix seconds) and values, oldest first.
@@ -43,146 +41,116 @@ pub struct Range {
     pub step: Option<Duration>,
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    status: String,
-    data: Option<Data>,
-    #[serde(rename = "errorType")]
-    error_type: Option<String>,
-    error: Option<String>,
-    #[serde(default)]
-    warnings: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct Data {
-    #[serde(rename = "resultType")]
-    result_type: String,
-    result: serde_json::Value,
-}
-
-#[derive(Deserialize)]
-struct MatrixItem {
-    metric: BTreeMap<String, String>,
-    #[serde(default)]
-    values: Vec<(f64, String)>,
-}
-
-/// Loads the series `query` selects over `range`.
-pub async fn load_series(http: &Http, query: &str, range: &Range) -> Result<Vec<Series>> {
-    if range.end <= range.start {
+/// A loader client for the connection flags (the loader crate's, with its retries, chunking
+/// and secret handling).
+pub fn client(conn: &ConnArgs) -> Result<Client> {
+    let http = &conn.http;
+    if http.insecure {
         bail!(
-            "the range is empty: --start {} is not before --end {}",
-            range.start.to_rfc3339(),
-            range.end.to_rfc3339()
+            "--insecure is not available for the Prometheus API (the loader always verifies \
+             TLS): trust the server's CA with --ca-cert instead"
         );
     }
-    let secs = |t: DateTime<Utc>| format!("{:.3}", t.timestamp_millis() as f64 / 1000.0);
-    let (path, params) = match range.step {
+    let mut builder = Client::builder(conn.endpoint.trim())
+        .timeout(http.timeout)
+        .connect_timeout(http.timeout.min(Duration::from_secs(10)));
+    match http.auth()? {
+        Some(Auth::Basic { user, password }) => {
+            builder = builder.basic_auth(user, password.expose());
+        }
+        Some(Auth::Bearer(token)) => builder = builder.bearer_token(token.expose()),
+        None => {}
+    }
+    for (name, value) in http.header_pairs()? {
+        builder = builder.header(name, value.expose());
+    }
+    if let Some(path) = &http.ca_cert {
+        let pem = std::fs::read(path)
+            .map_err(|e| anyhow!("cannot read --ca-cert {}: {}", path.display(), e.kind()))?;
+        builder = builder.ca_certificate_pem(pem);
+    }
+    builder.build().map_err(explain)
+}
+
+/// One line for a loader error, in the words the rest of the CLI uses.
+pub fn explain(e: LoaderError) -> anyhow::Error {
+    match &e {
+        LoaderError::Connect {
+            endpoint, source, ..
+        } => anyhow!(
+            "cannot connect to Prometheus at {endpoint}: {}",
+            root_cause(source)
+        ),
+        LoaderError::Transport {
+            endpoint, source, ..
+        } => {
+            let root = root_cause(source);
+            anyhow!(
+                "the connection to Prometheus at {endpoint} failed: {root}{}",
+                if root.to_ascii_lowercase().contains("certificate") {
+                    "; trust its CA with --ca-cert FILE"
+                } else {
+                    ""
+                }
+            )
+        }
+        LoaderError::NotPrometheus {
+            status: status @ (401 | 403),
+            url,
+            ..
+        } => anyhow!(
+            "Prometheus at {url} refused the request: HTTP {}; check the credentials \
+             (--basic-auth, --basic-auth-file, $PROMLEARN_BASIC_AUTH or --bearer-token-file)",
+            reqwest::StatusCode::from_u16(*status)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|_| status.to_string())
+        ),
+        _ => anyhow::Error::new(e),
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last: &dyn std::error::Error = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
+}
+
+fn to_series(labels: &promlearn_loader::Labels, timestamps_ms: &[i64], values: &[f64]) -> Series {
+    Series {
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        timestamps: timestamps_ms.iter().map(|t| *t as f64 / 1000.0).collect(),
+        values: values.to_vec(),
+    }
+}
+
+/// Loads the series `query` selects over `range`, through the loader crate. Missing samples are
+/// NaN.
+pub async fn load_series(client: &Client, query: &str, range: &Range) -> Result<Vec<Series>> {
+    let (start, end) = (range.start.timestamp_millis(), range.end.timestamp_millis());
+    tracing::info!(endpoint = client.endpoint(), query, ?range, "loading");
+    match range.step {
         Some(step) => {
-            if step.is_zero() {
-                bail!("--step must be longer than 0s");
+            let q = RangeQuery::new(query, start, end, step).map_err(explain)?;
+            let m = client.query_range(&q).await.map_err(explain)?;
+            for warning in m.warnings() {
+                tracing::warn!("the server says: {warning}");
             }
-            (
-                "api/v1/query_range",
-                vec![
-                    ("query", query.to_owned()),
-                    ("start", secs(range.start)),
-                    ("end", secs(range.end)),
-                    ("step", format!("{:.3}", step.as_secs_f64())),
-                ],
-            )
+            Ok((0..m.n_series())
+                .map(|s| to_series(&m.series()[s], m.timestamps(), m.column(s)))
+                .collect())
         }
         None => {
-            let ms = (range.end - range.start).num_milliseconds().max(1);
-            (
-                "api/v1/query",
-                vec![
-                    ("query", format!("({query})[{ms}ms]")),
-                    ("time", secs(range.end)),
-                ],
-            )
-        }
-    };
-    let what = format!("Prometheus at {}", http.base);
-    let url = http.url(path);
-    tracing::info!(%url, query, ?range, "querying");
-    let response = http
-        .get(url)
-        .query(&params)
-        .send()
-        .await
-        .map_err(|e| http.describe(&what, &e))?;
-    let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| http.describe(&what, &e))?;
-    let envelope = check_answer(&what, status, &body)?;
-    for warning in &envelope.warnings {
-        tracing::warn!("Prometheus warns: {warning}");
-    }
-    let data = envelope
-        .data
-        .ok_or_else(|| anyhow!("{what} answered success without data"))?;
-    if data.result_type != "matrix" {
-        bail!(
-            "the query gives a {}, not series over time: give a PromQL expression that \
-             selects series (e.g. rate(coredns_dns_requests_total[1m]))",
-            data.result_type
-        );
-    }
-    let items: Vec<MatrixItem> = serde_json::from_value(data.result)
-        .map_err(|e| anyhow!("{what} answered a matrix this tool cannot read: {e}"))?;
-    items
-        .into_iter()
-        .map(|item| {
-            let mut timestamps = Vec::with_capacity(item.values.len());
-            let mut values = Vec::with_capacity(item.values.len());
-            for (t, v) in item.values {
-                timestamps.push(t);
-                values.push(
-                    crate::expo::parse_value(&v)
-                        .ok_or_else(|| anyhow!("{what} sent `{v}` as a sample value"))?,
-                );
-            }
-            Ok(Series {
-                labels: item.metric,
-                timestamps,
-                values,
-            })
-        })
-        .collect()
-}
-
-/// Turns a Prometheus API answer into its envelope, or one line saying what went wrong.
-fn check_answer(what: &str, status: reqwest::StatusCode, body: &[u8]) -> Result<Envelope> {
-    if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-        bail!(
-            "{what} refused the request: HTTP {status}; check the credentials \
-             (--basic-auth, --basic-auth-file, $PROMLEARN_BASIC_AUTH or --bearer-token-file)"
-        );
-    }
-    let envelope: Option<Envelope> = serde_json::from_slice(body).ok();
-    match envelope {
-        Some(e) if e.status == "success" && status.is_success() => Ok(e),
-        Some(e) => {
-            let kind = e.error_type.unwrap_or_else(|| "error".into());
-            let message = e.error.unwrap_or_default().replace('\n', " ");
-            if kind == "bad_data" {
-                bail!("Prometheus rejected the query: {message}");
-            }
-            bail!("{what} answered HTTP {status} ({kind}): {message}")
-        }
-        None => {
-            let snippet: String = String::from_utf8_lossy(&body[..body.len().min(120)])
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            bail!(
-                "{what} answered HTTP {status} with something that is not a Prometheus API \
-                 answer ({snippet}); is --endpoint the Prometheus base URL?"
-            )
+            let raw = client.query_raw(query, start, end).await.map_err(explain)?;
+            Ok(raw
+                .series
+                .iter()
+                .map(|s| to_series(&s.labels, &s.timestamps, &s.values))
+                .collect())
         }
     }
 }

@@ -115,7 +115,7 @@ impl TrainedOn {
 }
 
 pub async fn run(args: TrainArgs) -> Result<()> {
-    let http = args.conn.http.build(&args.conn.endpoint)?;
+    let http = promapi::client(&args.conn)?;
     let range = args
         .range
         .resolve(Some(args.step), Duration::from_secs(3600))?;

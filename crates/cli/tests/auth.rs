@@ -1,0 +1,263 @@
+//! A real Prometheus behind basic auth (its own `--web.config.file`): wrong credentials fail on
+//! one line, right ones work from every source, and the password never reaches stderr.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::promlearn_env;
+use promlearn_testbed::{Ports, ServerProcess, provision::locate_prometheus};
+
+const USER: &str = "promlearn";
+const PASSWORD: &str = "s3cret-Pa55word";
+
+struct AuthPrometheus {
+    url: String,
+    _server: ServerProcess,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> AuthPrometheus {
+    let dir = tempfile::tempdir().unwrap();
+    let port = Ports::ephemeral().unwrap().prometheus;
+    // Low cost: each request is checked against the hash.
+    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, format!("basic_auth_users:\n  {USER}: '{hash}'\n")).unwrap();
+    // It scrapes itself, with the same credentials.
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n- job_name: self\n  basic_auth:\n    \
+             username: {USER}\n    password: {PASSWORD}\n  static_configs:\n  - targets: ['127.0.0.1:{port}']\n"
+        ),
+    )
+    .unwrap();
+    let mut command = tokio::process::Command::new(locate_prometheus().unwrap());
+    command.args([
+        format!("--config.file={}", config.display()),
+        format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        format!("--web.config.file={}", web.display()),
+    ]);
+    let server = ServerProcess::spawn("Prometheus", command).unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = client
+            .get(format!("{url}/api/v1/query?query=up"))
+            .basic_auth(USER, Some(PASSWORD))
+            .send()
+            .await;
+        if let Ok(r) = ready
+            && r.status().is_success()
+            && r.text().await.unwrap_or_default().contains("\"value\"")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus with basic auth is up and has scraped itself"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Unauthenticated requests are refused: the server really checks.
+    let refused = client
+        .get(format!("{url}/api/v1/query?query=up"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    AuthPrometheus {
+        url,
+        _server: server,
+        _dir: dir,
+    }
+}
+
+fn base64_of_credentials(password: &str) -> String {
+    // Independent of the binary's own encoder: what a header dump would show.
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let input = format!("{USER}:{password}").into_bytes();
+    let mut out = String::new();
+    for c in input.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..=c.len() {
+            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn assert_no_secret(stderr: &str, password: &str) {
+    assert!(!stderr.contains(password), "the password leaked: {stderr}");
+    let encoded = base64_of_credentials(password);
+    assert!(
+        !stderr.contains(&encoded[..encoded.len() - 2]),
+        "the encoded credentials leaked: {stderr}"
+    );
+}
+
+/// `train` on `time()` (a series that needs no scrape) is the request that must pass auth.
+fn train_args<'a>(url: &'a str, model: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "train",
+        "time()",
+        "--endpoint",
+        url,
+        "--model",
+        model,
+        "--last",
+        "30s",
+        "--step",
+        "1s",
+        "--window",
+        "3",
+        "--hidden",
+        "4",
+        "--epochs",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[tokio::test]
+#[ignore = "needs real servers: run cargo xtask e2e"]
+async fn basic_auth_is_enforced_and_the_password_never_printed() {
+    let prom = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    let model = common::path_str(&model);
+    let trace = [("RUST_LOG", "trace")];
+
+    // Wrong password, no credentials: a one-line refusal, exit 1, no secret even at trace level.
+    let wrong = format!("{USER}:not-the-{PASSWORD}");
+    let run = promlearn_env(train_args(&prom.url, model, &["--basic-auth", &wrong]), &[]).await;
+    let line = run.one_line_error();
+    assert!(
+        line.contains("refused the request: HTTP 401 Unauthorized"),
+        "{line}"
+    );
+    assert!(line.contains("check the credentials"), "{line}");
+    assert_eq!(run.code, 1);
+    let traced = promlearn_env(
+        train_args(&prom.url, model, &["--basic-auth", &wrong]),
+        &trace,
+    )
+    .await;
+    assert_ne!(traced.code, 0);
+    assert!(traced.stderr.lines().last().unwrap().starts_with("error: "));
+    assert_no_secret(&traced.stderr, &format!("not-the-{PASSWORD}"));
+    let run = promlearn_env(train_args(&prom.url, model, &[]), &[]).await;
+    assert!(run.one_line_error().contains("401"));
+
+    // Right password from the flag, at trace level: works, and nothing prints it.
+    let right = format!("{USER}:{PASSWORD}");
+    let run = promlearn_env(
+        train_args(&prom.url, model, &["--basic-auth", &right]),
+        &trace,
+    )
+    .await
+    .ok();
+    assert!(run.stdout.contains("saved to"));
+    assert!(run.stderr.len() > 1000, "trace logs were written");
+    assert_no_secret(&run.stderr, PASSWORD);
+    assert_no_secret(&run.stdout, PASSWORD);
+
+    // From the environment, from a file, and inside the URL.
+    promlearn_env(
+        train_args(&prom.url, model, &[]),
+        &[("PROMLEARN_BASIC_AUTH", right.as_str())],
+    )
+    .await
+    .ok();
+    let file = dir.path().join("auth");
+    std::fs::write(&file, format!("{right}\n")).unwrap();
+    promlearn_env(
+        train_args(
+            &prom.url,
+            model,
+            &["--basic-auth-file", common::path_str(&file)],
+        ),
+        &[],
+    )
+    .await
+    .ok();
+    let in_url = prom
+        .url
+        .replace("http://", &format!("http://{USER}:{PASSWORD}@"));
+    promlearn_env(train_args(&in_url, model, &[]), &[])
+        .await
+        .ok();
+    // A wrong password inside the URL: refused, and the URL in the message has no credentials.
+    let wrong_url = prom
+        .url
+        .replace("http://", &format!("http://{USER}:wrong{PASSWORD}@"));
+    let run = promlearn_env(train_args(&wrong_url, model, &[]), &[]).await;
+    let line = run.one_line_error();
+    assert!(
+        line.contains(&format!("Prometheus at {}/", prom.url)),
+        "{line}"
+    );
+    assert_no_secret(&run.stderr, &format!("wrong{PASSWORD}"));
+
+    // Scraping Prometheus's own /metrics behind the same auth.
+    let metrics = format!("{}/metrics", prom.url);
+    let run = promlearn_env(
+        ["scrape", &metrics, "-n", "1", "--basic-auth", &wrong],
+        &trace,
+    )
+    .await;
+    assert!(
+        run.stderr.lines().last().unwrap().contains("401"),
+        "{}",
+        run.stderr
+    );
+    assert_no_secret(&run.stderr, &format!("not-the-{PASSWORD}"));
+    let run = promlearn_env(
+        [
+            "scrape",
+            &metrics,
+            "-n",
+            "1",
+            "-M",
+            "prometheus_build_info",
+            "--basic-auth",
+            &right,
+        ],
+        &[],
+    )
+    .await
+    .ok();
+    assert!(
+        run.stdout.starts_with("prometheus_build_info{"),
+        "{}",
+        run.stdout
+    );
+
+    // A bearer token the server does not accept, and a header: refused, never echoed.
+    let token = dir.path().join("token");
+    std::fs::write(&token, "tok-very-secret\n").unwrap();
+    let run = promlearn_env(
+        train_args(
+            &prom.url,
+            model,
+            &[
+                "--bearer-token-file",
+                common::path_str(&token),
+                "--header",
+                "X-Scope-OrgID: tenant-secret",
+            ],
+        ),
+        &trace,
+    )
+    .await;
+    assert!(run.stderr.lines().last().unwrap().contains("401"));
+    assert!(!run.stderr.contains("tok-very-secret"));
+    assert!(!run.stderr.contains("tenant-secret"));
+}
