@@ -48,7 +48,7 @@ pub struct HttpArgs {
     #[arg(long = "header", short = 'H', value_name = "'NAME: VALUE'")]
     pub headers: Vec<Secret>,
 
-    /// Trust this CA certificate (PEM; may hold several) in addition to the system's roots.
+    /// Trust the CA certificate(s) in this PEM file (for a private CA or a self-signed server).
     #[arg(long, value_name = "PEM")]
     pub ca_cert: Option<PathBuf>,
 

@@ -159,10 +159,11 @@ pub fn one_line(e: &anyhow::Error) -> String {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    // By default only warnings, and not the loader's per-retry ones: a failure ends in one
-    // `error:` line, and the server's own warnings are printed by the commands themselves.
+    // By default only warnings, and not the loader's per-retry ones nor rustls' report of a
+    // refused certificate: a failure ends in one `error:` line that says it all, and the
+    // server's own warnings are printed by the commands themselves.
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,promlearn_loader=error"));
+        .unwrap_or_else(|_| EnvFilter::new("warn,promlearn_loader=error,rustls=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

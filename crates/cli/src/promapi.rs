@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
 use promlearn_loader::{Client, Error as LoaderError, RangeQuery};
 
@@ -45,13 +45,8 @@ pub struct Range {
 /// and secret handling).
 pub fn client(conn: &ConnArgs) -> Result<Client> {
     let http = &conn.http;
-    if http.insecure {
-        bail!(
-            "--insecure is not available for the Prometheus API (the loader always verifies \
-             TLS): trust the server's CA with --ca-cert instead"
-        );
-    }
     let mut builder = Client::builder(conn.endpoint.trim())
+        .danger_accept_invalid_certs(http.insecure)
         .timeout(http.timeout)
         .connect_timeout(http.timeout.min(Duration::from_secs(10)));
     match http.auth()? {
@@ -94,6 +89,10 @@ pub fn explain(e: LoaderError) -> anyhow::Error {
                 }
             )
         }
+        LoaderError::Tls { endpoint, reason } => anyhow!(
+            "the TLS certificate of {endpoint} is not trusted: {reason}; trust its CA with \
+             --ca-cert FILE (or skip the check with --insecure, for tests only)"
+        ),
         LoaderError::NotPrometheus {
             status: status @ (401 | 403),
             url,

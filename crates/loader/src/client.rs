@@ -121,6 +121,7 @@ pub struct ClientBuilder {
     raw_chunk: Duration,
     params: Vec<(String, String)>,
     no_proxy: bool,
+    accept_invalid_certs: bool,
 }
 
 impl ClientBuilder {
@@ -151,6 +152,14 @@ impl ClientBuilder {
     /// self-signed certificate). May be called more than once.
     pub fn ca_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_pem.push(pem.into());
+        self
+    }
+
+    /// Accepts any TLS certificate, even an expired or self-signed one for another host. For
+    /// tests only: it gives up the protection TLS exists for. Prefer
+    /// [`ClientBuilder::ca_certificate_pem`] with the server's CA.
+    pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
+        self.accept_invalid_certs = accept;
         self
     }
 
@@ -276,6 +285,10 @@ impl ClientBuilder {
             .user_agent(concat!("promlearn-loader/", env!("CARGO_PKG_VERSION")));
         if self.no_proxy {
             http = http.no_proxy();
+        }
+        if self.accept_invalid_certs {
+            tracing::warn!("TLS certificates are not verified (danger_accept_invalid_certs)");
+            http = http.tls_danger_accept_invalid_certs(true);
         }
         if !self.ca_pem.is_empty() {
             let mut certs = Vec::new();
@@ -404,6 +417,7 @@ impl Client {
             raw_chunk: Duration::from_secs(3600),
             params: vec![("nocache".into(), "1".into())],
             no_proxy: false,
+            accept_invalid_certs: false,
         }
     }
 
@@ -688,7 +702,9 @@ impl Client {
     fn transport(&self, e: reqwest::Error) -> Error {
         let endpoint = self.inner.shown.clone();
         let attempts = Attempts(1);
-        if e.is_timeout() {
+        if let Some(reason) = certificate_problem(&e) {
+            Error::Tls { endpoint, reason }
+        } else if e.is_timeout() {
             Error::Timeout {
                 endpoint,
                 timeout: self.inner.timeout,
@@ -708,6 +724,35 @@ impl Client {
             }
         }
     }
+}
+
+/// The certificate error inside a failed request, if that is why it failed.
+fn certificate_problem(e: &reqwest::Error) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(rustls::Error::InvalidCertificate(reason)) = err.downcast_ref::<rustls::Error>()
+        {
+            use rustls::CertificateError as C;
+            return Some(match reason {
+                C::UnknownIssuer => "it is signed by a CA this client does not know".into(),
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "it is issued for another host name".into()
+                }
+                C::Expired | C::ExpiredContext { .. } => "it has expired".into(),
+                C::NotValidYet | C::NotValidYetContext { .. } => "it is not valid yet".into(),
+                other => format!("{other:?}"),
+            });
+        }
+        // io::Error's `source` skips the error it wraps (rustls' errors come wrapped in one or
+        // two of them), so step into it instead.
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
 }
 
 fn expect_type(query: &str, envelope: &Envelope, expected: &'static str) -> Result<()> {

@@ -32,6 +32,14 @@ pub enum Error {
         source: reqwest::Error,
     },
 
+    /// The server's TLS certificate was not accepted (an unknown CA, another host's name, expired).
+    /// Never retried: trying again cannot change the certificate.
+    #[error(
+        "the TLS certificate of {endpoint} is not trusted: {reason}; give the server's CA \
+         certificate (ClientBuilder::ca_certificate_pem)"
+    )]
+    Tls { endpoint: String, reason: String },
+
     /// The request did not complete within the client's time-out.
     #[error(
         "no complete answer from {endpoint} within {timeout:?}{attempts}; raise the time-out \

@@ -1,0 +1,216 @@
+//! A real Prometheus serving HTTPS (its own `--web.config.file`) with a certificate from a
+//! throw-away CA: without trust the commands fail on one line that says what to do; with
+//! `--ca-cert` they verify and work; `--insecure` skips the check.
+
+mod common;
+
+use std::{
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use common::promlearn;
+use promlearn_testbed::{Ports, ServerProcess, provision::locate_prometheus};
+
+struct TlsPrometheus {
+    url: String,
+    ca: std::path::PathBuf,
+    _server: ServerProcess,
+    _dir: tempfile::TempDir,
+}
+
+/// A CA, and a server certificate it signs for localhost and 127.0.0.1, made by the openssl
+/// command (in every Debian image).
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl command (apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=promlearn test CA",
+    ];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(&ca);
+    let mut csr = vec!["req", "-subj", "/CN=localhost"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
+    openssl(&csr);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    ]);
+}
+
+async fn start() -> TlsPrometheus {
+    let dir = tempfile::tempdir().unwrap();
+    make_certificates(dir.path());
+    let port = Ports::ephemeral().unwrap().prometheus;
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+            dir.path().join("server.pem").display(),
+            dir.path().join("server.key").display()
+        ),
+    )
+    .unwrap();
+    // It scrapes itself over HTTPS, trusting the same CA.
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n- job_name: self\n  scheme: https\n  \
+             tls_config:\n    ca_file: {}\n  static_configs:\n  - targets: ['localhost:{port}']\n",
+            dir.path().join("ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let mut command = tokio::process::Command::new(locate_prometheus().unwrap());
+    command.args([
+        format!("--config.file={}", config.display()),
+        format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        format!("--web.config.file={}", web.display()),
+    ]);
+    let server = ServerProcess::spawn("Prometheus", command).unwrap();
+    let url = format!("https://localhost:{port}");
+    // Readiness only: the tests below are what check the certificate handling.
+    let client = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .no_proxy()
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = client
+            .get(format!("{url}/api/v1/query?query=up"))
+            .send()
+            .await;
+        if let Ok(r) = ready
+            && r.status().is_success()
+            && r.text().await.unwrap_or_default().contains("\"1\"")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus over HTTPS is up and has scraped itself"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    TlsPrometheus {
+        url,
+        ca: dir.path().join("ca.pem"),
+        _server: server,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs real servers: run cargo xtask e2e"]
+async fn tls_is_verified_against_the_given_ca() {
+    let prom = start().await;
+    let ca = common::path_str(&prom.ca);
+    let load = |extra: &[&str]| {
+        let mut args = vec![
+            "load",
+            "up",
+            "--endpoint",
+            &prom.url,
+            "--last",
+            "5s",
+            "--step",
+            "1s",
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+
+    // An unknown CA: refused, with the way out in the same line.
+    let run = promlearn(load(&[])).await;
+    let line = run.one_line_error();
+    assert!(line.contains("certificate"), "{line}");
+    assert!(line.contains("--ca-cert"), "{line}");
+
+    // Trusting the CA: verified, and the answer is Prometheus's.
+    let run = promlearn(load(&["--ca-cert", ca])).await.ok();
+    assert!(
+        run.stdout.starts_with("up: 1 series x 6 timestamps"),
+        "{}",
+        run.stdout
+    );
+    // A CA file that is not PEM.
+    let bogus = prom.ca.with_file_name("server.csr.txt");
+    std::fs::write(&bogus, "not a certificate\n").unwrap();
+    let run = promlearn(load(&["--ca-cert", common::path_str(&bogus)])).await;
+    let line = run.one_line_error();
+    assert!(line.contains("CA certificate"), "{line}");
+
+    // --insecure: no verification, same answer.
+    let run = promlearn(load(&["--insecure"])).await.ok();
+    assert!(run.stdout.starts_with("up: 1 series"), "{}", run.stdout);
+
+    // scrape: the same rules for a /metrics endpoint.
+    let metrics = format!("{}/metrics", prom.url);
+    let run = promlearn(["scrape", &metrics, "-n", "1"]).await;
+    let line = run.one_line_error();
+    assert!(line.contains("--ca-cert"), "{line}");
+    let run = promlearn([
+        "scrape",
+        &metrics,
+        "-n",
+        "1",
+        "-M",
+        "prometheus_build_info",
+        "--ca-cert",
+        ca,
+    ])
+    .await
+    .ok();
+    assert!(
+        run.stdout.starts_with("prometheus_build_info{"),
+        "{}",
+        run.stdout
+    );
+}
