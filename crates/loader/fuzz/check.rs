@@ -1,0 +1,222 @@
+//! What must hold for any body handed to the decoder, well-formed or not:
+//!
+//! 1. it never panics;
+//! 2. the network's cut does not matter: fed in pieces, it gives what it gives fed whole;
+//! 3. whatever it accepts as JSON it reads as serde_json does: the same series, labels,
+//!    timestamps (to the millisecond) and values (to the bit), so no sample is ever lost, added
+//!    or altered.
+
+use promlearn_loader::decode::{Collect, Decoder, decode};
+use serde_json::Value;
+
+/// Checks every property on `data`; the first byte also chooses where the pieces are cut.
+pub fn body(data: &[u8]) {
+    let whole = decode(data);
+    let cut = data.first().map_or(0, |&b| usize::from(b)) % (data.len() + 1);
+    let pieces = decode_in_pieces(data, &[cut, cut + (data.len() - cut) / 2, cut + 1]);
+    match (&whole, &pieces) {
+        (Ok(a), Ok(b)) => assert!(
+            comparable(&a.series) == *b,
+            "fed in pieces at {cut}, the series differ"
+        ),
+        (Err(_), Err(_)) => {}
+        (a, b) => panic!("fed whole: {a:?}; fed in pieces at {cut}: {b:?}"),
+    }
+    if let Ok(answer) = whole {
+        // serde_json keeps the last of repeated keys: such documents are ambiguous, not compared.
+        if let Ok(json) = serde_json::from_slice::<Value>(data)
+            && !has_duplicate_keys(data)
+        {
+            agrees_with_serde_json(&answer, &json);
+        }
+    }
+}
+
+fn decode_in_pieces(data: &[u8], cuts: &[usize]) -> Result<Comparable, ()> {
+    let mut decoder = Decoder::new(Collect::default());
+    let mut from = 0;
+    for &cut in cuts {
+        let cut = cut.clamp(from, data.len());
+        decoder.feed(&data[from..cut]).map_err(drop)?;
+        from = cut;
+    }
+    decoder.feed(&data[from..]).map_err(drop)?;
+    let (envelope, collect) = decoder.finish().map_err(drop)?;
+    if envelope.status.as_deref() != Some("success") {
+        return Err(());
+    }
+    Ok(comparable(&collect.series))
+}
+
+type Comparable = Vec<(Vec<(String, String)>, Vec<i64>, Vec<u64>)>;
+
+fn comparable(series: &[promlearn_loader::Series]) -> Comparable {
+    series
+        .iter()
+        .map(|s| {
+            (
+                s.labels
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+                s.timestamps.clone(),
+                s.values.iter().map(|v| canonical_bits(*v)).collect(),
+            )
+        })
+        .collect()
+}
+
+/// NaNs compare equal whatever their payload.
+fn canonical_bits(v: f64) -> u64 {
+    if v.is_nan() {
+        f64::NAN.to_bits()
+    } else {
+        v.to_bits()
+    }
+}
+
+fn agrees_with_serde_json(answer: &promlearn_loader::decode::Answer, json: &Value) {
+    // The decoder streams, and keys may come in any order, so it reads `result` by its shape
+    // (the client then checks `resultType` against what the request expects).
+    let result = match json["data"]["result"].as_array() {
+        Some(result) if result.iter().all(Value::is_object) => result,
+        Some(point) if point.len() == 2 && point[0].is_number() && point[1].is_string() => {
+            assert!(answer.series.is_empty(), "series in a scalar answer");
+            if let Some((t, v)) = answer.scalar {
+                if let Some(want) = millis(&point[0]) {
+                    assert_eq!(t, want, "the scalar's timestamp");
+                }
+                assert_eq!(
+                    canonical_bits(v),
+                    canonical_bits(value(&point[1])),
+                    "the scalar"
+                );
+            }
+            return;
+        }
+        _ => {
+            assert!(
+                answer.series.is_empty(),
+                "series where serde_json sees no series in `result`"
+            );
+            return;
+        }
+    };
+    assert_eq!(answer.series.len(), result.len(), "series count");
+    for (got, want) in answer.series.iter().zip(result) {
+        let mut labels: Vec<(String, String)> = want["metric"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        labels.sort();
+        let mut got_labels: Vec<(String, String)> = got
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        got_labels.sort();
+        assert_eq!(got_labels, labels, "labels");
+        let points: Vec<&Value> = match (want.get("values"), want.get("value")) {
+            (Some(Value::Array(values)), _) => values.iter().collect(),
+            (_, Some(value)) => vec![value],
+            _ => vec![],
+        };
+        assert_eq!(
+            got.timestamps.len(),
+            points.len(),
+            "sample count of {labels:?}"
+        );
+        for (i, point) in points.iter().enumerate() {
+            if let Some(want) = millis(&point[0]) {
+                assert_eq!(got.timestamps[i], want, "timestamp {i}");
+            }
+            assert_eq!(
+                canonical_bits(got.values[i]),
+                canonical_bits(value(&point[1])),
+                "value {i} `{}`",
+                point[1]
+            );
+        }
+    }
+}
+
+/// Integer seconds exactly; fractional ones through f64, which is exact to the millisecond only
+/// within about ±9e12 s (the year 287,000): beyond that, `None` (not compared).
+fn millis(time: &Value) -> Option<i64> {
+    if let Some(seconds) = time.as_i64() {
+        return seconds.checked_mul(1000);
+    }
+    let seconds = time.as_f64().expect("a numeric timestamp");
+    (seconds.abs() < 9.0e12).then(|| (seconds * 1000.0).round() as i64)
+}
+
+fn value(text: &Value) -> f64 {
+    match text.as_str().expect("a string value") {
+        "+Inf" | "Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        text => text.parse::<f64>().expect("a number"),
+    }
+}
+
+/// Whether any object in `data` repeats a key (serde_json's map keeps only the last).
+fn has_duplicate_keys(data: &[u8]) -> bool {
+    serde_json::from_slice::<UniqueKeys>(data).is_err()
+}
+
+/// Deserialises any JSON, failing on an object that repeats a key.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueKeys, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key) {
+                return Err(serde::de::Error::custom("a repeated key"));
+            }
+            map.next_value::<UniqueKeys>()?;
+        }
+        Ok(UniqueKeys)
+    }
+}
