@@ -76,6 +76,8 @@ async fn e2e(args: E2eArgs) -> anyhow::Result<()> {
         quiet: false,
     })
     .await?;
+    // Every step runs even when one fails, so that one CI run shows every failure.
+    let mut failed = Vec::new();
     let mut command = setup::cargo();
     command
         .args([
@@ -84,22 +86,38 @@ async fn e2e(args: E2eArgs) -> anyhow::Result<()> {
             "--lib",
             "--bins",
             "--tests",
+            "--no-fail-fast",
             "--",
             "--include-ignored",
         ])
         .args(&args.cargo_test_args)
         .env("PROMLEARN_E2E_RUNTIMES", args.runtimes.join(","));
     provisioned.apply_env(&mut command);
-    setup::run_step("cargo test (unit, integration and end-to-end)", command)?;
+    if let Err(e) = setup::run_step("cargo test (unit, integration and end-to-end)", command) {
+        failed.push(format!("{e:#}"));
+    }
     // Benchmarks are left out (they run long, in `cargo xtask bench`), and doctests run on their own.
     let mut doc = setup::cargo();
-    doc.args(["test", "--workspace", "--doc"]);
+    doc.args(["test", "--workspace", "--doc", "--no-fail-fast"]);
     provisioned.apply_env(&mut doc);
-    setup::run_step("cargo test --doc", doc)?;
-    if args.skip_demo {
-        return Ok(());
+    if let Err(e) = setup::run_step("cargo test --doc", doc) {
+        failed.push(format!("{e:#}"));
     }
-    demo_checks(&args.runtimes).await
+    if !args.skip_demo
+        && let Err(e) = demo_checks(&args.runtimes).await
+    {
+        failed.push(format!("{e:#}"));
+    }
+    if failed.is_empty() {
+        eprintln!("e2e: every step passed");
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{} step(s) failed:\n  {}",
+            failed.len(),
+            failed.join("\n  ")
+        )
+    }
 }
 
 /// The demo, run as a test on each runtime: the tutorial's facts, and the anomaly run's flags.

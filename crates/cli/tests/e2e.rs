@@ -539,7 +539,13 @@ async fn failures_exit_non_zero_with_one_line() {
     let run = promlearn(["scrape", &format!("http://{closed}/metrics"), "-n", "1"]).await;
     assert!(run.one_line_error().contains("cannot connect"));
     // Not a metrics endpoint.
-    let run = promlearn(["scrape", &format!("{endpoint}/graph"), "-n", "1"]).await;
+    let run = promlearn([
+        "scrape",
+        &format!("{endpoint}/api/v1/status/buildinfo"),
+        "-n",
+        "1",
+    ])
+    .await;
     let line = run.one_line_error();
     assert!(
         line.contains("not answer in the Prometheus text exposition format"),
