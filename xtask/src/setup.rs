@@ -47,11 +47,13 @@ impl Provisioned {
 }
 
 /// Debian packages the tests and benchmarks call besides Prometheus: `dig` to compare our
-/// dig-like print with, `dnsperf` as the DNS load peer, VictoriaMetrics as a second query API.
+/// dig-like print with, `dnsperf` as the DNS load peer, VictoriaMetrics as a second query API,
+/// `openssl` to make a throw-away CA for the TLS tests.
 const TOOL_PACKAGES: &[(&str, &str)] = &[
     ("dig", "dnsutils"),
     ("dnsperf", "dnsperf"),
     ("victoria-metrics", "victoria-metrics"),
+    ("openssl", "openssl"),
 ];
 
 pub async fn run(args: &SetupArgs) -> anyhow::Result<Provisioned> {
@@ -68,7 +70,7 @@ pub async fn run(args: &SetupArgs) -> anyhow::Result<Provisioned> {
     if !missing.is_empty() {
         provision::apt_install(&missing, &mut progress).await?;
     }
-    spinner.println("  dig, dnsperf, victoria-metrics: installed");
+    spinner.println("  dig, dnsperf, victoria-metrics, openssl: installed");
 
     if provision::locate_coredns().is_err() {
         spinner.println(format!(
