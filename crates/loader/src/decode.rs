@@ -895,7 +895,7 @@ fn parse_time(b: &[u8], q: usize) -> Lex<(i64, usize)> {
         secs = secs
             .checked_mul(10)
             .and_then(|s| s.checked_add(i64::from(b[p] - b'0')))
-            .ok_or((q, "a timestamp out of range".to_owned()))?;
+            .ok_or_else(|| (q, "a timestamp out of range".to_owned()))?;
         p += 1;
     }
     if p == b.len() {
@@ -954,7 +954,7 @@ fn parse_time(b: &[u8], q: usize) -> Lex<(i64, usize)> {
     let ms = secs
         .checked_mul(1000)
         .and_then(|s| s.checked_add(millis))
-        .ok_or((q, "a timestamp out of range".to_owned()))?;
+        .ok_or_else(|| (q, "a timestamp out of range".to_owned()))?;
     Ok(Some((if negative { -ms } else { ms }, p)))
 }
 
