@@ -3,66 +3,39 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::promlearn_env;
-use promlearn_testbed::{Ports, ServerProcess, provision::locate_prometheus};
+use common::{WebPrometheus, promlearn_env};
 
 const USER: &str = "promlearn";
 const PASSWORD: &str = "s3cret-Pa55word";
 
 struct AuthPrometheus {
     url: String,
-    _server: ServerProcess,
-    _dir: tempfile::TempDir,
+    _prometheus: WebPrometheus,
 }
 
 async fn start() -> AuthPrometheus {
-    let dir = tempfile::tempdir().unwrap();
-    let port = Ports::ephemeral().unwrap().prometheus;
     // Low cost: each request is checked against the hash.
     let hash = bcrypt::hash(PASSWORD, 4).unwrap();
-    let web = dir.path().join("web.yml");
-    std::fs::write(&web, format!("basic_auth_users:\n  {USER}: '{hash}'\n")).unwrap();
-    // It scrapes itself, with the same credentials.
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n- job_name: self\n  basic_auth:\n    \
-             username: {USER}\n    password: {PASSWORD}\n  static_configs:\n  - targets: ['127.0.0.1:{port}']\n"
-        ),
-    )
-    .unwrap();
-    let mut command = tokio::process::Command::new(locate_prometheus().unwrap());
-    command.args([
-        format!("--config.file={}", config.display()),
-        format!("--storage.tsdb.path={}", dir.path().join("data").display()),
-        format!("--web.listen-address=127.0.0.1:{port}"),
-        format!("--web.config.file={}", web.display()),
-    ]);
-    let server = ServerProcess::spawn("Prometheus", command).unwrap();
-    let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = client
-            .get(format!("{url}/api/v1/query?query=up"))
-            .basic_auth(USER, Some(PASSWORD))
-            .send()
-            .await;
-        if let Ok(r) = ready
-            && r.status().is_success()
-            && r.text().await.unwrap_or_default().contains("\"value\"")
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus with basic auth is up and has scraped itself"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // It scrapes itself, with the same credentials.
+    let prometheus = WebPrometheus::start(
+        tempfile::tempdir().unwrap(),
+        |port| {
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n- job_name: self\n  basic_auth:\n    \
+                 username: {USER}\n    password: {PASSWORD}\n  static_configs:\n  - targets: ['127.0.0.1:{port}']\n"
+            )
+        },
+        &format!("basic_auth_users:\n  {USER}: '{hash}'\n"),
+        |port| {
+            client
+                .get(format!("http://127.0.0.1:{port}/api/v1/query?query=up"))
+                .basic_auth(USER, Some(PASSWORD))
+        },
+        "\"value\"",
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{}", prometheus.port);
     // Unauthenticated requests are refused: the server really checks.
     let refused = client
         .get(format!("{url}/api/v1/query?query=up"))
@@ -72,8 +45,7 @@ async fn start() -> AuthPrometheus {
     assert_eq!(refused.status(), 401);
     AuthPrometheus {
         url,
-        _server: server,
-        _dir: dir,
+        _prometheus: prometheus,
     }
 }
 

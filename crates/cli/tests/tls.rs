@@ -4,20 +4,14 @@
 
 mod common;
 
-use std::{
-    path::Path,
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::{path::Path, process::Command};
 
-use common::promlearn;
-use promlearn_testbed::{Ports, ServerProcess, provision::locate_prometheus};
+use common::{WebPrometheus, promlearn};
 
 struct TlsPrometheus {
     url: String,
     ca: std::path::PathBuf,
-    _server: ServerProcess,
-    _dir: tempfile::TempDir,
+    _prometheus: WebPrometheus,
 }
 
 /// A CA, and a server certificate it signs for localhost and 127.0.0.1, made by the openssl
@@ -84,66 +78,32 @@ fn make_certificates(dir: &Path) {
 async fn start() -> TlsPrometheus {
     let dir = tempfile::tempdir().unwrap();
     make_certificates(dir.path());
-    let port = Ports::ephemeral().unwrap().prometheus;
-    let web = dir.path().join("web.yml");
-    std::fs::write(
-        &web,
-        format!(
-            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
-            dir.path().join("server.pem").display(),
-            dir.path().join("server.key").display()
-        ),
-    )
-    .unwrap();
-    // It scrapes itself over HTTPS, trusting the same CA.
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n- job_name: self\n  scheme: https\n  \
-             tls_config:\n    ca_file: {}\n  static_configs:\n  - targets: ['localhost:{port}']\n",
-            dir.path().join("ca.pem").display()
-        ),
-    )
-    .unwrap();
-    let mut command = tokio::process::Command::new(locate_prometheus().unwrap());
-    command.args([
-        format!("--config.file={}", config.display()),
-        format!("--storage.tsdb.path={}", dir.path().join("data").display()),
-        format!("--web.listen-address=127.0.0.1:{port}"),
-        format!("--web.config.file={}", web.display()),
-    ]);
-    let server = ServerProcess::spawn("Prometheus", command).unwrap();
-    let url = format!("https://localhost:{port}");
-    // Readiness only: the tests below are what check the certificate handling.
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let (cert, key, ca) = (path("server.pem"), path("server.key"), path("ca.pem"));
+    // Readiness only: the test below is what checks the certificate handling.
     let client = reqwest::Client::builder()
         .tls_danger_accept_invalid_certs(true)
         .no_proxy()
         .build()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = client
-            .get(format!("{url}/api/v1/query?query=up"))
-            .send()
-            .await;
-        if let Ok(r) = ready
-            && r.status().is_success()
-            && r.text().await.unwrap_or_default().contains("\"1\"")
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus over HTTPS is up and has scraped itself"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // It scrapes itself over HTTPS, trusting the same CA.
+    let prometheus = WebPrometheus::start(
+        dir,
+        |port| {
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n- job_name: self\n  scheme: https\n  \
+                 tls_config:\n    ca_file: {ca}\n  static_configs:\n  - targets: ['localhost:{port}']\n"
+            )
+        },
+        &format!("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n"),
+        |port| client.get(format!("https://localhost:{port}/api/v1/query?query=up")),
+        "\"1\"",
+    )
+    .await;
     TlsPrometheus {
-        url,
-        ca: dir.path().join("ca.pem"),
-        _server: server,
-        _dir: dir,
+        url: format!("https://localhost:{}", prometheus.port),
+        ca: prometheus.dir.path().join("ca.pem"),
+        _prometheus: prometheus,
     }
 }
 

@@ -136,3 +136,57 @@ pub async fn prometheus_range(
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 temp path")
 }
+
+/// A lone Prometheus with its own `--web.config.file` (auth, TLS), on a free port, stopped on drop.
+pub struct WebPrometheus {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    _server: promlearn_testbed::ServerProcess,
+}
+
+impl WebPrometheus {
+    /// Starts Prometheus with `config` (prometheus.yml) and `web` (web.yml), both given the port,
+    /// and waits until `ready(port)` answers HTTP 200 with a body containing `expect`.
+    pub async fn start(
+        dir: tempfile::TempDir,
+        config: impl Fn(u16) -> String,
+        web: &str,
+        ready: impl Fn(u16) -> reqwest::RequestBuilder,
+        expect: &str,
+    ) -> WebPrometheus {
+        let port = promlearn_testbed::Ports::ephemeral().unwrap().prometheus;
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, config(port)).unwrap();
+        let web_path = dir.path().join("web.yml");
+        std::fs::write(&web_path, web).unwrap();
+        let mut command = tokio::process::Command::new(
+            promlearn_testbed::provision::locate_prometheus().unwrap(),
+        );
+        command.args([
+            format!("--config.file={}", config_path.display()),
+            format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            format!("--web.config.file={}", web_path.display()),
+        ]);
+        let server = promlearn_testbed::ServerProcess::spawn("Prometheus", command).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = ready(port).send().await
+                && r.status().is_success()
+                && r.text().await.unwrap_or_default().contains(expect)
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Prometheus with {web_path:?} is up and has scraped itself"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        WebPrometheus {
+            port,
+            dir,
+            _server: server,
+        }
+    }
+}
