@@ -9,11 +9,12 @@
 use promlearn_loader::decode::{Collect, Decoder, decode};
 use serde_json::Value;
 
-/// Checks every property on `data`; the first byte also chooses where the pieces are cut.
+/// Checks every property on `data`; the first byte also chooses where the pieces are cut (a
+/// one-byte piece there, then the rest in two halves).
 pub fn body(data: &[u8]) {
     let whole = decode(data);
     let cut = data.first().map_or(0, |&b| usize::from(b)) % (data.len() + 1);
-    let pieces = decode_in_pieces(data, &[cut, cut + (data.len() - cut) / 2, cut + 1]);
+    let pieces = decode_in_pieces(data, &[cut, cut + 1, cut + 1 + (data.len() - cut) / 2]);
     match (&whole, &pieces) {
         (Ok(a), Ok(b)) => assert!(
             comparable(&a.series) == *b,
