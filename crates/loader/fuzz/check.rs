@@ -9,11 +9,16 @@
 use promlearn_loader::decode::{Collect, Decoder, decode};
 use serde_json::Value;
 
-/// Checks every property on `data`; the first byte also chooses where the pieces are cut (a
-/// one-byte piece there, then the rest in two halves).
+/// Checks every property on `data`; its first byte chooses where the pieces are cut.
 pub fn body(data: &[u8]) {
-    let whole = decode(data);
     let cut = data.first().map_or(0, |&b| usize::from(b)) % (data.len() + 1);
+    body_cut_at(data, cut);
+}
+
+/// Checks every property on `data`, fed in pieces cut at `cut` (a one-byte piece there, then
+/// the rest in two halves).
+pub fn body_cut_at(data: &[u8], cut: usize) {
+    let whole = decode(data);
     let pieces = decode_in_pieces(data, &[cut, cut + 1, cut + 1 + (data.len() - cut) / 2]);
     match (&whole, &pieces) {
         (Ok(a), Ok(b)) => assert!(
