@@ -435,6 +435,24 @@ async fn train_learns_normal_traffic_and_detect_flags_a_burst() {
     assert_eq!(live_lines[0]["query"], query);
 }
 
+/// `train QUERY` over the last minute at 1 s.
+fn train_last_minute(query: &str, endpoint: &str, model: &str) -> Vec<String> {
+    [
+        "train",
+        query,
+        "--endpoint",
+        endpoint,
+        "--model",
+        model,
+        "--last",
+        "1m",
+        "--step",
+        "1s",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 #[tokio::test]
 #[ignore = "needs real servers: run cargo xtask e2e"]
 async fn failures_exit_non_zero_with_one_line() {
@@ -460,19 +478,7 @@ async fn failures_exit_non_zero_with_one_line() {
     let model = common::path_str(&model);
 
     // Bad PromQL: Prometheus's own reason.
-    let run = promlearn([
-        "train",
-        "sum(rate(",
-        "--endpoint",
-        &endpoint,
-        "--model",
-        model,
-        "--last",
-        "1m",
-        "--step",
-        "1s",
-    ])
-    .await;
+    let run = promlearn(train_last_minute("sum(rate(", &endpoint, model)).await;
     let line = run.one_line_error();
     assert!(
         line.contains(&format!("{endpoint} rejected `sum(rate(`: bad_data")),
@@ -482,36 +488,12 @@ async fn failures_exit_non_zero_with_one_line() {
     assert_eq!(run.code, 1);
 
     // A query selecting nothing, and one selecting many series.
-    let run = promlearn([
-        "train",
-        "no_such_metric",
-        "--endpoint",
-        &endpoint,
-        "--model",
-        model,
-        "--last",
-        "1m",
-        "--step",
-        "1s",
-    ])
-    .await;
+    let run = promlearn(train_last_minute("no_such_metric", &endpoint, model)).await;
     assert!(run.one_line_error().contains("selects no series"));
     tb.wait_for_query("up", Duration::from_secs(20), |s| s.len() == 2)
         .await
         .unwrap();
-    let run = promlearn([
-        "train",
-        "up",
-        "--endpoint",
-        &endpoint,
-        "--model",
-        model,
-        "--last",
-        "1m",
-        "--step",
-        "1s",
-    ])
-    .await;
+    let run = promlearn(train_last_minute("up", &endpoint, model)).await;
     let line = run.one_line_error();
     assert!(line.contains("selects 2 series"), "{line}");
     assert!(line.contains("up{instance="), "{line}");
