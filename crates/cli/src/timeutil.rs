@@ -4,51 +4,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-/// A Prometheus-style duration (`500ms`, `15s`, `5m`, `1h30m`, `2d`, `1w`, `1y`) or plain seconds
-/// (`15`, `0.5`), as Prometheus accepts for `step`.
+/// A duration in promlearn's one grammar (`500ms`, `15s`, `1h30m`, `1.5h`, `2d`, plain seconds),
+/// as clap's value parser wants it.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let bad = || {
-        format!("`{text}` is not a duration: use e.g. 500ms, 15s, 5m, 1h30m, 2d or plain seconds")
-    };
-    if text.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(secs) = text.parse::<f64>() {
-        return if secs.is_finite() && secs >= 0.0 {
-            Ok(Duration::from_secs_f64(secs))
-        } else {
-            Err(bad())
-        };
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86_400.0,
-            "w" => 7.0 * 86_400.0,
-            "y" => 365.0 * 86_400.0,
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        total += Duration::from_secs_f64(number * unit);
-    }
-    Ok(total)
+    promlearn_duration::parse(text).map_err(|e| e.to_string())
 }
 
 /// A point in time: RFC 3339 (`2024-05-01T12:00:00Z`), unix seconds (`1714564800`, `1714564800.5`)
@@ -75,24 +34,9 @@ pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
         })
 }
 
-/// `1h30m`-style text for a duration, for messages.
+/// `1h30m`-style text for a duration, for messages (the shared grammar's format).
 pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
-        return "0s".into();
-    }
-    if !ms.is_multiple_of(1000) {
-        return format!("{}s", d.as_secs_f64());
-    }
-    let mut secs = d.as_secs();
-    let mut out = String::new();
-    for (unit, len) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
-        if secs >= len {
-            out.push_str(&format!("{}{unit}", secs / len));
-            secs %= len;
-        }
-    }
-    out
+    promlearn_duration::format(d)
 }
 
 /// Unix seconds (with fraction) to a UTC time.
@@ -128,7 +72,7 @@ mod tests {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
     }
 
     #[test]

@@ -1,3 +1,5 @@
+//! The DNS crate's errors: what failed, against which server, and what to do.
+
 use std::{io, net::SocketAddr, time::Duration};
 
 use crate::profile::ProfileError;

@@ -475,19 +475,12 @@ impl fmt::Display for Profile {
     }
 }
 
-/// Prints a duration the way the parser reads it back exactly.
+/// Prints a duration the way the parser reads it back exactly (the shared grammar's format).
 struct Secs(Duration);
 
 impl fmt::Display for Secs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = self.0;
-        if d.subsec_nanos() == 0 {
-            write!(f, "{}s", d.as_secs())
-        } else if d.subsec_nanos().is_multiple_of(1_000_000) {
-            write!(f, "{}ms", d.as_millis())
-        } else {
-            write!(f, "{}ns", d.as_nanos())
-        }
+        f.write_str(&promlearn_duration::format(self.0))
     }
 }
 
@@ -533,7 +526,8 @@ impl Params {
             param: key,
             example: self.example,
         })?;
-        parse_duration(&value).ok_or(ProfileError::BadDuration { param: key, value })
+        promlearn_duration::parse(&value)
+            .map_err(|_| ProfileError::BadDuration { param: key, value })
     }
 
     fn finish(self) -> Result<(), ProfileError> {
@@ -686,30 +680,6 @@ fn event_from(name: &str, pairs: Vec<(String, String)>) -> Result<Event, Profile
     };
     params.finish()?;
     Ok(event)
-}
-
-/// `30s`, `500ms`, `2m`, `1h`, `1.5s`, `250us`, `10ns`; a bare number is seconds.
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.trim().parse().ok()?;
-    let seconds_per_unit = match unit.trim() {
-        "" | "s" | "sec" | "secs" => 1.0,
-        "ms" => 1e-3,
-        "us" | "µs" => 1e-6,
-        "ns" => 1e-9,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        "d" => 86_400.0,
-        _ => return None,
-    };
-    if unit.trim() == "ns" && number.fract() == 0.0 && number >= 0.0 {
-        return Some(Duration::from_nanos(number as u64));
-    }
-    Duration::try_from_secs_f64(number * seconds_per_unit).ok()
 }
 
 #[cfg(test)]
@@ -922,19 +892,5 @@ mod tests {
             err(r#"{"shape":"constant","qps":[1]}"#)
                 .starts_with("profile JSON: `qps` must be a number or a string")
         );
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("30s"), Some(secs(30.0)));
-        assert_eq!(parse_duration("30"), Some(secs(30.0)));
-        assert_eq!(parse_duration("1.5s"), Some(secs(1.5)));
-        assert_eq!(parse_duration("500ms"), Some(secs(0.5)));
-        assert_eq!(parse_duration("2m"), Some(secs(120.0)));
-        assert_eq!(parse_duration("1h"), Some(secs(3600.0)));
-        assert_eq!(parse_duration("7ns"), Some(Duration::from_nanos(7)));
-        assert_eq!(parse_duration("-1s"), None);
-        assert_eq!(parse_duration("1 fortnight"), None);
-        assert_eq!(parse_duration(""), None);
     }
 }

@@ -1,3 +1,5 @@
+//! DNS response codes, printed as dig and CoreDNS's metrics name them.
+
 use std::fmt;
 
 /// A DNS response code, including EDNS's extended codes (12 bits).

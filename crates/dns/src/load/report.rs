@@ -1,3 +1,5 @@
+//! What a load run did: queries sent and answered, per rcode and type, and latency quantiles.
+
 use std::{collections::BTreeMap, fmt, time::Duration};
 
 use hdrhistogram::Histogram;
