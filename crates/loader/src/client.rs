@@ -277,6 +277,7 @@ impl ClientBuilder {
             value.set_sensitive(true);
             headers.push((name, value));
         }
+        install_crypto_provider();
         let mut http = reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
@@ -894,4 +895,15 @@ mod tests {
         assert_eq!(m.get(1, 0), None);
         assert_eq!(m.get(2, 1), Some(30.0));
     }
+}
+
+/// Makes ring rustls's process-wide crypto provider, unless the program chose one already.
+///
+/// reqwest is built without its default provider (aws-lc-rs, a long C build) and asks for the
+/// process default when a client is built. Every client in this workspace that builds a reqwest
+/// client directly calls this first; calling it again, or after the program installed its own
+/// provider, changes nothing.
+pub fn install_crypto_provider() {
+    // An Err only says a provider is installed already, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

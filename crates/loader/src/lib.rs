@@ -3,13 +3,14 @@
 mod client;
 pub mod decode;
 mod error;
+#[cfg(feature = "export")]
 mod export;
 mod labels;
 mod matrix;
 mod query;
 pub mod tutorial;
 
-pub use client::{Client, ClientBuilder, Progress, RawSeries};
+pub use client::{Client, ClientBuilder, Progress, RawSeries, install_crypto_provider};
 pub use decode::Series;
 pub use error::{Attempts, DecodeError, Error, Result};
 pub use labels::Labels;

@@ -1,3 +1,5 @@
+//! The model crate's errors, each saying what was wrong and what to do.
+
 use std::path::PathBuf;
 
 /// Everything that can go wrong in this crate. Each message says what was wrong and what to do.

@@ -52,6 +52,83 @@ impl ServerConfigs {
     }
 }
 
+/// A scrape job added to the testbed's Prometheus (see `TestbedConfig::extra_scrape_targets`):
+/// one target, scraped every second.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrapeTarget {
+    /// The `job` label.
+    pub job_name: String,
+    /// `host:port` of the target; its `/metrics` is scraped.
+    pub target: String,
+}
+
+impl ScrapeTarget {
+    /// A job scraping `target` (`host:port`) every second.
+    pub fn new(job_name: impl Into<String>, target: impl Into<String>) -> ScrapeTarget {
+        ScrapeTarget {
+            job_name: job_name.into(),
+            target: target.into(),
+        }
+    }
+}
+
+impl ServerConfigs {
+    /// Adds scrape jobs and rule files to prometheus.yml (the rule files are read now and
+    /// placed beside it).
+    pub fn add_extras(&mut self, targets: &[ScrapeTarget], rule_files: &[PathBuf]) -> Result<()> {
+        for target in targets {
+            let item = format!(
+                "- job_name: {:?}\n  scrape_interval: 1s\n  static_configs:\n  - targets: [{:?}]",
+                target.job_name, target.target
+            );
+            self.prometheus_yml = insert_list_item(&self.prometheus_yml, "scrape_configs:", &item);
+        }
+        for path in rule_files {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.is_empty() || self.rule_files.iter().any(|(n, _)| *n == name) {
+                return Err(shape_error(
+                    path,
+                    "rule file",
+                    format!("its name `{name}` is empty or already taken by another rule file"),
+                ));
+            }
+            let contents =
+                std::fs::read_to_string(path).map_err(|source| TestbedError::ReadConfig {
+                    path: path.clone(),
+                    source,
+                })?;
+            self.prometheus_yml =
+                insert_list_item(&self.prometheus_yml, "rule_files:", &format!("- {name:?}"));
+            self.rule_files.push((name, contents));
+        }
+        Ok(())
+    }
+}
+
+/// Inserts `item` (a YAML list item written at column 0, possibly several lines) as the first
+/// item of the top-level list `key`, indented as that list's items are; appends the key and
+/// the item when the file has no such key.
+fn insert_list_item(text: &str, key: &str, item: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(at) = lines.iter().position(|l| l.trim_end() == key) else {
+        let mut out = text.trim_end().to_owned();
+        out.push_str(&format!("\n{key}\n{item}\n"));
+        return out;
+    };
+    let indent = lines[at + 1..]
+        .iter()
+        .find(|l| l.trim_start().starts_with("- "))
+        .map_or(0, |l| l.len() - l.trim_start().len());
+    let pad = " ".repeat(indent);
+    let mut out: Vec<String> = lines[..=at].iter().map(|l| l.to_string()).collect();
+    out.extend(item.lines().map(|l| format!("{pad}{l}")));
+    out.extend(lines[at + 1..].iter().map(|l| l.to_string()));
+    out.join("\n") + "\n"
+}
+
 fn shape_error(path: &Path, kind: &'static str, problem: String) -> TestbedError {
     TestbedError::ConfigShape {
         path: path.to_owned(),
@@ -231,6 +308,47 @@ mod tests {
         let err =
             rewrite_corefile(".:9053 {\n  whoami\n}\n", Path::new("Corefile"), PORTS).unwrap_err();
         assert!(err.to_string().contains("no `prometheus` plugin"), "{err}");
+    }
+
+    #[test]
+    fn extra_scrape_targets_and_rule_files_join_prometheus_yml() {
+        let root = repository_root();
+        let mut configs =
+            ServerConfigs::load(&root.join("Corefile"), &root.join("prometheus.yml"), PORTS)
+                .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("alerts.yml");
+        std::fs::write(&rules, "groups: []\n").unwrap();
+        configs
+            .add_extras(
+                &[ScrapeTarget::new("watch", "127.0.0.1:4242")],
+                &[rules.clone()],
+            )
+            .unwrap();
+        let yml = &configs.prometheus_yml;
+        assert!(
+            yml.contains(
+                "scrape_configs:\n- job_name: \"watch\"\n  scrape_interval: 1s\n  static_configs:\n  - targets: [\"127.0.0.1:4242\"]\n- job_name: 'prometheus'"
+            ),
+            "{yml}"
+        );
+        assert!(yml.contains("rule_files:\n- \"alerts.yml\"\n"), "{yml}");
+        assert_eq!(
+            rule_file_names(yml),
+            ["alerts.yml", "coredns-compat.rules.yml"]
+        );
+        assert_eq!(
+            configs.rule_files.last().unwrap(),
+            &("alerts.yml".to_owned(), "groups: []\n".to_owned())
+        );
+        // The same name twice is refused.
+        assert!(configs.add_extras(&[], &[rules]).is_err());
+        // Indented lists keep their indentation; a missing key is appended.
+        assert_eq!(
+            insert_list_item("a:\n  - x\n", "a:", "- y\n  z: 1"),
+            "a:\n  - y\n    z: 1\n  - x\n"
+        );
+        assert_eq!(insert_list_item("b: 1\n", "a:", "- y"), "b: 1\na:\n- y\n");
     }
 
     #[test]

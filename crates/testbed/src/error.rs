@@ -1,6 +1,8 @@
+//! The testbed's errors, written for someone who just typed `cargo xtask demo` on a new machine.
+
 use std::{io, path::PathBuf, time::Duration};
 
-/// Everything that can go wrong while provisioning, starting or querying the testbed.
+/// Everything that can go wrong while starting or querying the testbed.
 ///
 /// Each message names the thing that failed and what to do about it, because the reader is usually
 /// someone who just typed `cargo xtask demo` on a new machine.
@@ -68,6 +70,7 @@ pub enum TestbedError {
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
 
+    #[cfg(feature = "containers")]
     #[error("{context}: {source}")]
     Container {
         context: String,

@@ -2,8 +2,10 @@
 //!
 //! A [`Testbed`] starts CoreDNS (DNS plus a metrics endpoint) and a Prometheus that scrapes it
 //! every second, from the repository's `Corefile` and `prometheus.yml`, either as containers
-//! (testcontainers) or as child processes. It returns once Prometheus reports the CoreDNS target
-//! up, and stops both servers when dropped.
+//! (testcontainers, cargo feature `containers`, on by default) or as child processes. It returns
+//! once Prometheus reports the CoreDNS target up, and stops both servers when dropped. It starts
+//! servers from the binaries and images it is given ([`locate`] says where it looks) and never
+//! installs anything: `cargo xtask setup` provisions a machine.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), promlearn_testbed::TestbedError> {
@@ -18,11 +20,13 @@
 //! ```
 
 mod config;
+#[cfg(feature = "containers")]
+pub mod containers;
 mod error;
+pub mod locate;
 mod ports;
 mod process;
 mod prom;
-pub mod provision;
 mod server;
 
 use std::{
@@ -33,7 +37,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub use config::{ServerConfigs, repository_root};
+pub use config::{ScrapeTarget, ServerConfigs, repository_root};
 pub use error::{Result, TestbedError};
 pub use ports::Ports;
 pub use process::ServerProcess;
@@ -94,12 +98,17 @@ pub struct TestbedConfig {
     pub prometheus_yml: PathBuf,
     /// How long CoreDNS and Prometheus may take, together, to be up and scraping.
     pub start_timeout: Duration,
-    /// Binaries for the process runtime; `None` searches as [`provision::locate_coredns`] does.
+    /// Binaries for the process runtime; `None` searches as [`locate::coredns`] does.
     pub coredns_bin: Option<PathBuf>,
     pub prometheus_bin: Option<PathBuf>,
     /// Images for the container runtime; `None` takes `$COREDNS_IMAGE` / `$PROMETHEUS_IMAGE`, else upstream's.
     pub coredns_image: Option<String>,
     pub prometheus_image: Option<String>,
+    /// More scrape jobs for Prometheus, e.g. a service under test (scraped every second).
+    pub extra_scrape_targets: Vec<ScrapeTarget>,
+    /// More rule files (alerting or recording rules) for Prometheus, copied beside its
+    /// prometheus.yml; their file names must differ from the rule files it already names.
+    pub rule_files: Vec<PathBuf>,
 }
 
 impl TestbedConfig {
@@ -116,6 +125,8 @@ impl TestbedConfig {
             prometheus_bin: None,
             coredns_image: None,
             prometheus_image: None,
+            extra_scrape_targets: Vec::new(),
+            rule_files: Vec::new(),
         }
     }
 
@@ -150,7 +161,18 @@ pub struct Testbed {
     // Declared before the work directory: servers stop before their files go.
     prometheus: Option<Server>,
     coredns: Option<Server>,
+    /// What starting Prometheus again takes ([`Testbed::start_prometheus`]).
+    relaunch: Relaunch,
     _workdir: tempfile::TempDir,
+}
+
+#[derive(Debug)]
+struct Relaunch {
+    configs: ServerConfigs,
+    prometheus_bin: Option<PathBuf>,
+    #[cfg(feature = "containers")]
+    prometheus_image: String,
+    start_timeout: Duration,
 }
 
 impl Testbed {
@@ -162,27 +184,35 @@ impl Testbed {
     /// As [`Testbed::start`], reporting each stage to `progress`.
     pub async fn start_with_progress(
         config: TestbedConfig,
-        progress: provision::Progress<'_>,
+        progress: locate::Progress<'_>,
     ) -> Result<Testbed> {
         let deadline = Instant::now() + config.start_timeout;
+        #[cfg(feature = "containers")]
         let images = Images {
             coredns: config
                 .coredns_image
                 .clone()
-                .unwrap_or_else(provision::coredns_image),
+                .unwrap_or_else(containers::coredns_image),
             prometheus: config
                 .prometheus_image
                 .clone()
-                .unwrap_or_else(provision::prometheus_image),
+                .unwrap_or_else(containers::prometheus_image),
         };
+        #[cfg(feature = "containers")]
         let (runtime, runtime_reason) = choose_runtime(config.runtime, &images).await?;
+        #[cfg(not(feature = "containers"))]
+        let (runtime, runtime_reason) = choose_runtime(config.runtime)?;
         progress(&format!("runtime: {runtime} ({runtime_reason})"));
         config.ports.ensure_free()?;
-        let configs = ServerConfigs::load(&config.corefile, &config.prometheus_yml, config.ports)?;
+        let mut configs =
+            ServerConfigs::load(&config.corefile, &config.prometheus_yml, config.ports)?;
+        configs.add_extras(&config.extra_scrape_targets, &config.rule_files)?;
         let workdir = tempfile::Builder::new()
             .prefix("promlearn-testbed-")
             .tempdir()
             .map_err(TestbedError::io("creating the testbed's work directory"))?;
+        // ring as rustls's provider (reqwest is built without aws-lc-rs), unless one is set.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .no_proxy()
@@ -195,6 +225,13 @@ impl Testbed {
             http,
             prometheus: None,
             coredns: None,
+            relaunch: Relaunch {
+                configs: configs.clone(),
+                prometheus_bin: config.prometheus_bin.clone(),
+                #[cfg(feature = "containers")]
+                prometheus_image: images.prometheus.clone(),
+                start_timeout: config.start_timeout,
+            },
             _workdir: workdir,
         };
 
@@ -208,9 +245,12 @@ impl Testbed {
                 testbed._workdir.path(),
                 config.coredns_bin.clone(),
             )?,
+            #[cfg(feature = "containers")]
             Runtime::Containers => {
-                server::coredns_container(&configs, images.coredns.clone()).await?
+                containers::coredns_container(&configs, images.coredns.clone()).await?
             }
+            #[cfg(not(feature = "containers"))]
+            Runtime::Containers => unreachable!("choose_runtime never picks containers here"),
         });
         let (http, metrics_url) = (testbed.http.clone(), testbed.metrics_url());
         testbed
@@ -230,47 +270,88 @@ impl Testbed {
             "starting Prometheus (:{})",
             config.ports.prometheus
         ));
-        testbed.prometheus = Some(match runtime {
+        testbed.launch_prometheus().await?;
+        progress("waiting for Prometheus to scrape CoreDNS (up{job=\"coredns\"} == 1)");
+        testbed.wait_prometheus_ready(deadline).await?;
+        progress("testbed ready");
+        Ok(testbed)
+    }
+
+    /// Starts Prometheus from the testbed's configuration (on the process runtime, on the same
+    /// TSDB directory, so that its history survives a restart).
+    async fn launch_prometheus(&mut self) -> Result<()> {
+        let relaunch = &self.relaunch;
+        self.prometheus = Some(match self.runtime {
             Runtime::Processes => server::prometheus_process(
-                &configs,
-                testbed._workdir.path(),
-                config.ports.prometheus,
-                config.prometheus_bin.clone(),
+                &relaunch.configs,
+                self._workdir.path(),
+                self.ports.prometheus,
+                relaunch.prometheus_bin.clone(),
             )?,
+            #[cfg(not(feature = "containers"))]
+            Runtime::Containers => unreachable!("choose_runtime never picks containers here"),
+            #[cfg(feature = "containers")]
             Runtime::Containers => {
-                server::prometheus_container(
-                    &configs,
-                    config.ports.prometheus,
-                    images.prometheus.clone(),
+                containers::prometheus_container(
+                    &relaunch.configs,
+                    self.ports.prometheus,
+                    relaunch.prometheus_image.clone(),
                 )
                 .await?
             }
         });
-        progress("waiting for Prometheus to scrape CoreDNS (up{job=\"coredns\"} == 1)");
-        let prometheus_url = testbed.prometheus_url();
-        testbed
-            .wait_until(
-                deadline,
-                "Prometheus to report the CoreDNS target up",
-                || {
-                    let (http, url) = (http.clone(), prometheus_url.clone());
-                    async move {
-                        let up = prom::instant_query(&http, &url, "up{job=\"coredns\"}")
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        match up.first() {
-                            Some(sample) if sample.value == 1.0 => Ok(()),
-                            Some(sample) => {
-                                Err(format!("up{{job=\"coredns\"}} is {}", sample.value))
-                            }
-                            None => Err("no scrape of the coredns job yet".into()),
-                        }
+        Ok(())
+    }
+
+    /// Waits until Prometheus reports the CoreDNS target up.
+    async fn wait_prometheus_ready(&mut self, deadline: Instant) -> Result<()> {
+        let (http, prometheus_url) = (self.http.clone(), self.prometheus_url());
+        self.wait_until(
+            deadline,
+            "Prometheus to report the CoreDNS target up",
+            || {
+                let (http, url) = (http.clone(), prometheus_url.clone());
+                async move {
+                    let up = prom::instant_query(&http, &url, "up{job=\"coredns\"}")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    match up.first() {
+                        Some(sample) if sample.value == 1.0 => Ok(()),
+                        Some(sample) => Err(format!("up{{job=\"coredns\"}} is {}", sample.value)),
+                        None => Err("no scrape of the coredns job yet".into()),
                     }
-                },
-            )
-            .await?;
-        progress("testbed ready");
-        Ok(testbed)
+                }
+            },
+        )
+        .await
+    }
+
+    /// Stops Prometheus alone (CoreDNS keeps running), to test what clients do while it is
+    /// down. [`Testbed::start_prometheus`] starts it again.
+    pub async fn stop_prometheus(&mut self) -> Result<()> {
+        match self.prometheus.take() {
+            Some(server) => server.stop().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Starts Prometheus again after [`Testbed::stop_prometheus`], on the same port and
+    /// configuration (and, on the process runtime, the same TSDB), and waits until it has
+    /// scraped CoreDNS. Does nothing if it runs.
+    pub async fn start_prometheus(&mut self) -> Result<()> {
+        if self.prometheus.is_some() {
+            return Ok(());
+        }
+        self.launch_prometheus().await?;
+        let deadline = Instant::now() + self.relaunch.start_timeout;
+        self.wait_prometheus_ready(deadline).await
+    }
+
+    /// Stops Prometheus and starts it again ([`Testbed::stop_prometheus`], then
+    /// [`Testbed::start_prometheus`]).
+    pub async fn restart_prometheus(&mut self) -> Result<()> {
+        self.stop_prometheus().await?;
+        self.start_prometheus().await
     }
 
     /// Polls `check` every 200 ms until it succeeds, a server exits, or the deadline passes.
@@ -422,36 +503,56 @@ impl Testbed {
     }
 }
 
+#[cfg(feature = "containers")]
 struct Images {
     coredns: String,
     prometheus: String,
 }
 
+/// Without the `containers` feature, the process runtime is the only one.
+#[cfg(not(feature = "containers"))]
+fn choose_runtime(choice: RuntimeChoice) -> Result<(Runtime, String)> {
+    match choice {
+        RuntimeChoice::Processes => Ok((Runtime::Processes, "asked for".into())),
+        RuntimeChoice::Auto => Ok((
+            Runtime::Processes,
+            "this build has no container runtime (cargo feature `containers` off)".into(),
+        )),
+        RuntimeChoice::Containers => Err(TestbedError::DockerUnavailable {
+            reason: "this build has no container runtime: build with the cargo feature \
+                     `containers` (`cargo xtask demo` does where a Docker daemon answers)"
+                .into(),
+        }),
+    }
+}
+
+#[cfg(feature = "containers")]
 async fn choose_runtime(choice: RuntimeChoice, images: &Images) -> Result<(Runtime, String)> {
+    use containers::{docker_image_present, docker_ping, docker_pull};
     let images = [
-        (images.coredns.clone(), provision::COREDNS_IMAGE_ENV),
-        (images.prometheus.clone(), provision::PROMETHEUS_IMAGE_ENV),
+        (images.coredns.clone(), locate::COREDNS_IMAGE_ENV),
+        (images.prometheus.clone(), locate::PROMETHEUS_IMAGE_ENV),
     ];
     match choice {
         RuntimeChoice::Processes => Ok((Runtime::Processes, "asked for".into())),
         RuntimeChoice::Containers => {
-            provision::docker_ping()
+            docker_ping()
                 .await
                 .map_err(|reason| TestbedError::DockerUnavailable { reason })?;
             Ok((Runtime::Containers, "asked for".into()))
         }
         RuntimeChoice::Auto => {
-            if let Err(reason) = provision::docker_ping().await {
+            if let Err(reason) = docker_ping().await {
                 return Ok((
                     Runtime::Processes,
                     format!("no Docker daemon answers: {reason}"),
                 ));
             }
             for (image, env_var) in &images {
-                if provision::docker_image_present(image).await {
+                if docker_image_present(image).await {
                     continue;
                 }
-                if let Err(reason) = provision::docker_pull(image).await {
+                if let Err(reason) = docker_pull(image).await {
                     return Ok((
                         Runtime::Processes,
                         format!(

@@ -1,3 +1,5 @@
+//! The testbed's ports: the tutorial's, or free ephemeral ones, checked free before a start.
+
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 
 use crate::{Result, TestbedError};

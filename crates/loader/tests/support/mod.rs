@@ -14,7 +14,7 @@ use std::{
 
 use promlearn_testbed::{
     Ports, ServerProcess,
-    provision::{locate_prometheus, locate_promtool},
+    locate::{prometheus as locate_prometheus, promtool as locate_promtool},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -278,6 +278,7 @@ impl BackfilledPrometheus {
             .filter_map(|s| s.samples.last().map(|(t, _)| *t))
             .max()
             .unwrap_or(0);
+        promlearn_loader::install_crypto_provider();
         let http = reqwest::Client::new();
         let names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
         let selector = format!("{{__name__=~\"{}\"}}", names.join("|"));
@@ -377,6 +378,7 @@ impl Victoria {
             .arg("-retentionPeriod=100y");
         let process = ServerProcess::spawn("victoria-metrics", command).unwrap();
         let url = format!("http://127.0.0.1:{port}");
+        promlearn_loader::install_crypto_provider();
         let http = reqwest::Client::new();
         poll(
             "VictoriaMetrics",
