@@ -1,6 +1,16 @@
 //! `cargo xtask bench [dns|loader|train]`: each benchmark measures ours and its peer in one run.
+//!
+//! The Python peers (Keras; prometheus-api-client and tensorflow-io) are installed first when
+//! missing (`peers.rs`), and their Python is handed to the benchmarks in `PROMLEARN_PEER_PYTHON`.
 
-use crate::setup;
+use anyhow::{Context, bail};
+
+use crate::{compile, peers, setup, steps::Ui};
+
+/// Keras, for the train benchmark (TensorFlow 2.16: the newest tensorflow-io 0.37.1 works with).
+const KERAS: &[&str] = &["tensorflow-cpu==2.16.2", "keras==3.3.3", "numpy<2"];
+/// The loader's Python peers, beside the same TensorFlow.
+const LOADER_PEERS: &[&str] = &["tensorflow-io==0.37.1", "prometheus-api-client==0.7.2"];
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -9,32 +19,61 @@ pub struct BenchArgs {
     which: Vec<String>,
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let which = if args.which.is_empty() {
         vec!["dns".to_owned(), "loader".to_owned(), "train".to_owned()]
     } else {
         args.which
     };
-    let provisioned = setup::run(&setup::SetupArgs {
-        no_docker: true,
-        quiet: false,
-    })
-    .await?;
+    let wants = |name: &str| which.iter().any(|w| w == name);
+    // The peers first: without them no ratio can be measured, so a failure should come early.
+    let mut packages = Vec::new();
+    if wants("train") || wants("loader") {
+        packages.extend_from_slice(KERAS);
+    }
+    if wants("loader") {
+        packages.extend_from_slice(LOADER_PEERS);
+    }
+    let python = if packages.is_empty() {
+        None
+    } else {
+        Some(peers::ensure_python_peers(&packages)?)
+    };
+    // Servers only for the benchmarks that start them (train needs none).
+    let provisioned = if wants("dns") || wants("loader") {
+        let ui = Ui::new(false)?;
+        Some(setup::run(
+            &ui,
+            &setup::SetupArgs {
+                no_docker: true,
+                ..Default::default()
+            },
+        )?)
+    } else {
+        None
+    };
     for name in which {
         let package = match name.as_str() {
             "dns" => "promlearn-dns",
             "loader" => "promlearn-loader",
             _ => "promlearn-model",
         };
-        let bench = if name == "train" {
-            "train"
-        } else {
-            name.as_str()
-        };
-        let mut command = setup::cargo();
-        command.args(["bench", "--package", package, "--bench", bench]);
-        provisioned.apply_env(&mut command);
-        setup::run_step(&format!("bench {name}"), command)?;
+        let mut command = compile::cargo();
+        command.args(["bench", "--package", package, "--bench", &name]);
+        if let Some(provisioned) = &provisioned {
+            provisioned.apply_env(&mut command);
+        }
+        if let Some(python) = &python {
+            command.env(peers::PEER_PYTHON_ENV, python);
+        }
+        // The figures are the point: the bench's output goes to the screen as it comes.
+        eprintln!("==> bench {name}");
+        let status = command
+            .status()
+            .with_context(|| format!("starting cargo bench for {name}"))?;
+        if !status.success() {
+            bail!("bench {name} failed ({status})");
+        }
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use promlearn_model::{
     Dataset, FitOptions, Forecaster, ModelConfig, ScaleKind, Scaler, TargetMode, Threshold,
 };
 
-use crate::setup::Status;
+use crate::ui::Status;
 
 /// The run's shape, in seconds from its start.
 const BASELINE_S: u64 = 90;
@@ -349,4 +349,18 @@ fn register_font() -> bool {
         .is_ok(),
         Err(_) => false,
     })
+}
+
+/// The anomaly run's checks, for `--check`.
+pub fn checks(outcome: &AnomalyOutcome) -> Vec<(&'static str, bool)> {
+    vec![
+        (
+            "the anomaly run flags both injected events",
+            outcome.events_found.iter().all(|(_, found)| *found),
+        ),
+        (
+            "no more than 3 false flags over the baseline",
+            outcome.false_flags <= 3,
+        ),
+    ]
 }

@@ -1,4 +1,5 @@
-//! `cargo xtask demo`: TensorFlow-IO's Prometheus tutorial, end to end, printing what it prints.
+//! The tutorial's steps: two DNS queries, the dataset as `from_prometheus` reads it, the
+//! CoreDNS/Prometheus comparison, and the LSTM fit on `go_memstats_sys_bytes`.
 
 use std::{
     net::SocketAddr,
@@ -11,167 +12,10 @@ use promlearn_loader::tutorial::{Dataset as MetricsDataset, Nested, PyFloat, for
 use promlearn_model::{
     Dataset, FitOptions, Forecaster, ModelConfig, ScaleKind, Scaler, TargetMode,
 };
-use promlearn_testbed::{Ports, RuntimeChoice, Testbed, TestbedConfig};
 
-use crate::{
-    anomaly::AnomalyOutcome,
-    setup::{self, Status},
-};
+use crate::{Outcome, ReadBack, ui::Status};
 
-#[derive(clap::Args)]
-pub struct DemoArgs {
-    /// Where the servers run: auto, containers or processes
-    #[arg(long, default_value = "auto")]
-    runtime: RuntimeChoice,
-    /// CoreDNS's DNS port
-    #[arg(long, default_value_t = Ports::TUTORIAL.dns)]
-    dns_port: u16,
-    /// CoreDNS's metrics port
-    #[arg(long, default_value_t = Ports::TUTORIAL.metrics)]
-    metrics_port: u16,
-    /// Prometheus's port
-    #[arg(long, default_value_t = Ports::TUTORIAL.prometheus)]
-    prometheus_port: u16,
-    /// Use this Prometheus (which must scrape a CoreDNS as job `coredns`) instead of starting servers;
-    /// the DNS queries then go to --dns-server
-    #[arg(long)]
-    endpoint: Option<String>,
-    /// The CoreDNS that --endpoint's Prometheus scrapes
-    #[arg(long, default_value = "127.0.0.1:9053", requires = "endpoint")]
-    dns_server: SocketAddr,
-    /// Print only the results, without progress
-    #[arg(long, conflicts_with = "json")]
-    quiet: bool,
-    /// Print one JSON document for scripts instead of the tutorial's text
-    #[arg(long)]
-    json: bool,
-    /// Then the DevOps use: drive CoreDNS with a rhythm plus unannounced events, learn the
-    /// rhythm, flag the events, and plot it (about 2.5 minutes more)
-    #[arg(long)]
-    anomaly: bool,
-}
-
-impl DemoArgs {
-    /// The demo as `cargo xtask e2e` runs it: free ports, the given runtime, quiet.
-    pub fn for_e2e(runtime: RuntimeChoice, anomaly: bool) -> anyhow::Result<DemoArgs> {
-        let ports = Ports::ephemeral()?;
-        Ok(DemoArgs {
-            runtime,
-            dns_port: ports.dns,
-            metrics_port: ports.metrics,
-            prometheus_port: ports.prometheus,
-            endpoint: None,
-            dns_server: SocketAddr::from(([127, 0, 0, 1], ports.dns)),
-            quiet: true,
-            json: false,
-            anomaly,
-        })
-    }
-}
-
-/// What the demo found, for `--json` and for the end-to-end test that runs the demo.
-#[derive(Default, serde::Serialize)]
-pub struct Outcome {
-    pub runtime: String,
-    pub dns_rcodes: Vec<String>,
-    pub request_count: Vec<(i64, f64)>,
-    pub gc_sys_bytes: Vec<(i64, f64, f64)>,
-    pub epoch_losses: Vec<f64>,
-    pub tutorial_seconds: f64,
-    pub anomaly: Option<AnomalyOutcome>,
-    pub wall_seconds: f64,
-}
-
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let outcome = run_demo(&args).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
-    } else {
-        println!("demo wall: {:.1} s", outcome.wall_seconds);
-    }
-    Ok(())
-}
-
-pub async fn run_demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
-    let started = Instant::now();
-    let verbose = !args.quiet && !args.json;
-    let mut outcome = Outcome::default();
-
-    let testbed = match &args.endpoint {
-        Some(_) => None,
-        None => Some(start_testbed(args, verbose).await?),
-    };
-    let (endpoint, dns_server) = match &testbed {
-        Some(testbed) => {
-            let (runtime, why) = testbed.runtime();
-            outcome.runtime = format!("{runtime} ({why})");
-            (testbed.prometheus_url(), testbed.dns_addr())
-        }
-        None => {
-            outcome.runtime = "an existing Prometheus".into();
-            (
-                args.endpoint.clone().expect("endpoint given"),
-                args.dns_server,
-            )
-        }
-    };
-    if verbose && testbed.is_none() {
-        println!("Servers: {}\n", outcome.runtime);
-    }
-
-    // Ctrl-C abandons the tutorial, but never the teardown below.
-    let work = async {
-        tutorial(&endpoint, dns_server, verbose, &mut outcome).await?;
-        outcome.tutorial_seconds = started.elapsed().as_secs_f64();
-        if verbose {
-            println!("tutorial wall: {:.1} s", outcome.tutorial_seconds);
-        }
-        if args.anomaly {
-            outcome.anomaly = Some(crate::anomaly::run(&endpoint, dns_server, verbose).await?);
-        }
-        anyhow::Ok(())
-    };
-    let result = tokio::select! {
-        result = work => result,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-    };
-    if let Some(testbed) = testbed {
-        if verbose {
-            eprintln!("stopping CoreDNS and Prometheus");
-        }
-        testbed.stop().await.context("stopping the servers")?;
-    }
-    result?;
-    outcome.wall_seconds = started.elapsed().as_secs_f64();
-    Ok(outcome)
-}
-
-async fn start_testbed(args: &DemoArgs, verbose: bool) -> anyhow::Result<Testbed> {
-    let provisioned = setup::run(&setup::SetupArgs {
-        // The demo never installs Docker by itself; it uses it when it is there (auto) or asked for.
-        no_docker: args.runtime != RuntimeChoice::Containers,
-        quiet: !verbose,
-    })
-    .await?;
-    let mut config = TestbedConfig::tutorial(args.runtime);
-    provisioned.apply_to(&mut config);
-    config.ports = Ports {
-        dns: args.dns_port,
-        metrics: args.metrics_port,
-        prometheus: args.prometheus_port,
-    };
-    let status = Status::new("servers", !verbose);
-    let mut progress = |line: &str| status.message(line);
-    let start = Testbed::start_with_progress(config, &mut progress);
-    let testbed = tokio::select! {
-        testbed = start => testbed?,
-        _ = tokio::signal::ctrl_c() => bail!("interrupted while starting the servers (nothing is left running)"),
-    };
-    status.finish("CoreDNS and Prometheus are up; Prometheus scrapes CoreDNS");
-    Ok(testbed)
-}
-
-async fn tutorial(
+pub async fn run(
     endpoint: &str,
     dns_server: SocketAddr,
     verbose: bool,
@@ -227,6 +71,7 @@ async fn tutorial(
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     status.finish("data is in");
+    outcome.read_back = read_back(&client, &count).await?;
 
     // The tutorial's prints, element by element: `value['coredns']['localhost:9153'][metric]`.
     if verbose {
@@ -299,4 +144,40 @@ fn element_value(element: &Nested, job: &str, metric: &str) -> f64 {
         .and_then(|metrics| metrics.get(metric))
         .copied()
         .unwrap_or(f64::NAN)
+}
+
+/// The facts the checks judge, read back from Prometheus with instant queries that share nothing
+/// with the range queries and the readiness loop above: the counter's value at the dataset's last
+/// timestamp, and the jobs that report `go_memstats_gc_sys_bytes` there.
+async fn read_back(
+    client: &promlearn_loader::Client,
+    count: &MetricsDataset,
+) -> anyhow::Result<ReadBack> {
+    let last_ms = count
+        .iter()
+        .map(|(time_ms, _)| time_ms)
+        .last()
+        .context("the request count dataset is empty")?;
+    let counter = client
+        .query("sum(coredns_dns_request_count_total)", Some(last_ms))
+        .await
+        .context("reading the request counter back")?;
+    let jobs = client
+        .query("count by (job) (go_memstats_gc_sys_bytes)", Some(last_ms))
+        .await
+        .context("reading back which jobs report go_memstats_gc_sys_bytes")?;
+    let mut job_names: Vec<String> = jobs
+        .series
+        .iter()
+        .filter_map(|s| s.labels.get("job").map(str::to_owned))
+        .collect();
+    job_names.sort();
+    Ok(ReadBack {
+        at_ms: last_ms,
+        request_count: counter
+            .series
+            .first()
+            .and_then(|s| s.values.first().copied()),
+        jobs_with_gc_sys_bytes: job_names,
+    })
 }

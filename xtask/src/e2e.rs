@@ -1,0 +1,136 @@
+//! `cargo xtask e2e`: set-up, then every test suite, the doctests and the demo's checks on each
+//! runtime. Every step runs even when one fails, so that one CI run shows every failure.
+
+use std::process::Command;
+
+use anyhow::bail;
+
+use crate::{
+    compile::{self, Program},
+    setup::{self, Provisioned, SetupArgs},
+    steps::Ui,
+};
+
+#[derive(clap::Args)]
+pub struct E2eArgs {
+    /// Runtimes to run the end-to-end tests on, comma-separated
+    #[arg(long, default_value = "processes,containers", value_delimiter = ',')]
+    runtimes: Vec<String>,
+    /// Skip running the demo's checks after the test suites
+    #[arg(long)]
+    skip_demo: bool,
+    /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter
+    #[arg(last = true)]
+    cargo_test_args: Vec<String>,
+}
+
+pub fn run(args: E2eArgs) -> anyhow::Result<()> {
+    let ui = Ui::new(false)?;
+    let want_docker = args.runtimes.iter().any(|r| r.trim() == "containers");
+    let provisioned = setup::run(
+        &ui,
+        &SetupArgs {
+            no_docker: !want_docker,
+            demo_only: false,
+        },
+    )?;
+    let mut failed = Vec::new();
+    let mut tests = compile::cargo();
+    tests
+        .args([
+            "test",
+            "--workspace",
+            "--lib",
+            "--bins",
+            "--tests",
+            "--no-fail-fast",
+            "--",
+            "--include-ignored",
+        ])
+        .args(&args.cargo_test_args)
+        .env("PROMLEARN_E2E_RUNTIMES", args.runtimes.join(","));
+    provisioned.apply_env(&mut tests);
+    if let Err(e) = run_step("cargo test (unit, integration and end-to-end)", tests) {
+        failed.push(format!("{e:#}"));
+    }
+    // Benchmarks are left out (they run long, in `cargo xtask bench`); doctests run on their own.
+    let mut doc = compile::cargo();
+    doc.args(["test", "--workspace", "--doc", "--no-fail-fast"]);
+    provisioned.apply_env(&mut doc);
+    if let Err(e) = run_step("cargo test --doc", doc) {
+        failed.push(format!("{e:#}"));
+    }
+    if !args.skip_demo
+        && let Err(e) = demo_checks(&ui, &provisioned, &args.runtimes)
+    {
+        failed.push(format!("{e:#}"));
+    }
+    if failed.is_empty() {
+        eprintln!("e2e: every step passed");
+        Ok(())
+    } else {
+        bail!(
+            "{} step(s) failed:\n  {}",
+            failed.len(),
+            failed.join("\n  ")
+        )
+    }
+}
+
+/// The demo, run as a test on each runtime with `--check` (the facts read back from Prometheus);
+/// the anomaly run once, as it does not depend on the runtime.
+fn demo_checks(ui: &Ui, provisioned: &Provisioned, runtimes: &[String]) -> anyhow::Result<()> {
+    let demo = compile::build(
+        ui,
+        &Program {
+            package: "promlearn-demo",
+            bin: "promlearn-demo",
+            features: vec!["containers"],
+            release: false,
+        },
+    )?;
+    let mut failures = Vec::new();
+    for (i, runtime) in runtimes.iter().enumerate() {
+        let mut command = Command::new(&demo);
+        command.args([
+            "--check",
+            "--quiet",
+            "--ephemeral-ports",
+            "--runtime",
+            runtime,
+        ]);
+        if i == 0 {
+            command.arg("--anomaly");
+        }
+        provisioned.apply_env(&mut command);
+        let what = format!(
+            "demo checks on {runtime}{}",
+            if i == 0 {
+                " (with the anomaly run)"
+            } else {
+                ""
+            }
+        );
+        if let Err(e) = run_step(&what, command) {
+            failures.push(format!("{e:#}"));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", failures.join("; "))
+    }
+}
+
+/// Runs a command with its output on screen (tests print their own progress), failing with its
+/// name if it fails.
+pub fn run_step(what: &str, mut command: Command) -> anyhow::Result<()> {
+    eprintln!("==> {what}");
+    let status = command
+        .status()
+        .map_err(|e| anyhow::anyhow!("starting {what}: {e}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
