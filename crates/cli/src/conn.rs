@@ -152,6 +152,7 @@ impl HttpArgs {
             value.set_sensitive(true);
             headers.append(name, value);
         }
+        promlearn_loader::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("promlearn/", env!("CARGO_PKG_VERSION")))
             .timeout(self.timeout)

@@ -12,7 +12,7 @@ use promlearn_dns::{
 };
 use serde_json::json;
 
-use crate::timeutil::parse_duration;
+use crate::{output, timeutil::parse_duration};
 
 #[derive(Subcommand, Debug)]
 pub enum DnsCommand {
@@ -206,9 +206,9 @@ async fn query(args: QueryArgs) -> Result<()> {
             "size": answer.size,
             "retried_over_tcp": answer.retried_over_tcp,
         });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        output::print(format_args!("{}\n", serde_json::to_string_pretty(&doc)?))?;
     } else {
-        print!("{answer}");
+        output::print(&answer)?;
     }
     Ok(())
 }
@@ -256,9 +256,12 @@ async fn load(args: LoadArgs) -> Result<()> {
         .await?;
     bar.finish_and_clear();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report_json(&report))?);
+        output::print(format_args!(
+            "{}\n",
+            serde_json::to_string_pretty(&report_json(&report))?
+        ))?;
     } else {
-        print!("{report}");
+        output::print(&report)?;
     }
     if report.sent > 0 && report.answered() == 0 {
         return Err(anyhow!(

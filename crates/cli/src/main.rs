@@ -17,6 +17,7 @@ mod scrape;
 mod series;
 mod timeutil;
 mod train;
+mod watch;
 
 use timeutil::{parse_duration, parse_time};
 
@@ -24,7 +25,7 @@ use timeutil::{parse_duration, parse_time};
 #[command(
     name = "promlearn",
     version,
-    about = "Prometheus metrics to ML data and models: load, scrape, train, detect, dns.",
+    about = "Prometheus metrics to ML data and models: load, scrape, train, detect, dns, watch.",
     after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=info or RUST_LOG=promlearn=debug) for more.\n\
                   Run `promlearn <COMMAND> --help` for each command's flags and examples."
 )]
@@ -41,15 +42,18 @@ enum Command {
     /// Read a /metrics endpoint at an interval and stream every sample with its labels.
     #[command(after_help = SCRAPE_EXAMPLES)]
     Scrape(scrape::ScrapeArgs),
-    /// Train the LSTM forecaster on one series and save it with its anomaly threshold.
+    /// Train the LSTM detector on one series and save it (forecaster and anomaly band).
     #[command(after_help = TRAIN_EXAMPLES)]
     Train(train::TrainArgs),
-    /// Run a saved model over a series (a range, or live) and report the anomalies.
+    /// Judge a series (a range, or live) with a saved model or a detector fitted on the spot; report the anomalies.
     #[command(after_help = DETECT_EXAMPLES)]
     Detect(detect::DetectArgs),
     /// DNS traffic: one dig-like query, or a load run that follows a rate profile.
     #[command(subcommand)]
     Dns(dns::DnsCommand),
+    /// Serve anomaly scores of PromQL queries on /metrics, as a long-running service (TOML config).
+    #[command(after_help = WATCH_EXAMPLES)]
+    Watch(watch::WatchArgs),
 }
 
 mod load;
@@ -76,7 +80,15 @@ const DETECT_EXAMPLES: &str = "Examples:
   promlearn detect --model ./dns-model --last 1h
   promlearn detect --model ./dns-model --last 1h --output anomalies.csv --plot anomalies.png
   promlearn detect --model ./dns-model --live --interval 15s --last 30m --format json
-  promlearn detect --model ./dns-model --query 'sum(rate(coredns_dns_requests_total{zone=\"example.org.\"}[1m]))' --last 2h";
+  promlearn detect --model ./dns-model --query 'sum(rate(coredns_dns_requests_total{zone=\"example.org.\"}[1m]))' --last 2h
+  promlearn detect --query 'sum(rate(coredns_dns_requests_total[1m]))' --last 6h --step 1m --detector zscore --plot z.png
+  promlearn detect --query 'sum(rate(coredns_dns_requests_total[1m]))' --last 1h --detector '{\"kind\":\"mad\",\"threshold\":6}'
+  promlearn detect --query 'sum(rate(coredns_dns_requests_total[1m]))' --last 1h --detector lstm --fit-window 6h";
+
+const WATCH_EXAMPLES: &str = "Examples:
+  promlearn watch --config examples/watch/watch.toml
+  promlearn watch --config watch.toml --listen 0.0.0.0:9464
+  promlearn watch --config watch.toml --check";
 
 /// A time range: `--start`/`--end`, or `--last` before `--end` (default: now).
 #[derive(Args, Debug, Clone, Default)]
@@ -172,7 +184,36 @@ fn init_logging() {
         .try_init();
 }
 
+/// A panic is a bug, never the user's fault: one `error:` line that says so, without a backtrace
+/// (RUST_BACKTRACE=1 still shows one). A `print!` into a closed pipe ends quietly instead.
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        if message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            default(info);
+            return;
+        }
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: promlearn hit a bug ({message}{place}); please report it with the command you ran"
+        );
+    }));
+}
+
 fn main() -> ExitCode {
+    install_panic_hook();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -226,12 +267,15 @@ fn main() -> ExitCode {
             Command::Train(args) => train::run(args).await,
             Command::Detect(args) => detect::run(args).await,
             Command::Dns(command) => dns::run(command).await,
+            Command::Watch(args) => watch::run(args).await,
         }
     });
     // Background tasks (a DNS worker, a pending request) must not hold the exit.
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head`): nothing is wrong, as for any Unix tool.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE

@@ -102,6 +102,15 @@ pub fn json_number(v: f64) -> serde_json::Value {
         .unwrap_or_else(|| serde_json::Value::String(crate::expo::format_value(v)))
 }
 
+/// Writes `text` to stdout and flushes. A reader that went away (`| head`) comes back as an
+/// error that `main` ends on quietly and with success, as Unix tools do.
+pub fn print(text: impl std::fmt::Display) -> Result<()> {
+    let mut out = io::stdout().lock();
+    write!(out, "{text}")?;
+    out.flush()?;
+    Ok(())
+}
+
 /// True for a write error that means the reader went away (`| head`): stop quietly.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {

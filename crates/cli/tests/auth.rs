@@ -16,6 +16,7 @@ struct AuthPrometheus {
 async fn start() -> AuthPrometheus {
     // Low cost: each request is checked against the hash.
     let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+    promlearn_loader::install_crypto_provider();
     let client = reqwest::Client::new();
     // It scrapes itself, with the same credentials.
     let prometheus = WebPrometheus::start(

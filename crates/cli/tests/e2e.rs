@@ -185,6 +185,7 @@ async fn scrape_streams_every_sample_with_labels_types_and_timestamps() {
     assert!(lines.iter().any(|l| l["type"] == "gauge"));
 
     // Exactly the samples the endpoint exposes, none dropped or merged.
+    promlearn_loader::install_crypto_provider();
     let body = reqwest::get(tb.metrics_url())
         .await
         .unwrap()
@@ -313,8 +314,12 @@ async fn train_learns_normal_traffic_and_detect_flags_a_burst() {
     let saved = promlearn_model::Forecaster::load(&model).unwrap();
     assert_eq!(saved.config().n_steps, 5);
     assert_eq!(saved.config().hidden, 16);
-    let threshold = saved.threshold().unwrap().value;
+    // The detector's band (in requests/s) is what promlearn.json reports as the threshold.
+    let detector = promlearn_detect::FittedLstm::load(&model).unwrap();
+    let threshold = detector.half_width();
+    assert!(threshold > 0.0);
     assert_eq!(meta["threshold"].as_f64().unwrap(), threshold);
+    assert_eq!(meta["quantile"].as_f64().unwrap(), 1.0);
 
     // The same rhythm with a 3 s burst at 800 queries/s from 6 s on.
     let burst_from = chrono::Utc::now().timestamp() as f64 + 6.0;
@@ -398,9 +403,48 @@ async fn train_learns_normal_traffic_and_detect_flags_a_burst() {
     let mut rows = csv.stdout.lines();
     assert_eq!(
         rows.next(),
-        Some("timestamp,unix_seconds,value,predicted,error,score")
+        Some("timestamp,unix_seconds,value,predicted,error,score,lower,upper")
     );
     assert!(rows.count() >= 1);
+
+    // Without a model: a rolling detector fitted on the range itself also flags the burst.
+    let fitted_here = promlearn([
+        "detect",
+        "--query",
+        query,
+        "--detector",
+        "mad",
+        "--endpoint",
+        &endpoint,
+        "--last",
+        "30s",
+        "--step",
+        "1s",
+        "--format",
+        "json",
+    ])
+    .await
+    .ok();
+    let doc: Value = serde_json::from_str(&fitted_here.stdout).unwrap();
+    assert_eq!(doc["detector"]["kind"], "mad");
+    assert!(doc["threshold"].is_null(), "a rolling band has no one threshold");
+    let anomalies = doc["anomalies"].as_array().unwrap();
+    assert!(
+        anomalies.iter().any(|a| {
+            let t = a["unix_seconds"].as_f64().unwrap();
+            (burst_from - 2.0..=burst_from + 3.0 + 5.0).contains(&t)
+                && a["value"].as_f64().unwrap() > 150.0
+        }),
+        "mad flags the burst: {doc}"
+    );
+    for a in anomalies {
+        let (v, lo, hi) = (
+            a["value"].as_f64().unwrap(),
+            a["lower"].as_f64().unwrap(),
+            a["upper"].as_f64().unwrap(),
+        );
+        assert!(v < lo || v > hi, "{a}");
+    }
 
     // Live: two checks a second apart, JSON lines, the burst still in the window.
     let live = promlearn([
@@ -693,6 +737,7 @@ async fn load_writes_what_prometheus_answers() {
     .await
     .ok();
     let doc: Value = serde_json::from_str(&raw.stdout).unwrap();
+    promlearn_loader::install_crypto_provider();
     let body: Value = reqwest::Client::new()
         .get(format!("{endpoint}/api/v1/query"))
         .query(&[

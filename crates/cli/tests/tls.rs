@@ -81,6 +81,7 @@ async fn start() -> TlsPrometheus {
     let path = |name: &str| dir.path().join(name).display().to_string();
     let (cert, key, ca) = (path("server.pem"), path("server.key"), path("ca.pem"));
     // Readiness only: the test below is what checks the certificate handling.
+    promlearn_loader::install_crypto_provider();
     let client = reqwest::Client::builder()
         .tls_danger_accept_invalid_certs(true)
         .no_proxy()

@@ -111,6 +111,7 @@ pub async fn prometheus_range(
     std::collections::BTreeMap<String, String>,
     Vec<(f64, String)>,
 )> {
+    promlearn_loader::install_crypto_provider();
     let body: serde_json::Value = reqwest::Client::new()
         .get(format!("{base}/api/v1/query_range"))
         .query(params)
@@ -160,7 +161,7 @@ impl WebPrometheus {
         let web_path = dir.path().join("web.yml");
         std::fs::write(&web_path, web).unwrap();
         let mut command = tokio::process::Command::new(
-            promlearn_testbed::provision::locate_prometheus().unwrap(),
+            promlearn_testbed::locate::prometheus().unwrap(),
         );
         command.args([
             format!("--config.file={}", config_path.display()),

@@ -1,0 +1,202 @@
+//! `promlearn watch` as a process: `--check`, a broken configuration, and SIGTERM. None of these
+//! needs a server (a Prometheus that does not answer is part of what the service survives).
+
+use std::{process::Stdio, time::Duration};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn repository_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_owned()
+}
+
+async fn run(args: &[&str]) -> std::process::Output {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_promlearn"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("promlearn finishes")
+    .unwrap()
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn check_accepts_the_example_configuration() {
+    let example = repository_root().join("examples/watch/watch.toml");
+    let out = run(&["watch", "--config", example.to_str().unwrap(), "--check"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("dns_rate (mad)"), "{stdout}");
+    assert!(stdout.contains("dns_rate_lstm (lstm)"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("watch.toml: OK"), "{stdout}");
+}
+
+#[tokio::test]
+async fn a_broken_configuration_names_the_file_the_line_and_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("watch.toml");
+    let cases = [
+        // An unknown field.
+        (
+            "endpoint = \"http://localhost:9090\"\n[[query]]\nname = \"q\"\nexpr = \"up\"\nstepp = \"1s\"\ndetector = { kind = \"zscore\" }\n",
+            5,
+            "stepp",
+        ),
+        // A semantic check after parsing.
+        (
+            "endpoint = \"http://localhost:9090\"\n\n[[query]]\nname = \"dns_rate\"\nexpr = \"up\"\nstep = \"1s\"\ndetector = { kind = \"mad\", window = 60 }\nfit_window = \"30s\"\n",
+            8,
+            "fit_window",
+        ),
+        // A detector setting out of range.
+        (
+            "endpoint = \"http://localhost:9090\"\n[[query]]\nname = \"q\"\nexpr = \"up\"\ndetector = { kind = \"zscore\", window = 1 }\n",
+            5,
+            "window",
+        ),
+    ];
+    for (text, line, field) in cases {
+        std::fs::write(&path, text).unwrap();
+        for extra in [&["--check"][..], &[][..]] {
+            let mut args = vec!["watch", "--config", path.to_str().unwrap()];
+            args.extend_from_slice(extra);
+            let out = run(&args).await;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{text}: should fail");
+            let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+            assert_eq!(lines.len(), 1, "one line: {stderr}");
+            let expected = format!("error: {}:{line}: ", path.display());
+            assert!(
+                lines[0].starts_with(&expected),
+                "`{}` should start with `{expected}`",
+                lines[0]
+            );
+            assert!(
+                lines[0].contains(field),
+                "`{}` should name {field}",
+                lines[0]
+            );
+        }
+    }
+    let out = run(&[
+        "watch",
+        "--config",
+        dir.path().join("missing.toml").to_str().unwrap(),
+    ])
+    .await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_service_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("watch.toml");
+    // Prometheus is not there: the service keeps serving /metrics with up 0.
+    std::fs::write(
+        &path,
+        format!(
+            "endpoint = \"http://127.0.0.1:{}\"\n[[query]]\nname = \"q\"\nexpr = \"up\"\nstep = \"1s\"\ndetector = {{ kind = \"zscore\", window = 5 }}\nfit_window = \"1m\"\n",
+            closed_port()
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_promlearn"))
+        .args([
+            "watch",
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            seen.push(line.clone());
+            if let Some(rest) = line.split("serving http://").nth(1) {
+                return rest.trim_end_matches("/metrics").to_owned();
+            }
+        }
+        panic!("no `serving` line: {seen:?}");
+    })
+    .await
+    .expect("the service starts");
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let metrics = async {
+        for _ in 0..50 {
+            let text = http
+                .get(format!("http://{addr}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if text.contains("promlearn_watch_up{query=\"q\"} 0") {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("up never went to 0");
+    }
+    .await;
+    assert!(
+        metrics.contains("# TYPE promlearn_anomaly_score gauge"),
+        "{metrics}"
+    );
+    let health = http
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    let pid = child.id().unwrap().to_string();
+    let sent = std::time::Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(2), child.wait())
+        .await
+        .expect("stops within 2 s of SIGTERM")
+        .unwrap();
+    let mut rest = Vec::new();
+    while let Ok(Some(line)) = stderr.next_line().await {
+        rest.push(line);
+    }
+    assert!(status.success(), "exit {status:?}; stderr: {rest:?}");
+    assert!(rest.iter().any(|l| l == "stopped"), "{rest:?}");
+    eprintln!(
+        "stopped {:.0} ms after SIGTERM",
+        sent.elapsed().as_secs_f64() * 1000.0
+    );
+}
