@@ -149,7 +149,6 @@ pub async fn run(
         &FitOptions {
             epochs: 1,
             steps_per_epoch: None,
-            verbose: false,
         },
     )?;
     // The band: a fifth wider than the worst error on normal traffic, so the baseline's own

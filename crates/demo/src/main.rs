@@ -7,6 +7,7 @@
 
 mod anomaly;
 mod checks;
+mod keras;
 mod tutorial;
 mod ui;
 

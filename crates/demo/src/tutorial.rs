@@ -13,7 +13,7 @@ use promlearn_model::{
     Dataset, FitOptions, Forecaster, ModelConfig, ScaleKind, Scaler, TargetMode,
 };
 
-use crate::{Outcome, ReadBack, ui::Status};
+use crate::{Outcome, ReadBack, keras::KerasProgress, ui::Status};
 
 pub async fn run(
     endpoint: &str,
@@ -118,12 +118,17 @@ pub async fn run(
             "\nTrain for 10 steps (LSTM(8) + Dense(1), Adam, MAE; the tutorial's next-window target)"
         );
     }
-    let history = model.fit(
+    let mut keras = KerasProgress::default();
+    let history = model.fit_with_progress(
         &batches,
         &FitOptions {
             epochs: 5,
             steps_per_epoch: Some(10),
-            verbose,
+        },
+        &mut |event| {
+            if verbose {
+                keras.on_event(event)
+            }
         },
     )?;
     outcome.epoch_losses = history.epoch_losses;

@@ -16,10 +16,9 @@ pub mod data;
 mod error;
 mod fused;
 mod model;
-mod progress;
 mod rng;
 
 pub use anomaly::{Anomaly, PointError, Threshold};
 pub use data::{Batch, Dataset, ScaleKind, Scaler, TargetMode, windows};
 pub use error::{Error, Result};
-pub use model::{Backend, FitOptions, Forecaster, History, Init, KerasWeights, Loss, ModelConfig};
+pub use model::{Backend, FitEvent, FitOptions, Forecaster, History, Init, KerasWeights, Loss, ModelConfig};

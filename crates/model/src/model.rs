@@ -12,7 +12,6 @@ use crate::anomaly::{Anomaly, PointError, Threshold};
 use crate::data::{Batch, Scaler, TargetMode};
 use crate::error::{Error, Result, check_finite};
 use crate::fused::{self, Adam, Layout, Workspace};
-use crate::progress::EpochProgress;
 use crate::rng::SeededRng;
 
 /// Training loss. Both compare the one prediction per window with every target value and
@@ -136,8 +135,37 @@ pub struct FitOptions {
     /// Steps per epoch; `None` means one pass over the batches. When set, batches are taken
     /// in order and cycled, continuing across epochs as Keras's iterator does.
     pub steps_per_epoch: Option<usize>,
-    /// Print Keras-like `Epoch 1/5` lines and a progress bar.
-    pub verbose: bool,
+}
+
+/// What [`Forecaster::fit_with_progress`] reports while it trains, for a caller to show (the
+/// demo prints Keras's `Epoch 1/5` lines from these); the library itself never prints.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FitEvent {
+    /// An epoch begins (epochs count from 1).
+    EpochStarted {
+        /// This epoch.
+        epoch: usize,
+        /// All epochs.
+        epochs: usize,
+        /// Steps in each epoch.
+        steps: usize,
+    },
+    /// A step is done.
+    StepDone {
+        /// The step within its epoch, from 1.
+        step: usize,
+        /// The epoch's mean loss so far, weighted by batch size.
+        running_loss: f64,
+    },
+    /// An epoch is done.
+    EpochDone {
+        /// This epoch.
+        epoch: usize,
+        /// Its mean loss, weighted by batch size (what Keras's History shows).
+        loss: f64,
+        /// How long it took.
+        elapsed: std::time::Duration,
+    },
 }
 
 impl Default for FitOptions {
@@ -145,7 +173,6 @@ impl Default for FitOptions {
         Self {
             epochs: 1,
             steps_per_epoch: None,
-            verbose: true,
         }
     }
 }
@@ -179,7 +206,7 @@ pub struct History {
 /// let batches = ds.repeat(10).batch(1)?; // the tutorial's .batch(1).repeat(10)
 ///
 /// let mut model = Forecaster::new(ModelConfig::tutorial())?;
-/// let opts = FitOptions { epochs: 5, steps_per_epoch: Some(10), verbose: false };
+/// let opts = FitOptions { epochs: 5, steps_per_epoch: Some(10) };
 /// let history = model.fit(&batches, &opts)?;
 /// assert_eq!(history.step_losses.len(), 50);
 /// assert!(history.epoch_losses[4] < history.epoch_losses[0]);
@@ -446,10 +473,19 @@ impl Forecaster {
         Ok(loss)
     }
 
-    /// Trains on `batches` (see [`FitOptions`] for how epochs walk through them), printing
-    /// Keras-like progress unless `verbose` is off. Stops with [`Error::Diverged`] on a
-    /// non-finite loss.
+    /// Trains on `batches` (see [`FitOptions`] for how epochs walk through them). Stops with
+    /// [`Error::Diverged`] on a non-finite loss.
     pub fn fit(&mut self, batches: &[Batch], options: &FitOptions) -> Result<History> {
+        self.fit_with_progress(batches, options, &mut |_| {})
+    }
+
+    /// As [`Forecaster::fit`], reporting each epoch and step to `progress`.
+    pub fn fit_with_progress(
+        &mut self,
+        batches: &[Batch],
+        options: &FitOptions,
+        progress: &mut dyn FnMut(FitEvent),
+    ) -> Result<History> {
         if batches.is_empty() {
             return Err(Error::TooFewSamples {
                 what: "fit".into(),
@@ -469,7 +505,12 @@ impl Forecaster {
         let mut history = History::default();
         let mut next = 0usize;
         for epoch in 1..=options.epochs {
-            let mut progress = EpochProgress::start(options.verbose, epoch, options.epochs, steps);
+            let started = std::time::Instant::now();
+            progress(FitEvent::EpochStarted {
+                epoch,
+                epochs: options.epochs,
+                steps,
+            });
             let (mut weighted, mut seen) = (0.0f64, 0usize);
             for step in 1..=steps {
                 let batch = &batches[next % batches.len()];
@@ -478,10 +519,17 @@ impl Forecaster {
                 history.step_losses.push(loss);
                 weighted += loss * batch.size() as f64;
                 seen += batch.size();
-                progress.step(weighted / seen as f64);
+                progress(FitEvent::StepDone {
+                    step,
+                    running_loss: weighted / seen as f64,
+                });
             }
             let epoch_loss = weighted / seen as f64;
-            progress.finish(epoch_loss);
+            progress(FitEvent::EpochDone {
+                epoch,
+                loss: epoch_loss,
+                elapsed: started.elapsed(),
+            });
             history.epoch_losses.push(epoch_loss);
         }
         Ok(history)

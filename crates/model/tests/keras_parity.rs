@@ -137,7 +137,6 @@ fn check_tutorial_training(backend: Backend) {
     let options = FitOptions {
         epochs: 5,
         steps_per_epoch: Some(10),
-        verbose: false,
     };
     let history = model.fit(&batches, &options).unwrap();
     let step_err = max_abs_diff(history.step_losses.clone(), t.mae_step_losses.clone());

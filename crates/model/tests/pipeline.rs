@@ -27,7 +27,6 @@ fn tutorial_pipeline_trains_five_epochs_and_the_loss_falls() {
     let options = FitOptions {
         epochs: 5,
         steps_per_epoch: Some(10),
-        verbose: true,
     };
     let history = model.fit(&batches, &options).unwrap();
     assert_eq!(history.epoch_losses.len(), 5);
@@ -84,7 +83,6 @@ fn save_load_keeps_predictions_scaler_and_threshold() {
     let options = FitOptions {
         epochs: 3,
         steps_per_epoch: None,
-        verbose: false,
     };
     model
         .fit(&ds.shuffle(1).batch(16).unwrap(), &options)
