@@ -322,7 +322,7 @@ mod tests {
         configs
             .add_extras(
                 &[ScrapeTarget::new("watch", "127.0.0.1:4242")],
-                &[rules.clone()],
+                std::slice::from_ref(&rules),
             )
             .unwrap();
         let yml = &configs.prometheus_yml;

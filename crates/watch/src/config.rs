@@ -1,0 +1,675 @@
+//! The watch configuration file (TOML): what to query, how often, and with which detector.
+//!
+//! Every error names the file, the line and the field, e.g.
+//! `watch.toml:12: query `dns_rate`: fit_window (30s = 30 points) is shorter than the detector's
+//! min_history (60 points)`.
+
+use std::{
+    fmt,
+    net::SocketAddr,
+    ops::Range,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use promlearn_detect::DetectorSpec;
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use crate::{Error, Result};
+
+/// The address `/metrics` is served on when the file names none.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+/// Prometheus's default scrape interval, the default query `step`.
+pub const DEFAULT_STEP: Duration = Duration::from_secs(15);
+/// How long a series may be absent before its model and exported series are dropped.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(300);
+/// The default bound on series, over all queries.
+pub const DEFAULT_MAX_SERIES: usize = 10_000;
+/// The default refit interval.
+pub const DEFAULT_FIT_EVERY: Duration = Duration::from_secs(3600);
+/// The default history a fit sees.
+pub const DEFAULT_FIT_WINDOW: Duration = Duration::from_secs(6 * 3600);
+/// The most points one fit may read per series (memory bound: 8 bytes each, twice).
+pub const MAX_FIT_POINTS: usize = 100_000;
+/// Points read on top of the detector's context at each inference, so that a late scrape or a
+/// missing point does not leave the newest instant unjudged.
+pub const INFER_EXTRA_POINTS: usize = 5;
+
+/// A parsed, checked watch configuration.
+///
+/// ```
+/// use std::time::Duration;
+/// use promlearn_watch::Config;
+///
+/// let config = Config::from_toml(r#"
+/// endpoint = "http://localhost:9090"
+///
+/// [[query]]
+/// name = "dns_rate"
+/// expr = "sum by (type) (rate(coredns_dns_requests_total[5s]))"
+/// step = "1s"
+/// detector = { kind = "zscore", window = 30, threshold = 4 }
+/// fit_every = "1m"
+/// fit_window = "5m"
+/// "#, "watch.toml")?;
+/// assert_eq!(config.queries[0].infer_every, Duration::from_secs(1)); // defaults to the step
+/// assert_eq!(config.listen.to_string(), "127.0.0.1:9464");
+///
+/// // Mistakes name the file, the line and the field.
+/// let err = Config::from_toml("endpoint = \"http://localhost:9090\"\nlisten = 9464\n", "watch.toml").unwrap_err();
+/// assert!(err.to_string().starts_with("watch.toml:2"), "{err}");
+/// assert!(err.to_string().contains("listen"), "{err}");
+/// # Ok::<(), promlearn_watch::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the configuration came from (a path or a name), as used in messages.
+    pub origin: String,
+    /// The Prometheus-API base URL (Prometheus, Thanos, Mimir with its prefix, VictoriaMetrics).
+    pub endpoint: String,
+    /// Credentials and TLS for the endpoint.
+    pub auth: Auth,
+    /// Where `/metrics` and `/healthz` are served.
+    pub listen: SocketAddr,
+    /// A series absent from its query's answers for this long is dropped (model and exported series).
+    pub stale_after: Duration,
+    /// The most series kept over all queries; further series are refused (`errors_total{kind="series_limit"}`).
+    pub max_series: usize,
+    /// The queries watched, in file order.
+    pub queries: Vec<QueryConfig>,
+}
+
+/// How to authenticate to the endpoint. Secrets live in files, never in the configuration.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Auth {
+    /// HTTP basic authentication: the user and the file holding the password.
+    pub basic_auth: Option<BasicAuth>,
+    /// A file holding a bearer token.
+    pub bearer_token_file: Option<PathBuf>,
+    /// A PEM file of CA certificates to trust instead of the system's.
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// HTTP basic authentication.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BasicAuth {
+    /// The user name.
+    pub user: String,
+    /// The file holding the password (trailing newlines are ignored).
+    pub password_file: PathBuf,
+}
+
+/// One `[[query]]`: a PromQL expression, each of whose series gets its own model.
+#[derive(Debug, Clone)]
+pub struct QueryConfig {
+    /// The query's name, the `query` label of everything exported for it.
+    pub name: String,
+    /// The PromQL expression; it may return many series.
+    pub expr: String,
+    /// The resolution of the series the detector sees.
+    pub step: Duration,
+    /// The detector fitted per series.
+    pub detector: DetectorSpec,
+    /// How often each series' model is refitted.
+    pub fit_every: Duration,
+    /// How much history each fit reads.
+    pub fit_window: Duration,
+    /// How often the newest points are scored (also the bound on each inference query's time).
+    pub infer_every: Duration,
+    /// The line of the `[[query]]` table in the file, for messages.
+    pub line: usize,
+}
+
+impl QueryConfig {
+    /// The step in milliseconds.
+    pub fn step_ms(&self) -> i64 {
+        self.step.as_millis() as i64
+    }
+
+    /// Points in the fit window at this step.
+    pub fn fit_points(&self) -> usize {
+        (self.fit_window.as_millis() / self.step.as_millis().max(1)) as usize
+    }
+
+    /// Points each inference reads: the detector's context and a few more.
+    pub fn infer_points(&self) -> usize {
+        self.detector.context() + 1 + INFER_EXTRA_POINTS
+    }
+}
+
+// ---- the file as written -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    endpoint: Spanned<String>,
+    #[serde(default)]
+    basic_auth: Option<Spanned<RawBasicAuth>>,
+    #[serde(default)]
+    bearer_token_file: Option<Spanned<String>>,
+    #[serde(default)]
+    ca_cert: Option<String>,
+    #[serde(default)]
+    listen: Option<Spanned<String>>,
+    #[serde(default)]
+    stale_after: Option<Spanned<Dur>>,
+    #[serde(default)]
+    max_series: Option<Spanned<usize>>,
+    #[serde(default)]
+    query: Vec<Spanned<RawQuery>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBasicAuth {
+    user: String,
+    password_file: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuery {
+    name: Spanned<String>,
+    expr: Spanned<String>,
+    #[serde(default)]
+    step: Option<Spanned<Dur>>,
+    detector: Spanned<DetectorSpec>,
+    #[serde(default)]
+    fit_every: Option<Spanned<Dur>>,
+    #[serde(default)]
+    fit_window: Option<Spanned<Dur>>,
+    #[serde(default)]
+    infer_every: Option<Spanned<Dur>>,
+}
+
+/// A duration in promlearn's grammar: a string (`"15s"`, `"1h30m"`) or a number of seconds.
+#[derive(Debug, Clone, Copy)]
+struct Dur(Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Dur, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"15s\", \"5m\" or \"1h30m\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Dur, E> {
+                promlearn_duration::parse(v).map(Dur).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Dur, E> {
+                u64::try_from(v)
+                    .map(|s| Dur(Duration::from_secs(s)))
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Dur, E> {
+                Ok(Dur(Duration::from_secs(v)))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<Dur, E> {
+                if v.is_finite() && v >= 0.0 {
+                    Ok(Dur(Duration::from_secs_f64(v)))
+                } else {
+                    Err(E::custom(
+                        "a duration must be a finite, non-negative number of seconds",
+                    ))
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+// ---- loading -------------------------------------------------------------------------------
+
+impl Config {
+    /// Reads and checks the file at `path`. Relative paths in it (password and token files, the
+    /// CA certificate) are taken relative to the file's directory.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadConfig {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Config::from_toml(&text, &path.display().to_string())?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.auth.resolve_relative_to(base);
+        Ok(config)
+    }
+
+    /// Parses and checks a configuration; `origin` names it in messages (a file name, usually).
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config> {
+        let at = |span: Range<usize>, message: String| Error::Config {
+            origin: origin.to_owned(),
+            line: line_of(text, span.start),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let line = line_of(text, span.start);
+            let field = field_at(text, span.clone());
+            let message = e.message().trim().to_owned();
+            let message = match field {
+                Some(field) if !message.contains(&format!("`{field}`")) => {
+                    format!("`{field}`: {message}")
+                }
+                _ => message,
+            };
+            Error::Config {
+                origin: origin.to_owned(),
+                line,
+                message,
+            }
+        })?;
+
+        let endpoint = raw.endpoint.get_ref().trim().to_owned();
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(at(
+                raw.endpoint.span(),
+                format!(
+                    "endpoint `{endpoint}` is not an http:// or https:// URL (write the Prometheus base URL, e.g. http://localhost:9090)"
+                ),
+            ));
+        }
+        let listen = match &raw.listen {
+            None => DEFAULT_LISTEN.parse().expect("the default address parses"),
+            Some(listen) => listen.get_ref().trim().parse().map_err(|_| {
+                at(
+                    listen.span(),
+                    format!(
+                        "listen `{}` is not an address with a port (write e.g. 127.0.0.1:9464 or 0.0.0.0:9464)",
+                        listen.get_ref()
+                    ),
+                )
+            })?,
+        };
+        let stale_after = raw
+            .stale_after
+            .as_ref()
+            .map_or(DEFAULT_STALE_AFTER, |d| d.get_ref().0);
+        if let Some(d) = &raw.stale_after
+            && d.get_ref().0 < Duration::from_secs(1)
+        {
+            return Err(at(d.span(), "stale_after must be at least 1s".into()));
+        }
+        let max_series = match &raw.max_series {
+            None => DEFAULT_MAX_SERIES,
+            Some(m) if *m.get_ref() == 0 => {
+                return Err(at(m.span(), "max_series must be at least 1".into()));
+            }
+            Some(m) => *m.get_ref(),
+        };
+        let mut auth = Auth {
+            ca_cert: raw.ca_cert.map(PathBuf::from),
+            bearer_token_file: raw
+                .bearer_token_file
+                .as_ref()
+                .map(|t| PathBuf::from(t.get_ref())),
+            basic_auth: raw.basic_auth.as_ref().map(|b| BasicAuth {
+                user: b.get_ref().user.clone(),
+                password_file: PathBuf::from(&b.get_ref().password_file),
+            }),
+        };
+        if let (Some(_), Some(token)) = (&raw.basic_auth, &raw.bearer_token_file) {
+            return Err(at(
+                token.span(),
+                "bearer_token_file and basic_auth exclude each other; keep one".into(),
+            ));
+        }
+        if auth
+            .ca_cert
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            auth.ca_cert = None;
+        }
+
+        if raw.query.is_empty() {
+            return Err(Error::Config {
+                origin: origin.to_owned(),
+                line: line_of(text, text.len()),
+                message: "no [[query]] table: add at least one query to watch".into(),
+            });
+        }
+        let mut queries: Vec<QueryConfig> = Vec::with_capacity(raw.query.len());
+        for q in &raw.query {
+            let line = line_of(text, q.span().start);
+            let q = q.get_ref();
+            let name = q.name.get_ref().trim().to_owned();
+            if name.is_empty() {
+                return Err(at(q.name.span(), "query name must not be empty".into()));
+            }
+            if let Some(other) = queries.iter().find(|o| o.name == name) {
+                return Err(at(
+                    q.name.span(),
+                    format!(
+                        "query name `{name}` is already used by the query at line {}; names must be unique",
+                        other.line
+                    ),
+                ));
+            }
+            let in_query = |span: Range<usize>, message: String| {
+                at(span, format!("query `{name}`: {message}"))
+            };
+            if q.expr.get_ref().trim().is_empty() {
+                return Err(in_query(q.expr.span(), "expr must not be empty".into()));
+            }
+            let step = q.step.as_ref().map_or(DEFAULT_STEP, |s| s.get_ref().0);
+            let step_span = q.step.as_ref().map_or(q.name.span(), Spanned::span);
+            if step < Duration::from_millis(1) || step.subsec_nanos() % 1_000_000 != 0 {
+                return Err(in_query(
+                    step_span,
+                    format!(
+                        "step ({}) must be a whole number of milliseconds, at least 1ms",
+                        promlearn_duration::format(step)
+                    ),
+                ));
+            }
+            let detector = q.detector.get_ref().clone();
+            detector
+                .validate()
+                .map_err(|e| in_query(q.detector.span(), format!("detector: {e}")))?;
+            let infer_every = q.infer_every.as_ref().map_or(step, |d| d.get_ref().0);
+            if let Some(d) = &q.infer_every
+                && d.get_ref().0 < Duration::from_millis(100)
+            {
+                return Err(in_query(
+                    d.span(),
+                    "infer_every must be at least 100ms".into(),
+                ));
+            }
+            let fit_every = q
+                .fit_every
+                .as_ref()
+                .map_or(DEFAULT_FIT_EVERY, |d| d.get_ref().0);
+            if let Some(d) = &q.fit_every
+                && d.get_ref().0 < infer_every
+            {
+                return Err(in_query(
+                    d.span(),
+                    format!(
+                        "fit_every ({}) is shorter than infer_every ({}); fit at most once per inference",
+                        promlearn_duration::format(d.get_ref().0),
+                        promlearn_duration::format(infer_every)
+                    ),
+                ));
+            }
+            let fit_window = q
+                .fit_window
+                .as_ref()
+                .map_or(DEFAULT_FIT_WINDOW, |d| d.get_ref().0);
+            let window_span = q
+                .fit_window
+                .as_ref()
+                .map_or(q.detector.span(), Spanned::span);
+            let query = QueryConfig {
+                name: name.clone(),
+                expr: q.expr.get_ref().trim().to_owned(),
+                step,
+                detector,
+                fit_every,
+                fit_window,
+                infer_every,
+                line,
+            };
+            let points = query.fit_points();
+            let min_history = query.detector.min_history();
+            let window_text = promlearn_duration::format(fit_window);
+            if points < min_history {
+                return Err(in_query(
+                    window_span,
+                    format!(
+                        "fit_window ({window_text} = {points} points at step {}) is shorter than the detector's min_history ({min_history} points)",
+                        promlearn_duration::format(step)
+                    ),
+                ));
+            }
+            if points > MAX_FIT_POINTS {
+                return Err(in_query(
+                    window_span,
+                    format!(
+                        "fit_window ({window_text} = {points} points at step {}) is longer than {MAX_FIT_POINTS} points; use a coarser step or a shorter window",
+                        promlearn_duration::format(step)
+                    ),
+                ));
+            }
+            queries.push(query);
+        }
+        Ok(Config {
+            origin: origin.to_owned(),
+            endpoint,
+            auth,
+            listen,
+            stale_after,
+            max_series,
+            queries,
+        })
+    }
+
+    /// One line per query, for `--check` and start-up logs.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "{}: endpoint {}, {} quer{}, /metrics on {}",
+            self.origin,
+            self.endpoint,
+            self.queries.len(),
+            if self.queries.len() == 1 { "y" } else { "ies" },
+            self.listen
+        );
+        for q in &self.queries {
+            out.push_str(&format!(
+                "\n  {} ({}): {} at step {}, infer every {}, fit every {} on {}",
+                q.name,
+                q.detector.name(),
+                q.expr,
+                promlearn_duration::format(q.step),
+                promlearn_duration::format(q.infer_every),
+                promlearn_duration::format(q.fit_every),
+                promlearn_duration::format(q.fit_window),
+            ));
+        }
+        out
+    }
+}
+
+impl Auth {
+    fn resolve_relative_to(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(b) = &mut self.basic_auth {
+            resolve(&mut b.password_file);
+        }
+        if let Some(t) = &mut self.bearer_token_file {
+            resolve(t);
+        }
+        if let Some(c) = &mut self.ca_cert {
+            resolve(c);
+        }
+    }
+}
+
+/// The 1-based line holding byte `offset`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The key of the `key = value` the span points into, if it points into one.
+fn field_at(text: &str, span: Range<usize>) -> Option<String> {
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let line = &text[line_start..line_end];
+    let column = start - line_start;
+    // The key is the last `name =` before the error's column (inline tables hold several).
+    let before = &line[..column.min(line.len())];
+    let eq = before.rfind('=')?;
+    let key_part = before[..eq].trim_end();
+    let key: String = key_part
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"'))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let key = key.trim_matches('"').to_owned();
+    (!key.is_empty()).then_some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"# a comment
+endpoint = "http://localhost:9090"
+listen = "127.0.0.1:0"
+stale_after = "2m"
+max_series = 50
+
+[[query]]
+name = "dns_rate"
+expr = "sum by (type) (rate(coredns_dns_requests_total[5s]))"
+step = "1s"
+detector = { kind = "zscore", window = 30, threshold = 4.0 }
+fit_every = "30s"
+fit_window = "5m"
+infer_every = "2s"
+
+[[query]]
+name = "lstm"
+expr = "sum(rate(coredns_dns_requests_total[5s]))"
+step = 1
+detector = { kind = "mad" }
+fit_window = "10m"
+"#;
+
+    fn err(text: &str) -> String {
+        Config::from_toml(text, "watch.toml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_good_file_parses_with_defaults() {
+        let c = Config::from_toml(GOOD, "watch.toml").unwrap();
+        assert_eq!(c.endpoint, "http://localhost:9090");
+        assert_eq!(c.stale_after, Duration::from_secs(120));
+        assert_eq!(c.max_series, 50);
+        assert_eq!(c.queries.len(), 2);
+        let q = &c.queries[0];
+        assert_eq!(
+            (q.line, q.step, q.infer_every),
+            (7, Duration::from_secs(1), Duration::from_secs(2))
+        );
+        assert_eq!(q.fit_points(), 300);
+        let q = &c.queries[1];
+        assert_eq!(q.line, 16);
+        assert_eq!(q.infer_every, Duration::from_secs(1));
+        assert_eq!(q.fit_every, DEFAULT_FIT_EVERY);
+        assert_eq!(q.detector.name(), "mad");
+        assert!(c.summary().contains("dns_rate (zscore)"), "{}", c.summary());
+    }
+
+    #[test]
+    fn unknown_fields_name_the_line_and_field() {
+        let text = GOOD.replace("fit_every = \"30s\"", "fit_evry = \"30s\"");
+        let e = err(&text);
+        assert!(e.starts_with("watch.toml:12"), "{e}");
+        assert!(e.contains("fit_evry"), "{e}");
+        let e = err("endpoint = \"http://x:9090\"\nlistn = \"1\"\n");
+        assert!(e.starts_with("watch.toml:2"), "{e}");
+        assert!(e.contains("listn"), "{e}");
+    }
+
+    #[test]
+    fn unknown_detector_fields_and_kinds_are_errors() {
+        let e = err(&GOOD.replace("threshold = 4.0", "treshold = 4.0"));
+        assert!(e.starts_with("watch.toml:11"), "{e}");
+        assert!(e.contains("treshold"), "{e}");
+        let e = err(&GOOD.replace("kind = \"mad\"", "kind = \"prophet\""));
+        assert!(e.starts_with("watch.toml:20"), "{e}");
+        assert!(e.contains("prophet"), "{e}");
+    }
+
+    #[test]
+    fn type_and_duration_errors_name_the_field() {
+        let e = err(&GOOD.replace("max_series = 50", "max_series = \"fifty\""));
+        assert!(e.starts_with("watch.toml:5"), "{e}");
+        assert!(e.contains("max_series"), "{e}");
+        let e = err(&GOOD.replace("fit_window = \"5m\"", "fit_window = \"5 minutes\""));
+        assert!(e.starts_with("watch.toml:13"), "{e}");
+        assert!(e.contains("fit_window") && e.contains("5 minutes"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_line_query_and_field() {
+        let e = err(&GOOD.replace("fit_window = \"5m\"", "fit_window = \"10s\""));
+        assert!(
+            e.starts_with("watch.toml:13: query `dns_rate`: fit_window (10s = 10 points"),
+            "{e}"
+        );
+        assert!(e.contains("min_history"), "{e}");
+        let e = err(&GOOD.replace("listen = \"127.0.0.1:0\"", "listen = \"localhost\""));
+        assert!(e.starts_with("watch.toml:3: listen"), "{e}");
+        let e = err(&GOOD.replace("name = \"lstm\"", "name = \"dns_rate\""));
+        assert!(
+            e.starts_with("watch.toml:17:") && e.contains("line 7"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("fit_every = \"30s\"", "fit_every = \"1s\""));
+        assert!(
+            e.starts_with("watch.toml:12: query `dns_rate`: fit_every"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("http://localhost:9090", "localhost:9090"));
+        assert!(e.starts_with("watch.toml:2: endpoint"), "{e}");
+        let e = err("endpoint = \"http://localhost:9090\"\n");
+        assert!(e.contains("no [[query]]"), "{e}");
+        let e = err(&GOOD.replace("step = \"1s\"", "step = \"1.5ms\""));
+        assert!(
+            e.starts_with("watch.toml:10: query `dns_rate`: step"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_missing_required_field_names_it() {
+        let e = err(&GOOD.replace("expr = \"sum(rate(coredns_dns_requests_total[5s]))\"\n", ""));
+        assert!(e.starts_with("watch.toml:"), "{e}");
+        assert!(e.contains("expr"), "{e}");
+    }
+
+    #[test]
+    fn load_names_the_file_and_resolves_secret_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.toml");
+        std::fs::write(
+            &path,
+            GOOD.replace(
+                "max_series = 50",
+                "max_series = 50\nbearer_token_file = \"token\"",
+            ),
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(
+            c.auth.bearer_token_file.as_deref(),
+            Some(dir.path().join("token").as_path())
+        );
+        let missing = Config::load(dir.path().join("nope.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("nope.toml"), "{missing}");
+        std::fs::write(&path, "endpoint = 1\n").unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}:1", path.display())), "{e}");
+    }
+}

@@ -1,0 +1,661 @@
+//! Engine tests against a tiny in-test Prometheus API (HTTP, `query_range` only) and stand-in
+//! detectors whose fit speed the tests choose.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, body::Incoming, service::service_fn};
+use hyper_util::rt::TokioIo;
+use promlearn_detect::{Analysis, DetectorSpec, Fitted};
+
+use crate::{Config, Handle, Watch, engine::FitFn};
+
+/// How the fake Prometheus answers.
+#[derive(Debug, Clone)]
+enum Mode {
+    /// A matrix with these series (label sets); every value is `value`.
+    Series(Vec<BTreeMap<String, String>>, f64),
+    /// HTTP 503 with an API error.
+    Unavailable,
+    /// No answer for a long time.
+    Hang,
+}
+
+struct FakeProm {
+    url: String,
+    mode: Arc<Mutex<Mode>>,
+    requests: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeProm {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn param(query: &str, name: &str) -> Option<f64> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+}
+
+async fn fake_prometheus(mode: Mode) -> FakeProm {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mode = Arc::new(Mutex::new(mode));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (m, r) = (mode.clone(), requests.clone());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (m, r) = (m.clone(), r.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let (m, r) = (m.clone(), r.clone());
+                    async move {
+                        r.fetch_add(1, Ordering::SeqCst);
+                        let mode = m.lock().unwrap().clone();
+                        let q = req.uri().query().unwrap_or("").to_owned();
+                        let (status, body) = match mode {
+                            Mode::Hang => {
+                                tokio::time::sleep(Duration::from_secs(30)).await;
+                                (503, String::new())
+                            }
+                            Mode::Unavailable => (
+                                503,
+                                r#"{"status":"error","errorType":"unavailable","error":"down for a test"}"#.to_owned(),
+                            ),
+                            Mode::Series(series, value) => {
+                                let (start, end, step) = (
+                                    param(&q, "start").unwrap(),
+                                    param(&q, "end").unwrap(),
+                                    param(&q, "step").unwrap(),
+                                );
+                                let (start, end, step) = (
+                                    (start * 1000.0).round() as i64,
+                                    (end * 1000.0).round() as i64,
+                                    (step * 1000.0).round() as i64,
+                                );
+                                let values: Vec<String> = (0..)
+                                    .map(|i| start + i * step)
+                                    .take_while(|t| *t <= end)
+                                    .map(|t| format!("[{}.{:03},\"{value}\"]", t / 1000, t % 1000))
+                                    .collect();
+                                let result: Vec<String> = series
+                                    .iter()
+                                    .map(|l| {
+                                        format!(
+                                            "{{\"metric\":{},\"values\":[{}]}}",
+                                            serde_json::to_string(l).unwrap(),
+                                            values.join(",")
+                                        )
+                                    })
+                                    .collect();
+                                (
+                                    200,
+                                    format!(
+                                        "{{\"status\":\"success\",\"data\":{{\"resultType\":\"matrix\",\"result\":[{}]}}}}",
+                                        result.join(",")
+                                    ),
+                                )
+                            }
+                        };
+                        Ok::<_, std::convert::Infallible>(
+                            Response::builder()
+                                .status(status)
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from(body)))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    FakeProm {
+        url,
+        mode,
+        requests,
+        task,
+    }
+}
+
+/// A model that predicts 10 with a band of ±5, and judges every finite point.
+#[derive(Debug)]
+struct FakeModel {
+    spec: DetectorSpec,
+}
+
+impl Fitted for FakeModel {
+    fn spec(&self) -> &DetectorSpec {
+        &self.spec
+    }
+
+    fn analyse(&self, timestamps: &[i64], values: &[f64]) -> promlearn_detect::Result<Analysis> {
+        let n = values.len();
+        let judged = |v: f64| v.is_finite();
+        let yhat: Vec<f64> = values
+            .iter()
+            .map(|v| if judged(*v) { 10.0 } else { f64::NAN })
+            .collect();
+        let score: Vec<f64> = values
+            .iter()
+            .map(|v| {
+                if judged(*v) {
+                    (v - 10.0).abs() / 5.0
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect();
+        Ok(Analysis {
+            detector: self.spec.name().to_owned(),
+            timestamps: timestamps.to_vec(),
+            values: values.to_vec(),
+            yhat_lower: yhat.iter().map(|y| y - 5.0).collect(),
+            yhat_upper: yhat.iter().map(|y| y + 5.0).collect(),
+            yhat,
+            anomalous: score.iter().map(|s| *s > 1.0).collect(),
+            score,
+        })
+        .inspect(|a: &Analysis| assert_eq!(a.len(), n))
+    }
+}
+
+/// A fit that takes `delay` and counts its calls.
+fn fake_fit(delay: Duration, calls: Arc<AtomicUsize>) -> FitFn {
+    Arc::new(move |spec: &DetectorSpec, _t: &[i64], _v: &[f64]| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(delay);
+        Ok(Arc::new(FakeModel { spec: spec.clone() }) as Arc<dyn Fitted>)
+    })
+}
+
+fn config(url: &str, extra: &str, query_extra: &str) -> Config {
+    let text = format!(
+        r#"
+endpoint = "{url}"
+listen = "127.0.0.1:0"
+{extra}
+
+[[query]]
+name = "q1"
+expr = "sum by (type) (rate(x[5s]))"
+step = "100ms"
+detector = {{ kind = "zscore", window = 5 }}
+infer_every = "200ms"
+fit_every = "1s"
+fit_window = "30s"
+{query_extra}
+"#
+    );
+    Config::from_toml(&text, "test.toml").unwrap()
+}
+
+struct Running {
+    handle: Handle,
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<crate::Result<()>>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), &mut self.task)
+            .await
+            .expect("serve stops promptly")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn start(config: Config, fit: FitFn) -> Running {
+    let watch = Watch::with_fit_fn(config, fit).unwrap();
+    let (handle, addr) = (watch.handle(), watch.bound_addr());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(watch.serve(async move {
+        let _ = rx.await;
+    }));
+    Running {
+        handle,
+        addr,
+        stop: Some(tx),
+        task,
+    }
+}
+
+/// Polls the rendered metrics until `accept` holds, or panics with the last page.
+async fn wait_for(
+    handle: &Handle,
+    what: &str,
+    timeout: Duration,
+    accept: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = handle.render_metrics();
+        if accept(&text) {
+            return text;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}; /metrics:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The value of the first sample line starting with `prefix`.
+fn value(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scores_are_exported_per_series_with_renamed_and_escaped_labels() {
+    let prom = fake_prometheus(Mode::Series(
+        vec![
+            labels(&[("type", "A")]),
+            labels(&[
+                ("type", "AAAA"),
+                ("query", "clash"),
+                ("zone", "we\"ird\\zone"),
+            ]),
+        ],
+        20.0,
+    ))
+    .await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let running = start(
+        config(&prom.url, "", ""),
+        fake_fit(Duration::ZERO, calls.clone()),
+    );
+    let text = wait_for(
+        &running.handle,
+        "two scored series",
+        Duration::from_secs(10),
+        |t| t.matches("\npromlearn_anomaly_score{").count() == 2,
+    )
+    .await;
+    assert!(
+        text.contains("promlearn_anomaly_score{query=\"q1\",detector=\"zscore\",type=\"A\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "promlearn_anomalous{query=\"q1\",detector=\"zscore\",exported_query=\"clash\",type=\"AAAA\",zone=\"we\\\"ird\\\\zone\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("promlearn_yhat{query=\"q1\",detector=\"zscore\",type=\"A\"} 10\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("promlearn_yhat_lower{query=\"q1\",detector=\"zscore\",type=\"A\"} 5\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("promlearn_yhat_upper{query=\"q1\",detector=\"zscore\",type=\"A\"} 15\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("promlearn_value{query=\"q1\",detector=\"zscore\",type=\"A\"} 20\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("promlearn_watch_up{query=\"q1\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("promlearn_watch_series{query=\"q1\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("promlearn_watch_models{query=\"q1\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("promlearn_watch_errors_total{query=\"q1\",kind=\"series_limit\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("promlearn_watch_last_fit_timestamp_seconds{query=\"q1\"} "),
+        "{text}"
+    );
+    assert!(
+        text.contains("promlearn_watch_infer_duration_seconds_count{query=\"q1\"} "),
+        "{text}"
+    );
+    assert!(
+        text.contains("promlearn_watch_fit_duration_seconds_bucket{query=\"q1\",le=\"+Inf\"} "),
+        "{text}"
+    );
+    // Every family has HELP and TYPE, once, before its samples.
+    let mut seen = std::collections::HashSet::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            current = rest.split(' ').next().unwrap().to_owned();
+            assert!(seen.insert(current.clone()), "family {current} twice");
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let name = line.split(['{', ' ']).next().unwrap();
+        assert!(
+            name.starts_with(&current),
+            "{name} outside its family {current}"
+        );
+    }
+    assert_eq!(seen.len(), 15, "{seen:?}");
+    // Each series was fitted once so far (fit_every is 1s).
+    assert!(calls.load(Ordering::SeqCst) >= 2);
+
+    // Over HTTP: content type, /healthz, 404.
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let response = http
+        .get(format!("http://{}/metrics", running.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("# TYPE promlearn_anomaly_score gauge")
+    );
+    let health = http
+        .get(format!("http://{}/healthz", running.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.unwrap(), "ok\n");
+    let missing = http
+        .get(format!("http://{}/nope", running.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_fits_are_skipped_and_never_block_inference() {
+    let prom = fake_prometheus(Mode::Series(vec![labels(&[("type", "A")])], 12.0)).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    // Each fit takes 1.5 s, fit_every is 300 ms: fits pile up unless skipped.
+    let running = start(
+        config(&prom.url, "", "").tap(|c| c.queries[0].fit_every = Duration::from_millis(300)),
+        fake_fit(Duration::from_millis(1500), calls.clone()),
+    );
+    let text = wait_for(
+        &running.handle,
+        "the first model's score",
+        Duration::from_secs(10),
+        |t| t.contains("promlearn_anomaly_score{query=\"q1\""),
+    )
+    .await;
+    let inferences_before = value(&text, "promlearn_watch_infer_duration_seconds_count").unwrap();
+    // While the second fit runs (1.5 s), inference goes on every 200 ms with the first model.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let text = running.handle.render_metrics();
+    let inferences_after = value(&text, "promlearn_watch_infer_duration_seconds_count").unwrap();
+    assert!(
+        inferences_after - inferences_before >= 3.0,
+        "inference stalled during a fit: {inferences_before} -> {inferences_after}\n{text}"
+    );
+    assert!(
+        text.contains("promlearn_anomaly_score{query=\"q1\""),
+        "{text}"
+    );
+    let text = wait_for(
+        &running.handle,
+        "skipped fits",
+        Duration::from_secs(10),
+        |t| value(t, "promlearn_watch_fits_skipped_total{query=\"q1\"}").unwrap_or(0.0) >= 2.0,
+    )
+    .await;
+    // Never two fits of one series at once: calls <= elapsed / fit time + 1.
+    let fits = calls.load(Ordering::SeqCst);
+    assert!(fits <= 6, "{fits} fits\n{text}");
+    // Inference stays fast although fits are slow.
+    let sum = value(&text, "promlearn_watch_infer_duration_seconds_sum").unwrap();
+    let count = value(&text, "promlearn_watch_infer_duration_seconds_count").unwrap();
+    assert!(sum / count < 0.15, "mean inference {:.3} s", sum / count);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absent_series_are_dropped_after_stale_after() {
+    let prom = fake_prometheus(Mode::Series(
+        vec![labels(&[("type", "A")]), labels(&[("type", "B")])],
+        10.0,
+    ))
+    .await;
+    let running = start(
+        config(&prom.url, "stale_after = \"1s\"", ""),
+        fake_fit(Duration::ZERO, Arc::new(AtomicUsize::new(0))),
+    );
+    wait_for(
+        &running.handle,
+        "two scored series",
+        Duration::from_secs(10),
+        |t| t.matches("\npromlearn_anomaly_score{").count() == 2,
+    )
+    .await;
+    *prom.mode.lock().unwrap() = Mode::Series(vec![labels(&[("type", "A")])], 10.0);
+    // B stops being exported at once (no alert on old data) ...
+    let text = wait_for(
+        &running.handle,
+        "B's score to go",
+        Duration::from_secs(2),
+        |t| t.matches("\npromlearn_anomaly_score{").count() == 1,
+    )
+    .await;
+    assert!(text.contains("type=\"A\""), "{text}");
+    assert!(!text.contains("type=\"B\""), "{text}");
+    assert_eq!(
+        running.handle.series_count("q1"),
+        Some(2),
+        "B's model is kept for a while"
+    );
+    // ... and is forgotten, model and all, after stale_after.
+    let started = Instant::now();
+    wait_for(
+        &running.handle,
+        "B to be dropped",
+        Duration::from_secs(5),
+        |t| t.contains("promlearn_watch_series{query=\"q1\"} 1\n"),
+    )
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "dropped too early"
+    );
+    assert_eq!(running.handle.series_count("q1"), Some(1));
+    // B comes back: a new series, fitted again.
+    *prom.mode.lock().unwrap() = Mode::Series(
+        vec![labels(&[("type", "A")]), labels(&[("type", "B")])],
+        10.0,
+    );
+    wait_for(&running.handle, "B back", Duration::from_secs(5), |t| {
+        t.matches("\npromlearn_anomaly_score{").count() == 2
+    })
+    .await;
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_errors_hide_scores_count_by_kind_and_recover() {
+    let prom = fake_prometheus(Mode::Series(vec![labels(&[("type", "A")])], 10.0)).await;
+    let running = start(
+        config(&prom.url, "", ""),
+        fake_fit(Duration::ZERO, Arc::new(AtomicUsize::new(0))),
+    );
+    wait_for(&running.handle, "a score", Duration::from_secs(10), |t| {
+        t.contains("\npromlearn_anomaly_score{")
+    })
+    .await;
+
+    *prom.mode.lock().unwrap() = Mode::Unavailable;
+    let text = wait_for(&running.handle, "up 0", Duration::from_secs(5), |t| {
+        t.contains("promlearn_watch_up{query=\"q1\"} 0\n")
+    })
+    .await;
+    assert!(
+        !text.contains("\npromlearn_anomaly_score{"),
+        "scores of a failing query are not exported\n{text}"
+    );
+    assert!(!text.contains("\npromlearn_value{"), "{text}");
+    assert!(
+        value(
+            &text,
+            "promlearn_watch_errors_total{query=\"q1\",kind=\"query_failed\"}"
+        )
+        .unwrap()
+            >= 1.0
+    );
+    // Still served: health metrics, and the series (with its model) is kept.
+    assert_eq!(running.handle.series_count("q1"), Some(1));
+
+    *prom.mode.lock().unwrap() = Mode::Hang;
+    let text = wait_for(&running.handle, "a timeout", Duration::from_secs(5), |t| {
+        value(
+            t,
+            "promlearn_watch_errors_total{query=\"q1\",kind=\"timeout\"}",
+        )
+        .unwrap_or(0.0)
+            >= 1.0
+    })
+    .await;
+    assert!(
+        text.contains("promlearn_watch_up{query=\"q1\"} 0\n"),
+        "{text}"
+    );
+
+    let errors_before = prom.requests.load(Ordering::SeqCst);
+    *prom.mode.lock().unwrap() = Mode::Series(vec![labels(&[("type", "A")])], 30.0);
+    let text = wait_for(&running.handle, "recovery", Duration::from_secs(5), |t| {
+        t.contains("promlearn_watch_up{query=\"q1\"} 1\n")
+            && t.contains("promlearn_value{query=\"q1\",detector=\"zscore\",type=\"A\"} 30\n")
+    })
+    .await;
+    assert!(
+        text.contains("promlearn_anomalous{query=\"q1\",detector=\"zscore\",type=\"A\"} 1\n"),
+        "{text}"
+    );
+    assert!(prom.requests.load(Ordering::SeqCst) > errors_before);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_beyond_max_series_are_refused_and_counted() {
+    let prom = fake_prometheus(Mode::Series(
+        vec![
+            labels(&[("type", "A")]),
+            labels(&[("type", "B")]),
+            labels(&[("type", "C")]),
+        ],
+        10.0,
+    ))
+    .await;
+    let running = start(
+        config(&prom.url, "max_series = 2", ""),
+        fake_fit(Duration::ZERO, Arc::new(AtomicUsize::new(0))),
+    );
+    let text = wait_for(
+        &running.handle,
+        "series_limit errors",
+        Duration::from_secs(10),
+        |t| {
+            value(
+                t,
+                "promlearn_watch_errors_total{query=\"q1\",kind=\"series_limit\"}",
+            )
+            .unwrap_or(0.0)
+                >= 2.0
+                && t.matches("\npromlearn_anomaly_score{").count() == 2
+        },
+    )
+    .await;
+    assert!(
+        text.contains("promlearn_watch_series{query=\"q1\"} 2\n"),
+        "{text}"
+    );
+    assert!(!text.contains("type=\"C\""), "{text}");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_answer_is_no_error() {
+    let prom = fake_prometheus(Mode::Series(vec![], 0.0)).await;
+    let running = start(
+        config(&prom.url, "", ""),
+        fake_fit(Duration::ZERO, Arc::new(AtomicUsize::new(0))),
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let text = running.handle.render_metrics();
+    assert!(
+        text.contains("promlearn_watch_up{query=\"q1\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("promlearn_watch_series{query=\"q1\"} 0\n"),
+        "{text}"
+    );
+    for kind in crate::ERROR_KINDS {
+        assert!(
+            text.contains(&format!(
+                "promlearn_watch_errors_total{{query=\"q1\",kind=\"{kind}\"}} 0\n"
+            )),
+            "{text}"
+        );
+    }
+    assert!(
+        value(&text, "promlearn_watch_infer_duration_seconds_count").unwrap() >= 3.0,
+        "{text}"
+    );
+    running.stop().await;
+}
+
+trait Tap: Sized {
+    fn tap(mut self, f: impl FnOnce(&mut Self)) -> Self {
+        f(&mut self);
+        self
+    }
+}
+
+impl Tap for Config {}
