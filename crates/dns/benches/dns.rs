@@ -1,9 +1,9 @@
 //! Our load generator against Debian's dnsperf, on the same real CoreDNS, at the same
 //! concurrency, in one run: `cargo bench -p promlearn-dns --bench dns`.
 //!
-//! Both run flat out (no rate limit) over UDP with EDNS for the same time, twice each,
-//! alternating, and the better run of each counts: other work on a shared machine then hurts
-//! both sides alike. hickory's own client is measured briefly as well, for reference: it opens
+//! Both run flat out (no rate limit) over UDP with EDNS for the same time, twice each, the order
+//! alternating between rounds and each run after a warm-up of the same length, and the better
+//! run of each counts: other work on a shared machine then hurts both sides alike. hickory's own client is measured briefly as well, for reference: it opens
 //! a socket per query, which is why the generator writes its own packets.
 
 use std::{
@@ -34,6 +34,8 @@ const CLIENTS: usize = 4;
 /// dnsperf's `-q`: queries in flight at most.
 const IN_FLIGHT: usize = 100;
 const RUN: Duration = Duration::from_secs(5);
+/// Each measured run follows a warm-up of the same tool, this long, for both sides alike.
+const WARM_UP: Duration = Duration::from_secs(1);
 const ROUNDS: usize = 2;
 const NAMES: usize = 10;
 const TARGET: f64 = 0.80;
@@ -61,23 +63,33 @@ async fn bench() -> Result<(), Box<dyn Error>> {
     let server = testbed.dns_addr();
     println!(
         "CoreDNS at {server} ({}); {CLIENTS} sockets, {IN_FLIGHT} queries in flight, UDP + EDNS, \
-         {} s per run, best of {ROUNDS}",
+         {} s per run after {} s of warm-up, order alternating, best of {ROUNDS}",
         testbed.runtime().0,
-        RUN.as_secs()
+        RUN.as_secs(),
+        WARM_UP.as_secs()
     );
 
     let queryfile = tempfile_with_queries()?;
     let mut ours_best: f64 = 0.0;
     let mut dnsperf_best: f64 = 0.0;
-    // A short warm-up so that neither side pays for CoreDNS's first allocations.
-    ours(server, Duration::from_millis(500)).await?;
     for round in 1..=ROUNDS {
-        let (qps, summary) = ours(server, RUN).await?;
-        println!("  round {round} promlearn-dns: {qps:>9.0} qps  ({summary})");
-        ours_best = ours_best.max(qps);
-        let qps = dnsperf(server, &queryfile, RUN)?;
-        println!("  round {round} dnsperf {dnsperf_version}: {qps:>9.0} qps");
-        dnsperf_best = dnsperf_best.max(qps);
+        // The order alternates, and each run follows a warm-up of its own tool of the same
+        // length, so that neither side pays for CoreDNS's first allocations or profits from the
+        // other's: both meet the same server state.
+        let ours_first = round % 2 == 1;
+        for run_ours in [ours_first, !ours_first] {
+            if run_ours {
+                ours(server, WARM_UP).await?;
+                let (qps, summary) = ours(server, RUN).await?;
+                println!("  round {round} promlearn-dns: {qps:>9.0} qps  ({summary})");
+                ours_best = ours_best.max(qps);
+            } else {
+                dnsperf(server, &queryfile, WARM_UP)?;
+                let qps = dnsperf(server, &queryfile, RUN)?;
+                println!("  round {round} dnsperf {dnsperf_version}: {qps:>9.0} qps");
+                dnsperf_best = dnsperf_best.max(qps);
+            }
+        }
     }
     let hickory = hickory_client(server, Duration::from_secs(2)).await?;
     println!("  hickory Client (socket per query, reference): {hickory:>9.0} qps");
@@ -142,7 +154,7 @@ fn dnsperf(
         .arg("-d")
         .arg(queryfile)
         .args(["-c", &CLIENTS.to_string(), "-q", &IN_FLIGHT.to_string()])
-        .args(["-l", &run.as_secs().to_string(), "-e"])
+        .args(["-l", &run.as_secs_f64().to_string(), "-e"])
         .output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     stdout

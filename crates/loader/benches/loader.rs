@@ -1,8 +1,11 @@
 //! The loader against the wire: samples per second of a full load into the matrix, next to the
-//! floor of fetching the very same `query_range` requests and throwing the bodies away, on a real
-//! Prometheus backfilled by promtool; and the loader's peak heap per sample.
+//! floor of fetching the very same `query_range` requests at the same concurrency and throwing
+//! the bodies away, on a real Prometheus backfilled by promtool; the loader's peak heap per
+//! sample; and, on the same server, Python's prometheus-api-client and tensorflow-io's
+//! `from_prometheus` (benches/python_peers.py, run with `$PROMLEARN_PEER_PYTHON`).
 //!
-//! `cargo bench -p promlearn-loader --bench loader` (release build; takes about a minute).
+//! `cargo xtask bench loader` installs the Python peers, then runs
+//! `cargo bench -p promlearn-loader --bench loader` (release build; about a minute).
 //! Environment: `LOADER_BENCH_ROUNDS` (default 5) measured rounds per data set; the median is shown.
 
 #[path = "../tests/support/mod.rs"]
@@ -10,6 +13,7 @@ mod support;
 
 use std::{
     alloc::{GlobalAlloc, Layout, System},
+    path::Path,
     sync::atomic::{AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
@@ -66,8 +70,15 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// The loader's concurrency, and the floor's: the same requests, as many at a time.
+const CONCURRENCY: usize = 4;
+/// The data set of the `loader ratio:` line and of prometheus-api-client.
+const RATIO_SET: &str = "bench_100x10800";
+/// The data set tensorflow-io reads: small, as it makes one request per second per series.
+const TFIO_SET: &str = "bench_tfio_10x300";
+
 struct DataSet {
-    name: String,
+    name: &'static str,
     series: usize,
     points: usize,
 }
@@ -75,6 +86,15 @@ struct DataSet {
 impl DataSet {
     fn samples(&self) -> usize {
         self.series * self.points
+    }
+
+    /// tensorflow-io tells series apart by `job` and `instance` only; the others by `series`.
+    fn labels(&self, s: usize) -> Vec<(&'static str, String)> {
+        if self.name == TFIO_SET {
+            vec![("job", "bench".into()), ("instance", format!("i{s}"))]
+        } else {
+            vec![("series", s.to_string())]
+        }
     }
 }
 
@@ -89,6 +109,18 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Samples per second, short: `5.21 M`, `318 k`, `812`.
+fn rate(per_s: f64) -> String {
+    if per_s >= 1e6 {
+        format!("{:.2} M", per_s / 1e6)
+    } else if per_s >= 1e3 {
+        format!("{:.0} k", per_s / 1e3)
+    } else {
+        format!("{per_s:.0}")
+    }
+}
+
+/// The floor: the loader's own requests, `concurrency` at a time, bodies counted and dropped.
 async fn floor(http: &reqwest::Client, urls: &[reqwest::Url], concurrency: usize) -> usize {
     let bytes = futures_util::stream::iter(urls.iter().cloned())
         .map(|url| async move {
@@ -110,10 +142,13 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(run());
+    if let Err(why) = runtime.block_on(run()) {
+        eprintln!("error: {why}");
+        std::process::exit(1);
+    }
 }
 
-async fn run() {
+async fn run() -> Result<(), String> {
     let rounds: usize = std::env::var("LOADER_BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
@@ -121,17 +156,22 @@ async fn run() {
         .max(1);
     let sets = [
         DataSet {
-            name: "bench_1x3600".into(),
+            name: TFIO_SET,
+            series: 10,
+            points: 300,
+        },
+        DataSet {
+            name: "bench_1x3600",
             series: 1,
             points: 3_600,
         },
         DataSet {
-            name: "bench_10x36000".into(),
+            name: "bench_10x36000",
             series: 10,
             points: 36_000,
         },
         DataSet {
-            name: "bench_100x10800".into(),
+            name: RATIO_SET,
             series: 100,
             points: 10_800,
         },
@@ -140,10 +180,11 @@ async fn run() {
     let mut series = Vec::new();
     for set in &sets {
         for s in 0..set.series {
-            let label = s.to_string();
+            let labels = set.labels(s);
+            let labels: Vec<(&str, &str)> = labels.iter().map(|(n, v)| (*n, v.as_str())).collect();
             series.push(SeriesData::new(
-                &set.name,
-                &[("series", label.as_str())],
+                set.name,
+                &labels,
                 (0..set.points)
                     .map(|i| (base + i as i64 * 1000, value(s, i)))
                     .collect(),
@@ -160,25 +201,20 @@ async fn run() {
         started.elapsed()
     );
 
-    let client = Client::builder(&prometheus.url).no_proxy().build().unwrap();
+    let client = Client::builder(&prometheus.url)
+        .concurrency(CONCURRENCY)
+        .no_proxy()
+        .build()
+        .unwrap();
     let plain = reqwest::Client::builder().no_proxy().build().unwrap();
-    let concurrency = 4;
-    let mut last_ratio = 0.0;
     println!(
-        "{:<16} {:>9} {:>7} {:>14} {:>14} {:>14} {:>7} {:>7} {:>11}",
-        "data set",
-        "samples",
-        "chunks",
-        "floor seq/s",
-        "floor conc/s",
-        "loader/s",
-        "ratio",
-        "vs conc",
-        "peak B/smp"
+        "{:<18} {:>9} {:>6} {:>11} {:>11} {:>6} {:>10}",
+        "data set", "samples", "chunks", "floor/s", "loader/s", "ratio", "peak B/smp"
     );
+    let mut loader_rates = Vec::new();
     for set in &sets {
         let query = RangeQuery::new(
-            set.name.clone(),
+            set.name,
             base,
             base + (set.points as i64 - 1) * 1000,
             Duration::from_secs(1),
@@ -190,51 +226,135 @@ async fn run() {
             .map(|c| client.range_url(c))
             .collect();
         let samples = set.samples() as f64;
-        // Warm Prometheus's caches and the connection pools.
-        floor(&plain, &urls, 1).await;
+        // Warm Prometheus's caches and both connection pools.
+        floor(&plain, &urls, CONCURRENCY).await;
         client.query_range(&query).await.unwrap();
 
-        let (mut seq, mut conc, mut ours, mut peaks) = (vec![], vec![], vec![], vec![]);
-        for _ in 0..rounds {
-            let t = Instant::now();
-            let bytes = floor(&plain, &urls, 1).await;
-            seq.push(samples / t.elapsed().as_secs_f64());
-            assert!(bytes > set.samples() * 10);
-
-            let t = Instant::now();
-            floor(&plain, &urls, concurrency).await;
-            conc.push(samples / t.elapsed().as_secs_f64());
-
-            let baseline = LIVE.load(Ordering::Relaxed);
-            PEAK.store(baseline, Ordering::Relaxed);
-            let t = Instant::now();
-            let matrix = client.query_range(&query).await.unwrap();
-            ours.push(samples / t.elapsed().as_secs_f64());
-            let peak = PEAK.load(Ordering::Relaxed) - baseline;
-            peaks.push(peak as f64 / samples);
-            assert_eq!(matrix.sample_count(), set.samples());
-            assert_eq!(matrix.n_series(), set.series);
-            drop(matrix);
+        let (mut floors, mut ours, mut peaks) = (vec![], vec![], vec![]);
+        for round in 0..rounds {
+            // Alternating which goes first, so that neither always follows the other's work.
+            for floor_now in [round % 2 == 0, round % 2 == 1] {
+                if floor_now {
+                    let t = Instant::now();
+                    let bytes = floor(&plain, &urls, CONCURRENCY).await;
+                    floors.push(samples / t.elapsed().as_secs_f64());
+                    assert!(bytes > set.samples() * 10);
+                } else {
+                    let baseline = LIVE.load(Ordering::Relaxed);
+                    PEAK.store(baseline, Ordering::Relaxed);
+                    let t = Instant::now();
+                    let matrix = client.query_range(&query).await.unwrap();
+                    ours.push(samples / t.elapsed().as_secs_f64());
+                    let peak = PEAK.load(Ordering::Relaxed) - baseline;
+                    peaks.push(peak as f64 / samples);
+                    assert_eq!(matrix.sample_count(), set.samples());
+                    assert_eq!(matrix.n_series(), set.series);
+                }
+            }
         }
-        let (seq, conc, ours, peak) = (median(seq), median(conc), median(ours), median(peaks));
-        last_ratio = ours / seq;
+        let (floor, ours, peak) = (median(floors), median(ours), median(peaks));
+        loader_rates.push((set.name, ours, floor));
         println!(
-            "{:<16} {:>9} {:>7} {:>14.0} {:>14.0} {:>14.0} {:>7.2} {:>7.2} {:>11.1}",
+            "{:<18} {:>9} {:>6} {:>11} {:>11} {:>6.2} {:>10.1}",
             set.name,
             set.samples(),
             urls.len(),
-            seq,
-            conc,
-            ours,
-            ours / seq,
-            ours / conc,
+            rate(floor),
+            rate(ours),
+            ours / floor,
             peak
         );
     }
     println!(
-        "(medians of {rounds} rounds; floor seq: the loader's requests one after another, bodies \
-         discarded, as curl would; floor conc: the same {concurrency} at a time, as the loader \
-         fetches; peak: the loader's heap high-water mark during the load / samples)"
+        "(medians of {rounds} rounds, floor and loader alternating; floor: the loader's own \
+         requests, {CONCURRENCY} at a time as the loader fetches, bodies discarded; peak: the \
+         loader's heap high-water mark / samples)"
     );
-    println!("loader ratio: {last_ratio:.2} (target >= 1.00)");
+    let loader_on = |name: &str| {
+        loader_rates
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|&(_, ours, floor)| (ours, floor))
+            .expect("a measured data set")
+    };
+
+    let ratio_set = sets.iter().find(|s| s.name == RATIO_SET).unwrap();
+    let tfio_set = sets.iter().find(|s| s.name == TFIO_SET).unwrap();
+    let peers = python_peers(&serde_json::json!({
+        "url": prometheus.url,
+        "pac": {
+            "query": RATIO_SET,
+            "start": base / 1000,
+            "end": base / 1000 + ratio_set.points as i64 - 1,
+            "series": ratio_set.series,
+            "points": ratio_set.points,
+            "rounds": 3,
+        },
+        "tfio": {
+            "query": TFIO_SET,
+            "offset_ms": base + tfio_set.points as i64 * 1000,
+            "length": tfio_set.points,
+            "series": tfio_set.series,
+        },
+    }));
+    drop(prometheus);
+    let peers = peers?;
+    let (ours, floor) = loader_on(RATIO_SET);
+    let pac = peers["pac_samples"].as_f64().unwrap_or(0.0)
+        / peers["pac_seconds"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "prometheus-api-client {} on {RATIO_SET} (custom_query_range, values to float64 arrays): \
+         {}/s; loader {}/s: {:.1}x",
+        peers["pac_version"].as_str().unwrap_or("?"),
+        rate(pac),
+        rate(ours),
+        ours / pac
+    );
+    let (tfio_ours, _) = loader_on(TFIO_SET);
+    let tfio = peers["tfio_samples"].as_f64().unwrap_or(0.0)
+        / peers["tfio_seconds"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "tensorflow-io {} from_prometheus on {TFIO_SET}: {}/s; loader {}/s: {:.0}x",
+        peers["tfio_version"].as_str().unwrap_or("?"),
+        rate(tfio),
+        rate(tfio_ours),
+        tfio_ours / tfio
+    );
+    println!(
+        "loader ratio: {:.2} (target >= 1.00, floor at the same concurrency)",
+        ours / floor
+    );
+    Ok(())
+}
+
+/// Runs benches/python_peers.py with `$PROMLEARN_PEER_PYTHON` (set by `cargo xtask bench`),
+/// else `python3`; its one JSON line, or why the peers could not be measured.
+fn python_peers(config: &serde_json::Value) -> Result<serde_json::Value, String> {
+    let python = std::env::var("PROMLEARN_PEER_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python_peers.py");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(config.to_string())
+        .env("TF_CPP_MIN_LOG_LEVEL", "3")
+        .output()
+        .map_err(|e| format!("the Python peers could not run ({python}: {e})"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match stdout.lines().rev().find(|l| l.starts_with('{')) {
+        Some(line) if out.status.success() => serde_json::from_str(line).map_err(|e| e.to_string()),
+        _ => Err(format!(
+            "the Python peers (prometheus-api-client, tensorflow-io) could not be measured with \
+             {python} ({}): {}\n`cargo xtask bench loader` installs them into the tool cache; \
+             or set PROMLEARN_PEER_PYTHON to a Python that has them",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        )),
+    }
 }

@@ -807,6 +807,17 @@ fn redact_userinfo(endpoint: &str) -> String {
     }
 }
 
+/// Makes ring rustls's process-wide crypto provider, unless the program chose one already.
+///
+/// reqwest is built without its default provider (aws-lc-rs, a long C build) and asks for the
+/// process default when a client is built. Every client in this workspace that builds a reqwest
+/// client directly calls this first; calling it again, or after the program installed its own
+/// provider, changes nothing.
+pub fn install_crypto_provider() {
+    // An Err only says a provider is installed already, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -897,13 +908,3 @@ mod tests {
     }
 }
 
-/// Makes ring rustls's process-wide crypto provider, unless the program chose one already.
-///
-/// reqwest is built without its default provider (aws-lc-rs, a long C build) and asks for the
-/// process default when a client is built. Every client in this workspace that builds a reqwest
-/// client directly calls this first; calling it again, or after the program installed its own
-/// provider, changes nothing.
-pub fn install_crypto_provider() {
-    // An Err only says a provider is installed already, which is what we want.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}

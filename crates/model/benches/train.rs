@@ -1,5 +1,9 @@
-//! `cargo bench -p promlearn-model --bench train`: the tutorial fit, LSTM(64) training against
-//! Keras on the same configuration, and the closing `train ratio:` line.
+//! `cargo bench -p promlearn-model --bench train`: the tutorial fit and LSTM(64) training, ours
+//! and Keras's side by side in one run on the same data, and the closing `train ratio:` line.
+//!
+//! Keras runs in benches/keras_peer.py with `$PROMLEARN_PEER_PYTHON` (`cargo xtask bench train`
+//! installs TensorFlow and Keras into the tool cache and sets it), else `python3`. Without Keras
+//! the bench fails: no stored figure ever stands in for a measurement.
 
 use std::path::Path;
 use std::process::Command;
@@ -14,37 +18,101 @@ const WINDOW: usize = 32;
 const HIDDEN: usize = 64;
 const BATCH: usize = 64;
 const STEPS: usize = 1_000;
-/// Keras 3.15 / TensorFlow 2.21 (CPU) on this 2-core machine, for when TF is not importable.
-const KERAS_MS_PER_STEP_MEASURED: f64 = 6.3;
+/// Timed tutorial fits after the first: ours are quick, Keras's take about a second each.
+const OURS_REPEATS: usize = 20;
+const KERAS_REPEATS: usize = 5;
 
 fn main() {
-    tutorial_fit();
-    let ours = lstm64();
-    let keras = keras_ms_per_step();
-    let line = match keras {
-        Ok((ms, versions)) => {
-            println!("keras ({versions}): {ms:.2} ms/step");
-            format!("train ratio: {:.2} (target >= 1.00)", ms / ours)
-        }
-        Err(why) => format!(
-            "train ratio: {:.2} (target >= 1.00; TensorFlow not importable ({why}), compared with \
-             Keras's {KERAS_MS_PER_STEP_MEASURED} ms/step measured on this machine)",
-            KERAS_MS_PER_STEP_MEASURED / ours
-        ),
-    };
-    println!("{line}");
+    if let Err(why) = run() {
+        eprintln!("error: {why}");
+        std::process::exit(1);
+    }
 }
 
-/// The tutorial: 12 samples, LSTM(8), windows of 2, next-window targets, 5 epochs x 10 steps.
-fn tutorial_fit() {
-    let series: Vec<f64> = (0..12)
+fn run() -> Result<(), String> {
+    let series = tutorial_series();
+    let series_long = noisy_sine(N_POINTS);
+    eprintln!("measuring ours, then Keras on the same data (about a minute)");
+    let (ours_first, ours_median, ours_losses) = tutorial_fit(&series);
+    let lstm = lstm64(&series_long);
+    let keras = keras(&series, &series_long)?;
+
+    let numbers = |key: &str| -> Vec<f64> {
+        keras[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
+            .unwrap_or_default()
+    };
+    let keras_first = keras["tutorial_first_ms"].as_f64().unwrap_or(f64::NAN);
+    let keras_median = median(numbers("tutorial_ms"));
+    let keras_ms = keras["ms_per_step"]
+        .as_f64()
+        .ok_or("keras_peer.py gave no ms_per_step")?;
+    println!(
+        "Keras: TensorFlow {}, Keras {}",
+        keras["tensorflow"].as_str().unwrap_or("?"),
+        keras["keras"].as_str().unwrap_or("?")
+    );
+    println!(
+        "tutorial fit (LSTM(8)+Dense(1), Adam, MAE, 5 epochs x 10 steps, 2-step windows of {} \
+         points, batch 1, data preparation included):",
+        series.len()
+    );
+    println!(
+        "  ours  {ours_first:>9.2} ms first, {ours_median:>9.2} ms median of {OURS_REPEATS:<2} \
+         (target <= 100 ms); epoch losses {}",
+        losses_text(&ours_losses)
+    );
+    println!(
+        "  Keras {keras_first:>9.2} ms first, {keras_median:>9.2} ms median of {KERAS_REPEATS:<2} \
+         ({:.0}x ours);        epoch losses {}",
+        keras_median / ours_median,
+        losses_text(&numbers("tutorial_losses"))
+    );
+    println!("LSTM({HIDDEN}), window {WINDOW}, batch {BATCH}, {STEPS} steps on {N_POINTS} points:");
+    for (what, ms, loss) in &lstm.lines {
+        println!("  {what:<26} {ms:>8.3} ms/step  {loss}");
+    }
+    println!(
+        "  {:<26} {keras_ms:>8.3} ms/step  (loss -> {:.4})",
+        "Keras",
+        keras["lstm_loss"].as_f64().unwrap_or(f64::NAN)
+    );
+    println!("train ratio: {:.2} (target >= 1.00)", keras_ms / lstm.ms);
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn losses_text(losses: &[f64]) -> String {
+    losses
+        .iter()
+        .map(|l| format!("{l:.4}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The tutorial's data: 12 points shaped like go_memstats_sys_bytes of a small Go server.
+fn tutorial_series() -> Vec<f64> {
+    (0..12)
         .map(|i| 70_337_544.0 + 262_144.0 * ((i * 2 + 1) / 3) as f64)
-        .collect();
+        .collect()
+}
+
+/// The tutorial: LSTM(8), windows of 2, next-window targets, 5 epochs x 10 steps.
+/// Returns the first fit's ms, the median ms of the next ones, and the first fit's epoch losses.
+fn tutorial_fit(series: &[f64]) -> (f64, f64, Vec<f64>) {
     let run = || {
         let start = Instant::now();
-        let scaler = Scaler::fit(&series, ScaleKind::Max).unwrap();
+        let scaler = Scaler::fit(series, ScaleKind::Max).unwrap();
         let ds = Dataset::from_series(
-            &scaler.transform(&series).unwrap(),
+            &scaler.transform(series).unwrap(),
             2,
             TargetMode::TutorialNextWindow,
         )
@@ -54,25 +122,13 @@ fn tutorial_fit() {
         let options = FitOptions {
             epochs: 5,
             steps_per_epoch: Some(10),
-            verbose: false,
         };
         let history = model.fit(&batches, &options).unwrap();
-        (start.elapsed().as_secs_f64(), history.epoch_losses)
+        (start.elapsed().as_secs_f64() * 1e3, history.epoch_losses)
     };
     let (first, losses) = run();
-    let mut times: Vec<f64> = (0..20).map(|_| run().0).collect();
-    times.sort_by(f64::total_cmp);
-    println!(
-        "tutorial fit (LSTM(8), 50 steps, batch 1, data prep included): {:.3} ms first run, \
-         {:.3} ms median of 20 (target <= 100 ms; Keras 1.0-1.4 s); epoch losses {}",
-        first * 1e3,
-        times[10] * 1e3,
-        losses
-            .iter()
-            .map(|l| format!("{l:.4}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let times: Vec<f64> = (0..OURS_REPEATS).map(|_| run().0).collect();
+    (first, median(times), losses)
 }
 
 /// A deterministic noisy sine (xorshift noise, so the bench needs no RNG crate).
@@ -93,12 +149,17 @@ fn noisy_sine(n: usize) -> Vec<f64> {
         .collect()
 }
 
+/// Our LSTM(64) figures: the ms/step that goes into the ratio, and lines to print.
+struct Lstm {
+    ms: f64,
+    lines: Vec<(String, f64, String)>,
+}
+
 /// LSTM(64), window 32, batch 64, 1,000 Adam steps on a 100,000-point series: ms per step.
-fn lstm64() -> f64 {
-    let series = noisy_sine(N_POINTS);
-    let scaler = Scaler::fit(&series, ScaleKind::MinMax).unwrap();
+fn lstm64(series: &[f64]) -> Lstm {
+    let scaler = Scaler::fit(series, ScaleKind::MinMax).unwrap();
     let ds = Dataset::from_series(
-        &scaler.transform(&series).unwrap(),
+        &scaler.transform(series).unwrap(),
         WINDOW,
         TargetMode::NextValue,
     )
@@ -109,22 +170,25 @@ fn lstm64() -> f64 {
     let quiet = |steps| FitOptions {
         epochs: 1,
         steps_per_epoch: Some(steps),
-        verbose: false,
     };
+    let mut lines = Vec::new();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let run = |threads: usize| {
+    let mut run = |threads: usize| {
         let mut model = Forecaster::new(config.clone()).unwrap();
         model.set_threads(threads);
         model.fit(&batches[..20], &quiet(20)).unwrap(); // warm-up, as Keras's traced first fit
         let start = Instant::now();
         let history = model.fit(&batches, &quiet(STEPS)).unwrap();
         let ms = start.elapsed().as_secs_f64() * 1e3 / STEPS as f64;
-        println!(
-            "ours, {threads} thread(s): LSTM({HIDDEN}), window {WINDOW}, batch {BATCH}, {STEPS} steps \
-             on {N_POINTS} points: {ms:.3} ms/step (loss {:.4} -> {:.4})",
-            history.step_losses[0],
-            history.step_losses[STEPS - 1]
-        );
+        lines.push((
+            format!("ours, {threads} thread(s)"),
+            ms,
+            format!(
+                "(loss {:.4} -> {:.4})",
+                history.step_losses[0],
+                history.step_losses[STEPS - 1]
+            ),
+        ));
         ms
     };
     let single = run(1);
@@ -137,54 +201,55 @@ fn lstm64() -> f64 {
     let start = Instant::now();
     reference.fit(&batches, &quiet(probe)).unwrap();
     let candle_ms = start.elapsed().as_secs_f64() * 1e3 / probe as f64;
-    println!(
-        "candle_nn LSTM + autograd, same configuration: {candle_ms:.2} ms/step over {probe} steps \
-         (the fused path is {:.1}x faster)",
-        candle_ms / ms
-    );
-    ms
+    lines.push((
+        "candle_nn LSTM + autograd".into(),
+        candle_ms,
+        format!("({probe} steps; a reference, not a peer)"),
+    ));
+    Lstm { ms, lines }
 }
 
-/// Runs benches/keras_train.py with `PROMLEARN_KERAS_PYTHON`, else `python3`, if it has TF.
-fn keras_ms_per_step() -> Result<(f64, String), String> {
-    let python = std::env::var("PROMLEARN_KERAS_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_tf = Command::new(&python)
-        .args(["-c", "import tensorflow"])
-        .env("TF_CPP_MIN_LOG_LEVEL", "3")
-        .output()
-        .map_err(|e| format!("{python}: {e}"))?;
-    if !has_tf.status.success() {
-        return Err(format!("`{python} -c 'import tensorflow'` failed"));
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/keras_train.py");
+/// Keras on both workloads, on the same data (benches/keras_peer.py): its one JSON line.
+fn keras(tutorial: &[f64], long: &[f64]) -> Result<serde_json::Value, String> {
+    let python = std::env::var("PROMLEARN_PEER_PYTHON").unwrap_or_else(|_| "python3".into());
+    let data =
+        std::env::temp_dir().join(format!("promlearn-train-bench-{}.f64", std::process::id()));
+    let bytes: Vec<u8> = long.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&data, bytes).map_err(|e| format!("writing {}: {e}", data.display()))?;
+    let config = serde_json::json!({
+        "tutorial_series": tutorial,
+        "tutorial_repeats": KERAS_REPEATS,
+        "series_file": data,
+        "window": WINDOW,
+        "hidden": HIDDEN,
+        "batch": BATCH,
+        "steps": STEPS,
+    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/keras_peer.py");
     let out = Command::new(&python)
         .arg(&script)
-        .args([N_POINTS, WINDOW, HIDDEN, BATCH, STEPS].map(|v| v.to_string()))
+        .arg(config.to_string())
         .env("TF_CPP_MIN_LOG_LEVEL", "3")
-        .output()
-        .map_err(|e| format!("{python}: {e}"))?;
+        .output();
+    let _ = std::fs::remove_file(&data);
+    let out = out.map_err(|e| format!("Keras could not be measured: {python}: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .ok_or_else(|| {
-            format!(
-                "keras_train.py printed no result: {}",
-                String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            )
-        })?;
-    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
-    let ms = v["ms_per_step"].as_f64().ok_or("no ms_per_step")?;
-    Ok((
-        ms,
-        format!(
-            "TensorFlow {}, Keras {}",
-            v["tensorflow"].as_str().unwrap_or("?"),
-            v["keras"].as_str().unwrap_or("?")
-        ),
-    ))
+    match stdout.lines().rev().find(|l| l.starts_with('{')) {
+        Some(line) if out.status.success() => serde_json::from_str(line).map_err(|e| e.to_string()),
+        _ => Err(format!(
+            "Keras could not be measured with {python} ({}), so there is no train ratio:\n{}\n\
+             `cargo xtask bench train` installs TensorFlow and Keras into the tool cache; or set \
+             PROMLEARN_PEER_PYTHON to a Python that has them",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        )),
+    }
 }
