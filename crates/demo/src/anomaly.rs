@@ -1,67 +1,158 @@
-//! `cargo xtask demo --anomaly`: the DevOps use the tutorial promised. A generator drives CoreDNS
-//! with a daily rhythm (compressed to 30 s) and, unannounced, a five-fold spike and a drop to a
-//! tenth; a forecaster learns the rhythm from the request rate and flags what it cannot explain.
+//! `--anomaly`: the DevOps use the tutorial promised, run as DevOps would run it. The watch
+//! service (`promlearn-watch`, configured by `examples/watch/watch.toml`) scores CoreDNS's request
+//! rate; the testbed's Prometheus scrapes it and evaluates `examples/watch/alerts.yml`. A
+//! generator drives CoreDNS with a rhythm and, unannounced, a five-fold spike and a drop to a
+//! tenth. The demo then reads back from Prometheus when the alert fired and which points each
+//! detector flagged, scores them against the injected events and plots them.
+//!
+//! Nothing here detects anything: detection is `promlearn-detect`'s, run by the service.
 
 use std::{
-    path::{Path, PathBuf},
+    net::SocketAddr,
+    path::PathBuf,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::Context;
+use promlearn_detect::{Analysis, DetectorSpec, EventScore, Injected, evaluate};
 use promlearn_dns::{LoadConfig, Profile};
-use promlearn_loader::RangeQuery;
-use promlearn_model::{
-    Dataset, FitOptions, Forecaster, ModelConfig, ScaleKind, Scaler, TargetMode, Threshold,
-};
+use promlearn_loader::{Client, RangeQuery};
+use promlearn_testbed::{ScrapeTarget, repository_root};
+use promlearn_watch::{Config, Watch};
 
 use crate::ui::Status;
 
 /// The run's shape, in seconds from its start.
-const BASELINE_S: u64 = 90;
 const TOTAL_S: u64 = 150;
-const EVENTS: [Injected; 2] = [
-    Injected {
+const EVENTS: [Event; 2] = [
+    Event {
         name: "spike x5",
         at_s: 100,
         len_s: 8,
         factor: 5.0,
     },
-    Injected {
+    Event {
         name: "drop to 1/10",
         at_s: 125,
         len_s: 8,
         factor: 0.1,
     },
 ];
-/// The rate query looks back this far, so an event shows in the series this much after it ends.
-const RATE_WINDOW_S: i64 = 3;
-const WINDOW: usize = 8;
+/// After an event ends, its echo lasts this long: the rate query's 5 s look-back, the LSTM's
+/// 8-step input window and a scrape or two.
+const ECHO_S: i64 = 5 + 8 + 2;
+/// The alerting rule the testbed's Prometheus evaluates.
+const ALERT_NAME: &str = "PromlearnAnomaly";
 
-struct Injected {
+struct Event {
     name: &'static str,
     at_s: u64,
     len_s: u64,
     factor: f64,
 }
 
+/// One detector's result over the run, read back from Prometheus.
+#[derive(Debug, serde::Serialize)]
+pub struct DetectorOutcome {
+    pub query: String,
+    pub detector: String,
+    /// Seconds from the spike's start to the first firing alert of this query, if it fired.
+    pub alert_after_spike_s: Option<f64>,
+    /// Seconds into the run of the first alert that fired before the spike, if any.
+    pub alert_before_spike_s: Option<f64>,
+    pub score: EventScore,
+}
+
 #[derive(Debug, Default, serde::Serialize)]
 pub struct AnomalyOutcome {
     pub queries_sent: u64,
-    pub flagged: usize,
-    pub true_flags: usize,
-    pub false_flags: usize,
-    pub events_found: Vec<(String, bool)>,
-    pub precision: f64,
-    pub recall: f64,
-    pub threshold: f64,
+    pub detectors: Vec<DetectorOutcome>,
     pub plot: PathBuf,
+}
+
+impl AnomalyOutcome {
+    /// The earliest alert after the spike over all detectors.
+    pub fn first_alert_after_spike(&self) -> Option<f64> {
+        self.detectors
+            .iter()
+            .filter_map(|d| d.alert_after_spike_s)
+            .min_by(f64::total_cmp)
+    }
+
+    /// The lines the demo ends with.
+    pub fn summary(&self) -> Vec<String> {
+        let mut lines = vec![match self.first_alert_after_spike() {
+            Some(s) => format!("alert fired: yes ({s:.1} s after the spike)"),
+            None => "alert fired: no".to_owned(),
+        }];
+        for d in &self.detectors {
+            lines.push(format!(
+                "precision: {:.2} recall: {:.2} f1: {:.2}  ({}, query {})",
+                d.score.precision, d.score.recall, d.score.f1, d.detector, d.query
+            ));
+        }
+        lines
+    }
+}
+
+/// The example configuration the service runs, and its alerting rules.
+fn example_dir() -> PathBuf {
+    repository_root().join("examples").join("watch")
+}
+
+/// What the testbed's Prometheus needs for the anomaly run: a scrape job for the watch service
+/// and the example's alerting rules.
+pub fn testbed_additions(watch: SocketAddr) -> (ScrapeTarget, PathBuf) {
+    (
+        ScrapeTarget::new("promlearn-watch", watch.to_string()),
+        example_dir().join("alerts.yml"),
+    )
+}
+
+/// The example configuration, pointed at `endpoint` and listening on `listen`; beside its own
+/// queries, the total rate is also watched by each cheap detector it does not use yet, so that
+/// every detector is compared on the same data.
+fn watch_config(endpoint: &str, listen: SocketAddr) -> anyhow::Result<Config> {
+    let mut config = Config::load(example_dir().join("watch.toml"))?;
+    config.endpoint = endpoint.to_owned();
+    config.listen = listen;
+    let template = config
+        .queries
+        .iter()
+        .find(|q| !matches!(q.detector, DetectorSpec::Lstm { .. }))
+        .context("examples/watch/watch.toml has no cheap detector to copy")?
+        .clone();
+    for kind in ["zscore", "mad", "quantile"] {
+        if config.queries.iter().any(|q| q.detector.name() == kind) {
+            continue;
+        }
+        let mut query = template.clone();
+        query.name = format!("dns_rate_{kind}");
+        query.expr = "sum(rate(coredns_dns_requests_total[5s]))".to_owned();
+        query.detector = serde_json::from_value(serde_json::json!({ "kind": kind }))?;
+        config.queries.push(query);
+    }
+    Ok(config)
 }
 
 pub async fn run(
     endpoint: &str,
-    dns_server: std::net::SocketAddr,
+    dns_server: SocketAddr,
+    watch_listen: SocketAddr,
     verbose: bool,
 ) -> anyhow::Result<AnomalyOutcome> {
+    let config = watch_config(endpoint, watch_listen)?;
+    let queries: Vec<(String, String)> = config
+        .queries
+        .iter()
+        .map(|q| (q.name.clone(), q.detector.name().to_owned()))
+        .collect();
+    let watch = Watch::new(config)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = tokio::spawn(watch.serve(async {
+        let _ = stopped.await;
+    }));
+
     let mut profile = String::from("sine:base=80,amp=40,period=30s");
     for event in &EVENTS {
         profile.push_str(&format!(
@@ -73,11 +164,17 @@ pub async fn run(
     let mut load = LoadConfig::new(dns_server, profile, 100_000, Duration::from_secs(TOTAL_S));
     load.concurrency = 16;
     load.seed = Some(7);
-
     if verbose {
         println!(
-            "\nAnomaly run: {TOTAL_S} s of DNS traffic, a 30 s rhythm around 80 qps; learning from the first \
-             {BASELINE_S} s, then {} events the model is not told about",
+            "\nAnomaly run: promlearn watch ({} queries: {}) scores CoreDNS's request rate; Prometheus \
+             scrapes it and evaluates examples/watch/alerts.yml. {TOTAL_S} s of DNS traffic with a 30 s \
+             rhythm and {} events the service is not told about",
+            queries.len(),
+            queries
+                .iter()
+                .map(|(_, d)| d.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             EVENTS.len()
         );
     }
@@ -99,148 +196,196 @@ pub async fn run(
         report.sent,
         report.qps()
     ));
+    // The last scores reach Prometheus with its next scrapes and rule evaluations.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let end_ms = now_ms();
+    let _ = stop.send(());
+    service
+        .await
+        .context("the watch service panicked")?
+        .context("the watch service failed")?;
 
-    let query = format!("sum(rate(coredns_dns_requests_total[{RATE_WINDOW_S}s]))");
-    let end_ms = start_ms + TOTAL_S as i64 * 1000;
-    let client = promlearn_loader::Client::new(endpoint)?;
-    // Wait for the scrape that covers the end of the run.
-    let mut points = Vec::new();
-    for _ in 0..40 {
-        let range = RangeQuery::new(
-            query.clone(),
-            start_ms + 1000,
-            end_ms,
-            Duration::from_secs(1),
-        )?;
-        let matrix = client.query_range(&range).await?;
-        anyhow::ensure!(
-            matrix.n_series() == 1,
-            "`{query}` should answer one series, not {}",
-            matrix.n_series()
-        );
-        points = matrix
-            .timestamps()
-            .iter()
-            .copied()
-            .zip(matrix.column(0).iter().copied())
-            .collect();
-        if points.last().is_some_and(|(t, _)| *t >= end_ms - 1000) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let (times, rates): (Vec<i64>, Vec<f64>) = points.into_iter().unzip();
-    let baseline_end = times.partition_point(|t| *t < start_ms + BASELINE_S as i64 * 1000);
-    anyhow::ensure!(
-        baseline_end > 4 * WINDOW,
-        "too little baseline data ({baseline_end} points) to learn from"
-    );
-
-    let train = &rates[..baseline_end];
-    let scaler = Scaler::fit(train, ScaleKind::MinMax)?;
-    let dataset = Dataset::from_series(&scaler.transform(train)?, WINDOW, TargetMode::NextValue)?;
-    let mut config = ModelConfig::forecasting(WINDOW, 16);
-    config.learning_rate = 0.01;
-    let mut model = Forecaster::new(config)?;
-    model.set_scaler(scaler);
-    let batches = dataset.shuffle(1).repeat(40).batch(8)?;
-    model.fit(
-        &batches,
-        &FitOptions {
-            epochs: 1,
-            steps_per_epoch: None,
-        },
-    )?;
-    // The band: a fifth wider than the worst error on normal traffic, so the baseline's own
-    // noise is not flagged.
-    let learned = model.fit_threshold(train, 1.0)?;
-    let threshold = Threshold {
-        quantile: 1.0,
-        value: learned.value * 1.2,
-    };
-    let errors = model.prediction_errors(&rates)?;
-    let flags = threshold.flag(&errors);
-
-    // A flag belongs to an event from its start until the event has left both the rate query's
-    // look-back and the model's input window: predictions made from event data are the event's echo.
-    let in_event = |index: usize| {
-        let t = times[index];
-        EVENTS.iter().position(|e| {
-            let from = start_ms + e.at_s as i64 * 1000;
-            let to = from + (e.len_s as i64 + RATE_WINDOW_S + 1 + WINDOW as i64) * 1000;
-            (from..to).contains(&t)
-        })
-    };
-    let true_flags = flags.iter().filter(|a| in_event(a.index).is_some()).count();
-    let events_found: Vec<(String, bool)> = EVENTS
+    let client = Client::new(endpoint)?;
+    let spike_ms = start_ms + EVENTS[0].at_s as i64 * 1000;
+    let events: Vec<Injected> = EVENTS
         .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            (
-                e.name.to_owned(),
-                flags.iter().any(|a| in_event(a.index) == Some(i)),
-            )
+        .map(|e| {
+            let from_ms = start_ms + e.at_s as i64 * 1000;
+            Injected {
+                name: e.name.to_owned(),
+                from_ms,
+                to_ms: from_ms + (e.len_s as i64 + ECHO_S) * 1000,
+            }
         })
         .collect();
-    let found = events_found.iter().filter(|(_, f)| *f).count();
-    let outcome = AnomalyOutcome {
+    let mut outcome = AnomalyOutcome {
         queries_sent: report.sent,
-        flagged: flags.len(),
-        true_flags,
-        false_flags: flags.len() - true_flags,
-        precision: if flags.is_empty() {
-            0.0
-        } else {
-            true_flags as f64 / flags.len() as f64
-        },
-        recall: found as f64 / EVENTS.len() as f64,
-        events_found,
-        threshold: threshold.value,
         plot: plot_path(),
+        ..Default::default()
     };
-
-    let predictions = model.predict(
-        &(WINDOW..rates.len())
-            .map(|i| {
-                model
-                    .scaler()
-                    .expect("set above")
-                    .transform(&rates[i - WINDOW..i])
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-    )?;
-    let predictions = model
-        .scaler()
-        .expect("set above")
-        .inverse_transform(&predictions);
-    plot(
+    let mut analyses = Vec::new();
+    for (query, detector) in &queries {
+        let analysis = read_analysis(&client, query, detector, start_ms, end_ms).await?;
+        let firing = firing_times(&client, query, start_ms, end_ms).await?;
+        outcome.detectors.push(DetectorOutcome {
+            query: query.clone(),
+            detector: detector.clone(),
+            alert_after_spike_s: firing
+                .iter()
+                .find(|t| **t >= spike_ms)
+                .map(|t| (t - spike_ms) as f64 / 1000.0),
+            alert_before_spike_s: firing
+                .iter()
+                .find(|t| **t < spike_ms)
+                .map(|t| (t - start_ms) as f64 / 1000.0),
+            score: evaluate(&analysis, &events),
+        });
+        analyses.push(analysis);
+    }
+    let shown: Vec<&Analysis> = analyses.iter().collect();
+    promlearn_detect::plot_png(
         &outcome.plot,
-        start_ms,
-        &times,
-        &rates,
-        &predictions,
-        &flags.iter().map(|a| a.index).collect::<Vec<_>>(),
-        &threshold,
-        &model,
+        "CoreDNS requests/s as promlearn watch scored it: value, yhat, band, flags",
+        &shown,
+        &events,
     )
     .context("drawing the anomaly plot")?;
-
     if verbose {
-        for (name, found) in &outcome.events_found {
-            println!("  {name:<14} {}", if *found { "flagged" } else { "MISSED" });
+        for d in &outcome.detectors {
+            let found: Vec<String> = d
+                .score
+                .events_found
+                .iter()
+                .map(|(name, found)| format!("{name} {}", if *found { "flagged" } else { "MISSED" }))
+                .collect();
+            println!(
+                "  {:<9} {:<18} {}; {} flags, {} on normal traffic",
+                d.detector,
+                d.query,
+                found.join(", "),
+                d.score.flags,
+                d.score.false_flags
+            );
         }
-        println!(
-            "  flags: {} ({} during an event or while it is in the model's {WINDOW} s input, {} on normal \
-             traffic); precision {:.2}, recall {:.2}",
-            outcome.flagged,
-            outcome.true_flags,
-            outcome.false_flags,
-            outcome.precision,
-            outcome.recall
-        );
         println!("  plot: {}", outcome.plot.display());
     }
     Ok(outcome)
+}
+
+/// What the service exported for `query` (its first series), as Prometheus scraped it.
+async fn read_analysis(
+    client: &Client,
+    query: &str,
+    detector: &str,
+    start_ms: i64,
+    end_ms: i64,
+) -> anyhow::Result<Analysis> {
+    let range = |metric: &str| {
+        RangeQuery::new(
+            format!("max({metric}{{query=\"{query}\"}})"),
+            start_ms,
+            end_ms,
+            Duration::from_secs(1),
+        )
+    };
+    let mut columns = Vec::new();
+    let mut timestamps = Vec::new();
+    for metric in [
+        "promlearn_value",
+        "promlearn_yhat",
+        "promlearn_yhat_lower",
+        "promlearn_yhat_upper",
+        "promlearn_anomaly_score",
+        "promlearn_anomalous",
+    ] {
+        let matrix = client
+            .query_range(&range(metric)?)
+            .await
+            .with_context(|| format!("reading {metric} of query {query} back from Prometheus"))?;
+        if timestamps.is_empty() {
+            timestamps = matrix.timestamps().to_vec();
+        }
+        let column: Vec<f64> = if matrix.n_series() == 0 {
+            vec![f64::NAN; timestamps.len()]
+        } else {
+            // Align on the first column's timestamps (every metric comes from the same scrapes).
+            timestamps
+                .iter()
+                .map(|t| {
+                    matrix
+                        .timestamps()
+                        .binary_search(t)
+                        .ok()
+                        .and_then(|row| matrix.get(row, 0))
+                        .unwrap_or(f64::NAN)
+                })
+                .collect()
+        };
+        columns.push(column);
+    }
+    let anomalous = columns[5].iter().map(|v| *v == 1.0).collect();
+    let mut columns = columns.into_iter();
+    let mut next = || columns.next().expect("six columns");
+    Ok(Analysis {
+        detector: format!("{detector} ({query})"),
+        timestamps,
+        values: next(),
+        yhat: next(),
+        yhat_lower: next(),
+        yhat_upper: next(),
+        score: next(),
+        anomalous,
+    })
+}
+
+/// The times at which `ALERTS{alertname="PromlearnAnomaly", query=...}` was firing.
+async fn firing_times(
+    client: &Client,
+    query: &str,
+    start_ms: i64,
+    end_ms: i64,
+) -> anyhow::Result<Vec<i64>> {
+    let range = RangeQuery::new(
+        format!("max(ALERTS{{alertname=\"{ALERT_NAME}\",alertstate=\"firing\",query=\"{query}\"}})"),
+        start_ms,
+        end_ms,
+        Duration::from_secs(1),
+    )?;
+    let matrix = client.query_range(&range).await?;
+    if matrix.n_series() == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(matrix
+        .timestamps()
+        .iter()
+        .zip(matrix.column(0))
+        .filter(|(_, v)| v.is_finite())
+        .map(|(t, _)| *t)
+        .collect())
+}
+
+/// The anomaly run's checks, for `--check`: each reads what Prometheus recorded.
+pub fn checks(outcome: &AnomalyOutcome) -> Vec<(&'static str, bool)> {
+    vec![
+        (
+            "the alert fired in Prometheus within 20 s of the spike",
+            outcome.first_alert_after_spike().is_some_and(|s| s <= 20.0),
+        ),
+        (
+            "no alert fired before the spike (the rhythm alone is normal)",
+            outcome
+                .detectors
+                .iter()
+                .all(|d| d.alert_before_spike_s.is_none()),
+        ),
+        (
+            "some detector found both injected events",
+            outcome
+                .detectors
+                .iter()
+                .any(|d| d.score.events_found.iter().all(|(_, found)| *found)),
+        ),
+    ]
 }
 
 fn now_ms() -> i64 {
@@ -251,115 +396,8 @@ fn now_ms() -> i64 {
 }
 
 fn plot_path() -> PathBuf {
-    promlearn_testbed::repository_root()
+    repository_root()
         .join("target")
         .join("promlearn-demo")
         .join("anomaly.png")
-}
-
-#[allow(clippy::too_many_arguments)]
-fn plot(
-    path: &Path,
-    start_ms: i64,
-    times: &[i64],
-    rates: &[f64],
-    predictions: &[f64],
-    flagged: &[usize],
-    threshold: &Threshold,
-    model: &Forecaster,
-) -> anyhow::Result<()> {
-    use plotters::prelude::*;
-
-    std::fs::create_dir_all(path.parent().expect("has a parent"))?;
-    let fonts = register_font();
-    let root = BitMapBackend::new(path, (1200, 500)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let seconds = |t: i64| (t - start_ms) as f64 / 1000.0;
-    let top = rates.iter().chain(predictions).copied().fold(1.0, f64::max) * 1.1;
-    let mut builder = ChartBuilder::on(&root);
-    builder
-        .margin(20)
-        .x_label_area_size(if fonts { 40 } else { 0 })
-        .y_label_area_size(if fonts { 60 } else { 0 });
-    if fonts {
-        builder.caption(
-            "CoreDNS requests/s: observed, forecast, band, flags",
-            ("sans-serif", 22),
-        );
-    }
-    let mut chart = builder.build_cartesian_2d(0.0..(TOTAL_S as f64), 0.0..top)?;
-    if fonts {
-        chart
-            .configure_mesh()
-            .x_desc("seconds")
-            .y_desc("requests/s")
-            .draw()?;
-    }
-    // The band: predictions ± the threshold, converted from scaled units back to requests/s.
-    let scale = {
-        let s = model.scaler().expect("set");
-        let unit = s.inverse_transform(&[1.0])[0] - s.inverse_transform(&[0.0])[0];
-        threshold.value * unit
-    };
-    let predicted_at = |i: usize| (seconds(times[i + WINDOW]), predictions[i]);
-    chart.draw_series((0..predictions.len()).map(|i| {
-        let (x, p) = predicted_at(i);
-        Rectangle::new(
-            [(x - 0.5, (p - scale).max(0.0)), (x + 0.5, p + scale)],
-            RGBColor(200, 220, 255).filled(),
-        )
-    }))?;
-    for event in &EVENTS {
-        let from = event.at_s as f64;
-        chart.draw_series(std::iter::once(Rectangle::new(
-            [(from, 0.0), (from + event.len_s as f64, top)],
-            RGBColor(255, 235, 200).mix(0.6).filled(),
-        )))?;
-    }
-    chart.draw_series(LineSeries::new(
-        times.iter().zip(rates).map(|(t, r)| (seconds(*t), *r)),
-        BLACK.stroke_width(2),
-    ))?;
-    chart.draw_series(LineSeries::new(
-        (0..predictions.len()).map(predicted_at),
-        BLUE.stroke_width(1),
-    ))?;
-    chart.draw_series(
-        flagged
-            .iter()
-            .map(|&i| Circle::new((seconds(times[i]), rates[i]), 5, RED.filled())),
-    )?;
-    root.present()?;
-    Ok(())
-}
-
-/// Text needs a font file; DejaVu Sans is on most Linux machines. Without it the plot has no text.
-fn register_font() -> bool {
-    const CANDIDATES: [&str; 2] = [
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    ];
-    CANDIDATES.iter().any(|path| match std::fs::read(path) {
-        Ok(bytes) => plotters::style::register_font(
-            "sans-serif",
-            plotters::style::FontStyle::Normal,
-            Box::leak(bytes.into_boxed_slice()),
-        )
-        .is_ok(),
-        Err(_) => false,
-    })
-}
-
-/// The anomaly run's checks, for `--check`.
-pub fn checks(outcome: &AnomalyOutcome) -> Vec<(&'static str, bool)> {
-    vec![
-        (
-            "the anomaly run flags both injected events",
-            outcome.events_found.iter().all(|(_, found)| *found),
-        ),
-        (
-            "no more than 3 false flags over the baseline",
-            outcome.false_flags <= 3,
-        ),
-    ]
 }

@@ -57,10 +57,19 @@ pub struct DemoArgs {
     /// rhythm, flag the events, and plot it (about 2.5 minutes more)
     #[arg(long)]
     anomaly: bool,
+    /// Where the anomaly run's watch service listens (Prometheus scrapes it there)
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    watch_listen: SocketAddr,
     /// Judge the run: read the facts back from Prometheus and print one line per check; exit
     /// non-zero if any fails (what `cargo xtask e2e` runs)
     #[arg(long)]
     check: bool,
+}
+
+impl DemoArgs {
+    fn watch_addr(&self) -> SocketAddr {
+        self.watch_listen
+    }
 }
 
 /// What the demo found, for `--json` and for the checks.
@@ -107,12 +116,22 @@ async fn run(mut args: DemoArgs) -> anyhow::Result<ExitCode> {
         args.dns_port = ports.dns;
         args.metrics_port = ports.metrics;
         args.prometheus_port = ports.prometheus;
+        // A free port for the watch service too (released at once; the service binds it again).
+        args.watch_listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     }
     let outcome = run_demo(&args).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
-    } else if !args.quiet {
-        println!("demo wall: {:.1} s", outcome.wall_seconds);
+    } else {
+        if !args.quiet {
+            println!("demo wall: {:.1} s", outcome.wall_seconds);
+        }
+        // The DevOps answer comes last: did the alert fire, and how well each detector did.
+        if let Some(anomaly) = &outcome.anomaly {
+            for line in anomaly.summary() {
+                println!("{line}");
+            }
+        }
     }
     if args.check {
         let failed = checks::report(&outcome);
@@ -160,7 +179,8 @@ async fn run_demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
             println!("tutorial wall: {:.1} s", outcome.tutorial_seconds);
         }
         if args.anomaly {
-            outcome.anomaly = Some(anomaly::run(&endpoint, dns_server, verbose).await?);
+            outcome.anomaly =
+                Some(anomaly::run(&endpoint, dns_server, args.watch_addr(), verbose).await?);
         }
         anyhow::Ok(())
     };
@@ -181,6 +201,11 @@ async fn run_demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
 
 async fn start_testbed(args: &DemoArgs, verbose: bool) -> anyhow::Result<Testbed> {
     let mut config = TestbedConfig::tutorial(args.runtime);
+    if args.anomaly {
+        let (target, rules) = anomaly::testbed_additions(args.watch_addr());
+        config.extra_scrape_targets.push(target);
+        config.rule_files.push(rules);
+    }
     config.ports = Ports {
         dns: args.dns_port,
         metrics: args.metrics_port,

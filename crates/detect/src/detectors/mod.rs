@@ -1,0 +1,374 @@
+//! What a user asks for ([`DetectorSpec`]) and what fitting it gives ([`Fitted`]).
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::Analysis;
+use crate::error::{Error, Result};
+
+mod lstm;
+mod rolling;
+
+pub use lstm::{DETECTOR_FILE, EpochDone, FittedLstm, LstmOptions};
+pub use rolling::FittedRolling;
+
+/// A detector and its settings, as a user writes it in a watch configuration
+/// (`{ kind = "mad", threshold = 6 }`) or on the command line. Every field has a default, so
+/// `{ kind = "zscore" }` is a complete spec.
+///
+/// The rolling detectors (`zscore`, `mad`, `quantile`) judge each point from the `window`
+/// points before it (never from itself, so a spike cannot hide inside its own statistics);
+/// fitting only learns the smallest band worth drawing from the history. `lstm` learns the
+/// series' shape with promlearn-model's next-value forecaster.
+///
+/// ```
+/// use promlearn_detect::DetectorSpec;
+///
+/// let spec: DetectorSpec = serde_json::from_str(r#"{ "kind": "mad", "threshold": 6 }"#).unwrap();
+/// assert_eq!(spec, DetectorSpec::Mad { window: 60, threshold: 6.0 });
+/// assert_eq!(spec.name(), "mad");
+/// assert!(serde_json::from_str::<DetectorSpec>(r#"{ "kind": "mad", "treshold": 6 }"#).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DetectorSpec {
+    /// Rolling z-score: the band is `mean ± threshold·std` of the previous `window` points.
+    #[serde(rename = "zscore", alias = "z_score")]
+    ZScore {
+        /// Points looked back on (default 60).
+        #[serde(default = "defaults::zscore_window")]
+        window: usize,
+        /// Standard deviations from the mean to the band's edge (default 4).
+        #[serde(default = "defaults::zscore_threshold")]
+        threshold: f64,
+    },
+    /// Rolling median absolute deviation: the band is `median ± threshold·1.4826·MAD` of the
+    /// previous `window` points (1.4826·MAD estimates the standard deviation, robustly).
+    Mad {
+        /// Points looked back on (default 60).
+        #[serde(default = "defaults::mad_window")]
+        window: usize,
+        /// Robust standard deviations from the median to the band's edge (default 5).
+        #[serde(default = "defaults::mad_threshold")]
+        threshold: f64,
+    },
+    /// Rolling quantiles: the band runs from the `lower` to the `upper` quantile of the previous
+    /// `window` points, widened on each side by `margin` × their distance; `yhat` is the median.
+    Quantile {
+        /// Points looked back on (default 120).
+        #[serde(default = "defaults::quantile_window")]
+        window: usize,
+        /// Lower quantile, 0 to 1 (default 0.01).
+        #[serde(default = "defaults::quantile_lower")]
+        lower: f64,
+        /// Upper quantile, 0 to 1 (default 0.99).
+        #[serde(default = "defaults::quantile_upper")]
+        upper: f64,
+        /// Widening on each side, as a multiple of `upper − lower` quantile (default 1).
+        #[serde(default = "defaults::quantile_margin")]
+        margin: f64,
+    },
+    /// promlearn-model's LSTM next-value forecaster over `window` points; the band's half-width
+    /// is `margin` × the `quantile` of its absolute errors on the history.
+    Lstm {
+        /// Input window: points each forecast sees (default 8).
+        #[serde(default = "defaults::lstm_window")]
+        window: usize,
+        /// LSTM units (default 16).
+        #[serde(default = "defaults::lstm_hidden")]
+        hidden: usize,
+        /// Passes over the history (default 40).
+        #[serde(default = "defaults::lstm_epochs")]
+        epochs: usize,
+        /// Adam's learning rate (default 0.01).
+        #[serde(default = "defaults::lstm_learning_rate")]
+        learning_rate: f64,
+        /// Quantile of the training errors the band is built on, 0 to 1 (default 0.99).
+        #[serde(default = "defaults::lstm_quantile")]
+        quantile: f64,
+        /// The band's half-width as a multiple of that quantile (default 2).
+        #[serde(default = "defaults::lstm_margin")]
+        margin: f64,
+    },
+}
+
+/// The defaults of every field, one function each (what serde's `default = ...` needs).
+mod defaults {
+    pub fn zscore_window() -> usize {
+        60
+    }
+    pub fn zscore_threshold() -> f64 {
+        4.0
+    }
+    pub fn mad_window() -> usize {
+        60
+    }
+    pub fn mad_threshold() -> f64 {
+        5.0
+    }
+    pub fn quantile_window() -> usize {
+        120
+    }
+    pub fn quantile_lower() -> f64 {
+        0.01
+    }
+    pub fn quantile_upper() -> f64 {
+        0.99
+    }
+    pub fn quantile_margin() -> f64 {
+        1.0
+    }
+    pub fn lstm_window() -> usize {
+        8
+    }
+    pub fn lstm_hidden() -> usize {
+        16
+    }
+    pub fn lstm_epochs() -> usize {
+        40
+    }
+    pub fn lstm_learning_rate() -> f64 {
+        0.01
+    }
+    pub fn lstm_quantile() -> f64 {
+        0.99
+    }
+    pub fn lstm_margin() -> f64 {
+        2.0
+    }
+}
+
+/// The detectors' names, as `kind` and [`DetectorSpec::name`] spell them.
+pub const DETECTOR_NAMES: [&str; 4] = ["zscore", "mad", "quantile", "lstm"];
+
+impl DetectorSpec {
+    /// The detector called `name` (`zscore`, `mad`, `quantile`, `lstm`) with default settings.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Ok(match name.trim().to_ascii_lowercase().as_str() {
+            "zscore" | "z_score" | "z-score" => Self::ZScore {
+                window: defaults::zscore_window(),
+                threshold: defaults::zscore_threshold(),
+            },
+            "mad" => Self::Mad {
+                window: defaults::mad_window(),
+                threshold: defaults::mad_threshold(),
+            },
+            "quantile" => Self::Quantile {
+                window: defaults::quantile_window(),
+                lower: defaults::quantile_lower(),
+                upper: defaults::quantile_upper(),
+                margin: defaults::quantile_margin(),
+            },
+            "lstm" => Self::Lstm {
+                window: defaults::lstm_window(),
+                hidden: defaults::lstm_hidden(),
+                epochs: defaults::lstm_epochs(),
+                learning_rate: defaults::lstm_learning_rate(),
+                quantile: defaults::lstm_quantile(),
+                margin: defaults::lstm_margin(),
+            },
+            _ => {
+                return Err(Error::InvalidSpec {
+                    detector: "unknown",
+                    field: "kind",
+                    problem: format!("is `{name}`, which is not a detector"),
+                    fix: format!("write one of {}", DETECTOR_NAMES.join(", ")),
+                });
+            }
+        })
+    }
+
+    /// The detector's name: `zscore`, `mad`, `quantile` or `lstm`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ZScore { .. } => "zscore",
+            Self::Mad { .. } => "mad",
+            Self::Quantile { .. } => "quantile",
+            Self::Lstm { .. } => "lstm",
+        }
+    }
+
+    /// The look-back window, in points.
+    pub fn window(&self) -> usize {
+        match *self {
+            Self::ZScore { window, .. }
+            | Self::Mad { window, .. }
+            | Self::Quantile { window, .. }
+            | Self::Lstm { window, .. } => window,
+        }
+    }
+
+    /// The finite points [`fit`](Self::fit) needs at least: one window and the point after it
+    /// for a rolling detector, one window and 24 forecasts to learn from for the LSTM.
+    pub fn min_history(&self) -> usize {
+        match self {
+            Self::Lstm { window, .. } => window + lstm::MIN_PAIRS,
+            _ => self.window() + 1,
+        }
+    }
+
+    /// How many points before the first judged point [`Fitted::analyse`] needs: its window.
+    /// To have every point of a range judged, analyse from `context()` steps before it.
+    pub fn context(&self) -> usize {
+        self.window()
+    }
+
+    /// Checks the settings; the error names the field and says what to write instead.
+    pub fn validate(&self) -> Result<()> {
+        let name = self.name();
+        let invalid = |field: &'static str, problem: String, fix: &str| Error::InvalidSpec {
+            detector: name,
+            field,
+            problem,
+            fix: fix.to_owned(),
+        };
+        let window_range = |window: usize, min: usize, max: usize, example: &str| {
+            if window < min || window > max {
+                Err(invalid(
+                    "window",
+                    format!("must be from {min} to {max} points (got {window})"),
+                    example,
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let positive = |field: &'static str, value: f64, example: &str| {
+            if value.is_finite() && value > 0.0 {
+                Ok(())
+            } else {
+                Err(invalid(
+                    field,
+                    format!("must be a positive number (got {value})"),
+                    example,
+                ))
+            }
+        };
+        match *self {
+            Self::ZScore { window, threshold } => {
+                window_range(window, 3, 100_000, "write e.g. window = 60")?;
+                positive("threshold", threshold, "write e.g. threshold = 4")
+            }
+            Self::Mad { window, threshold } => {
+                window_range(window, 3, 100_000, "write e.g. window = 60")?;
+                positive("threshold", threshold, "write e.g. threshold = 5")
+            }
+            Self::Quantile {
+                window,
+                lower,
+                upper,
+                margin,
+            } => {
+                window_range(window, 3, 100_000, "write e.g. window = 120")?;
+                if !(0.0..=1.0).contains(&lower) {
+                    return Err(invalid(
+                        "lower",
+                        format!("must be a quantile from 0 to 1 (got {lower})"),
+                        "write e.g. lower = 0.01",
+                    ));
+                }
+                if !(0.0..=1.0).contains(&upper) || upper <= lower {
+                    return Err(invalid(
+                        "upper",
+                        format!(
+                            "must be a quantile from 0 to 1 above lower = {lower} (got {upper})"
+                        ),
+                        "write e.g. lower = 0.01, upper = 0.99",
+                    ));
+                }
+                if !(margin.is_finite() && margin >= 0.0) {
+                    return Err(invalid(
+                        "margin",
+                        format!("must be 0 or more (got {margin})"),
+                        "write e.g. margin = 1",
+                    ));
+                }
+                Ok(())
+            }
+            Self::Lstm {
+                window,
+                hidden,
+                epochs,
+                learning_rate,
+                quantile,
+                margin,
+            } => {
+                window_range(window, 1, 1000, "write e.g. window = 8")?;
+                if !(1..=512).contains(&hidden) {
+                    return Err(invalid(
+                        "hidden",
+                        format!("must be from 1 to 512 units (got {hidden})"),
+                        "write e.g. hidden = 16",
+                    ));
+                }
+                if !(1..=100_000).contains(&epochs) {
+                    return Err(invalid(
+                        "epochs",
+                        format!("must be from 1 to 100000 (got {epochs})"),
+                        "write e.g. epochs = 40",
+                    ));
+                }
+                if !(learning_rate.is_finite() && learning_rate > 0.0 && learning_rate <= 1.0) {
+                    return Err(invalid(
+                        "learning_rate",
+                        format!("must be above 0 and at most 1 (got {learning_rate})"),
+                        "write e.g. learning_rate = 0.01",
+                    ));
+                }
+                if !(quantile > 0.0 && quantile <= 1.0) {
+                    return Err(invalid(
+                        "quantile",
+                        format!("must be above 0 and at most 1 (got {quantile})"),
+                        "write e.g. quantile = 0.99",
+                    ));
+                }
+                positive("margin", margin, "write e.g. margin = 2")
+            }
+        }
+    }
+
+    /// Learns what the detector needs from `history` (unix ms timestamps, values; NaN, ±Inf and
+    /// gaps are skipped). Errors on invalid settings, on mismatched or unordered input, and on
+    /// fewer finite points than [`min_history`](Self::min_history).
+    pub fn fit(&self, timestamps: &[i64], values: &[f64]) -> Result<Arc<dyn Fitted>> {
+        let fitted: Arc<dyn Fitted> = match self {
+            Self::Lstm { .. } => Arc::new(FittedLstm::fit(
+                self,
+                timestamps,
+                values,
+                &LstmOptions::default(),
+                &mut |_| {},
+            )?),
+            _ => Arc::new(FittedRolling::fit(self, timestamps, values)?),
+        };
+        Ok(fitted)
+    }
+}
+
+/// A fitted detector: immutable, so a service can keep analysing with it from several threads
+/// while another one is being fitted.
+pub trait Fitted: Send + Sync + std::fmt::Debug {
+    /// The settings it was fitted with.
+    fn spec(&self) -> &DetectorSpec;
+
+    /// Judges every point of a series (unix ms timestamps, values) it can: the first
+    /// [`context`](DetectorSpec::context) points are its warm-up. An empty series gives an
+    /// empty analysis; NaN, ±Inf and gaps are never judged and never poison their neighbours
+    /// beyond the window they sit in.
+    fn analyse(&self, timestamps: &[i64], values: &[f64]) -> Result<Analysis>;
+}
+
+/// Counts the finite values, erroring when there are fewer than `needed`.
+pub(crate) fn require_history(spec: &DetectorSpec, values: &[f64], needed: usize) -> Result<usize> {
+    let got = values.iter().filter(|v| v.is_finite()).count();
+    if got < needed {
+        return Err(Error::TooLittleHistory {
+            detector: spec.name(),
+            what: "finite points",
+            needed,
+            got,
+        });
+    }
+    Ok(got)
+}

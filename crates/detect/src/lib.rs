@@ -1,0 +1,71 @@
+//! promlearn's one detection pipeline. A [`DetectorSpec`] (what a user writes in a watch config or
+//! on the command line) is fitted on a stretch of history into a [`Fitted`] model; a fitted model
+//! turns a series into an [`Analysis`]: per timestamp the value, the prediction `yhat`, a band
+//! `[yhat_lower, yhat_upper]`, an anomaly score and a 0/1 flag.
+//!
+//! The score is scaled the way vmanomaly's `anomaly_score` is, so one alerting rule fits every
+//! detector: `score = |value - yhat| / half-width of the band on that side`, so the score is 0 on
+//! the prediction, exactly 1 on the band's edge and above 1 outside it; `anomalous` is `score > 1`.
+//! Points the detector cannot judge (its warm-up, a gap, NaN or ±Inf input) have NaN in `yhat`,
+//! the band and the score, and are never anomalous.
+//!
+//! Fitting and inference are separate on purpose: a [`Fitted`] model is immutable and `Send +
+//! Sync`, so a service can keep inferring with the last model while a new one is being fitted.
+//!
+//! The detectors:
+//!
+//! | `kind` | `yhat` | band | fitting learns |
+//! |---|---|---|---|
+//! | `zscore` | mean of the previous `window` points | `± threshold·std` | the smallest half-width |
+//! | `mad` | their median | `± threshold·1.4826·MAD` | the smallest half-width |
+//! | `quantile` | their median | `lower`..`upper` quantile, widened by `margin` × their distance | the smallest half-width |
+//! | `lstm` | promlearn-model's next-value forecast | `± margin × quantile` of its training errors | the forecaster, the band |
+//!
+//! The smallest half-width keeps a flat stretch (an idle counter's rate is often exactly
+//! constant, then jitters by one request) from turning every small change into a huge score.
+//! Series are unix-millisecond timestamps and `f64` values; windows are counted in steps of the
+//! series' own grid (its median spacing), so a gap leaves a window with fewer points, judged
+//! from what remains if at least half of it (a quarter may be missing for the LSTM).
+//!
+//! This crate does no I/O except what a caller asks for ([`FittedLstm::save`],
+//! [`FittedLstm::load`], `plot_png` with the `plot` feature) and never prints.
+//!
+//! ```
+//! use promlearn_detect::DetectorSpec;
+//!
+//! // Ten minutes at 1 s of a 2-minute rhythm around 100 requests/s, with a little jitter.
+//! let timestamps: Vec<i64> = (0..600).map(|i| 1_700_000_000_000 + i * 1000).collect();
+//! let rhythm = |i: usize| 100.0 + 10.0 * (i as f64 / 120.0 * std::f64::consts::TAU).sin()
+//!     + if i % 3 == 0 { 1.5 } else { -0.75 };
+//! let history: Vec<f64> = (0..600).map(rhythm).collect();
+//!
+//! let spec: DetectorSpec = serde_json::from_str(r#"{ "kind": "zscore" }"#)?;
+//! let fitted = spec.fit(&timestamps, &history)?;
+//!
+//! // The same rhythm with a five-fold spike at point 400.
+//! let mut live = history.clone();
+//! live[400] *= 5.0;
+//! let analysis = fitted.analyse(&timestamps, &live)?;
+//! assert_eq!(analysis.flagged().collect::<Vec<_>>(), vec![400]);
+//! assert!(analysis.score[400] > 10.0);
+//! assert!(analysis.yhat[..spec.context()].iter().all(|y| y.is_nan()), "the warm-up is not judged");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![deny(missing_docs)]
+
+mod analysis;
+mod detectors;
+mod error;
+mod grid;
+#[cfg(feature = "plot")]
+mod plot;
+
+pub use analysis::{Analysis, EventScore, Injected, evaluate};
+pub use detectors::{
+    DETECTOR_FILE, DETECTOR_NAMES, DetectorSpec, EpochDone, Fitted, FittedLstm, FittedRolling,
+    LstmOptions,
+};
+pub use error::{Error, Result};
+#[cfg(feature = "plot")]
+pub use plot::plot_png;
