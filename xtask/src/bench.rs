@@ -1,4 +1,4 @@
-//! `cargo xtask bench [dns|loader|train]`: each benchmark measures ours and its peer in one run.
+//! `cargo xtask bench [dns|loader|train|watch]`: each benchmark measures ours and its peer in one run.
 //!
 //! The Python peers (Keras; prometheus-api-client and tensorflow-io) are installed first when
 //! missing (`peers.rs`), and their Python is handed to the benchmarks in `PROMLEARN_PEER_PYTHON`.
@@ -15,13 +15,15 @@ const LOADER_PEERS: &[&str] = &["tensorflow-io==0.37.1", "prometheus-api-client=
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Which benchmarks to run (all when none is named)
-    #[arg(value_parser = ["dns", "loader", "train"])]
+    #[arg(value_parser = ["dns", "loader", "train", "watch"])]
     which: Vec<String>,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let which = if args.which.is_empty() {
-        vec!["dns".to_owned(), "loader".to_owned(), "train".to_owned()]
+        ["dns", "loader", "train", "watch"]
+            .map(str::to_owned)
+            .to_vec()
     } else {
         args.which
     };
@@ -40,7 +42,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Some(peers::ensure_python_peers(&packages)?)
     };
     // Servers only for the benchmarks that start them (train needs none).
-    let provisioned = if wants("dns") || wants("loader") {
+    let provisioned = if wants("dns") || wants("loader") || wants("watch") {
         let ui = Ui::new(false)?;
         Some(setup::run(
             &ui,
@@ -56,6 +58,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let package = match name.as_str() {
             "dns" => "promlearn-dns",
             "loader" => "promlearn-loader",
+            "watch" => "promlearn-watch",
             _ => "promlearn-model",
         };
         let mut command = compile::cargo();

@@ -1,32 +1,50 @@
-//! `promlearn detect`: runs a saved model over a query's series and reports the points whose
-//! prediction error passes the model's threshold, once over a range or live.
+//! `promlearn detect`: runs a detector from promlearn-detect over a query's series and reports the
+//! points outside its band, once over a range or live. The detector is a model saved by
+//! `promlearn train`, or one fitted here on the data itself.
 
 use std::{
     io::Write,
     path::PathBuf,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use promlearn_model::{Forecaster, ScaleKind, TargetMode, Threshold};
+use promlearn_detect::{Analysis, DetectorSpec, Fitted, FittedLstm};
 use serde_json::json;
 
 use crate::{
     RangeArgs,
     conn::ConnArgs,
     output::{self, Format, csv_field, json_number},
-    plot, promapi,
-    series::{self, Regular},
-    timeutil::{from_unix, parse_duration, rfc3339},
+    plot, promapi, series,
+    timeutil::{format_duration, from_unix, parse_duration, rfc3339},
     train::TrainedOn,
 };
 
 #[derive(Args, Debug)]
 pub struct DetectArgs {
-    /// Directory of a model saved by `promlearn train`.
+    /// Directory of a model saved by `promlearn train`: its LSTM forecaster and band judge the
+    /// series. Without --model, the --detector is fitted here on the data (see --fit-window).
     #[arg(long, short = 'm', value_name = "DIR")]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
+
+    /// The detector to fit when there is no --model: zscore, mad, quantile or lstm with their
+    /// defaults, or a JSON spec with any settings changed, e.g. '{"kind":"mad","threshold":6}'
+    /// or '{"kind":"zscore","window":120}'. Defaults: zscore window 60 threshold 4; mad window
+    /// 60 threshold 5; quantile window 120 lower 0.01 upper 0.99 margin 1; lstm window 8 hidden
+    /// 16 epochs 40 learning_rate 0.01 quantile 0.99 margin 2 [default: mad].
+    #[arg(long, short = 'd', value_name = "NAME|JSON", conflicts_with = "model", value_parser = parse_spec)]
+    pub detector: Option<DetectorSpec>,
+
+    /// Without --model: learn from this much data just before the range (or, with --live, before
+    /// the first check's range) instead of from the range itself. By default the detector learns
+    /// from the range it judges: the rolling detectors learn only the smallest band worth drawing,
+    /// which a few anomalies barely move; an LSTM learns better from a --fit-window known to be
+    /// normal (or from `promlearn train`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "model")]
+    pub fit_window: Option<Duration>,
 
     /// PromQL selecting the series to check [default: the query the model was trained on].
     #[arg(long, short = 'q')]
@@ -35,7 +53,7 @@ pub struct DetectArgs {
     #[command(flatten)]
     pub range: RangeArgs,
 
-    /// Resolution [default: the model's training step].
+    /// Resolution [default: the model's training step, else 15s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub step: Option<Duration>,
 
@@ -63,8 +81,8 @@ pub struct DetectArgs {
     #[arg(long, value_enum)]
     pub format: Option<Format>,
 
-    /// Draw the series, the prediction, the threshold band and the anomalies to a PNG
-    /// (redrawn at every check in --live mode).
+    /// Draw the series, the prediction, the band and the anomalies to a PNG (redrawn at every
+    /// check in --live mode).
     #[arg(long, value_name = "PNG")]
     pub plot: Option<PathBuf>,
 
@@ -72,172 +90,174 @@ pub struct DetectArgs {
     pub conn: ConnArgs,
 }
 
+/// `--detector`: a name or a JSON spec.
+fn parse_spec(text: &str) -> Result<DetectorSpec, String> {
+    let spec = if text.trim_start().starts_with('{') {
+        serde_json::from_str::<DetectorSpec>(text)
+            .map_err(|e| format!("`{text}` is not a detector spec: {e}"))?
+    } else {
+        DetectorSpec::from_name(text).map_err(|e| e.to_string())?
+    };
+    spec.validate().map_err(|e| e.to_string())?;
+    Ok(spec)
+}
+
 /// One flagged point.
 #[derive(Debug, Clone)]
 struct Found {
+    /// Unix seconds.
     t: f64,
     value: f64,
     predicted: f64,
+    lower: f64,
+    upper: f64,
     error: f64,
     score: f64,
 }
 
-/// A model's view of one series.
-struct Analysis {
-    regular: Regular,
-    /// Predictions in the series' units, for `regular` from index `offset` on.
-    predicted: Vec<f64>,
-    offset: usize,
+/// A detector's view of one range.
+struct Checked {
+    /// The analysis of the points inside the range.
+    analysis: Analysis,
     anomalies: Vec<Found>,
-    /// The threshold as a half-width around the prediction, in the series' units.
-    band: f64,
+}
+
+impl Checked {
+    fn new(analysis: Analysis) -> Self {
+        let anomalies = analysis
+            .flagged()
+            .map(|i| Found {
+                t: analysis.timestamps[i] as f64 / 1000.0,
+                value: analysis.values[i],
+                predicted: analysis.yhat[i],
+                lower: analysis.yhat_lower[i],
+                upper: analysis.yhat_upper[i],
+                error: (analysis.values[i] - analysis.yhat[i]).abs(),
+                score: analysis.score[i],
+            })
+            .collect();
+        Self {
+            analysis,
+            anomalies,
+        }
+    }
+
+    fn missing(&self) -> usize {
+        self.analysis
+            .values
+            .iter()
+            .filter(|v| !v.is_finite())
+            .count()
+    }
+}
+
+/// The saved LSTM's band, reported as the threshold.
+#[derive(Debug, Clone, Copy)]
+struct Band {
+    half_width: f64,
+    quantile: f64,
 }
 
 struct Detector {
-    model: Forecaster,
-    threshold: Threshold,
+    fitted: Arc<dyn Fitted>,
+    band: Option<Band>,
     query: String,
     step: Duration,
 }
 
+/// Loads `query` over `range` as unix-ms timestamps and values (NaN and gaps as they come: the
+/// detector skips them).
+async fn load(
+    http: &promlearn_loader::Client,
+    query: &str,
+    range: &promapi::Range,
+) -> Result<(Vec<i64>, Vec<f64>)> {
+    let loaded = promapi::load_series(http, query, range).await?;
+    let one = series::single(&loaded, query)?;
+    let timestamps = one
+        .timestamps
+        .iter()
+        .map(|t| (t * 1000.0).round() as i64)
+        .collect();
+    Ok((timestamps, one.values.clone()))
+}
+
+/// `range` started `by` earlier.
+fn widened(range: &promapi::Range, by: Duration) -> Result<promapi::Range> {
+    Ok(promapi::Range {
+        start: range.start - chrono::Duration::from_std(by).context("the window is too long")?,
+        ..*range
+    })
+}
+
 impl Detector {
-    fn analyse(&self, regular: Regular) -> Result<Analysis> {
-        let n = self.model.config().n_steps;
-        if regular.values.len() < n + 1 {
-            bail!(
-                "the series has {} points but the model's window of {n} needs at least {}: \
-                 widen the range (--last)",
-                regular.values.len(),
-                n + 1
-            );
-        }
-        let scaled = match self.model.scaler() {
-            Some(s) => s.transform(&regular.values)?,
-            None => regular.values.clone(),
-        };
-        let windows: Vec<Vec<f64>> = (0..scaled.len() - n)
-            .map(|i| scaled[i..i + n].to_vec())
-            .collect();
-        let raw = self.model.predict(&windows)?;
-        let (predicted, span) = match self.model.scaler() {
-            Some(s) => {
-                let span = match s.kind {
-                    ScaleKind::Max => s.max,
-                    ScaleKind::MinMax => s.max - s.min,
-                };
-                (s.inverse_transform(&raw), span)
-            }
-            None => (raw, 1.0),
-        };
-        let errors = self.model.prediction_errors(&regular.values)?;
-        let anomalies = self
-            .threshold
-            .flag(&errors)
-            .into_iter()
-            .filter(|a| !regular.filled[a.index])
-            .map(|a| Found {
-                t: regular.timestamps[a.index],
-                value: regular.values[a.index],
-                predicted: predicted[a.index - n],
-                error: a.error,
-                score: a.score,
-            })
-            .collect();
-        Ok(Analysis {
-            regular,
-            predicted,
-            offset: n,
-            anomalies,
-            band: self.threshold.value * span,
-        })
+    /// The points the detector needs before a range to judge its first point.
+    fn context(&self) -> Duration {
+        self.step * self.fitted.spec().context() as u32
     }
 
+    /// Loads `range` with the detector's context before it and judges it.
     async fn check(
         &self,
         http: &promlearn_loader::Client,
         range: &promapi::Range,
-    ) -> Result<Analysis> {
-        let loaded = promapi::load_series(http, &self.query, range).await?;
-        let one = series::single(&loaded, &self.query)?;
-        let regular = series::regularize(one, Some(self.step.as_secs_f64()));
-        self.analyse(regular)
+    ) -> Result<Checked> {
+        let (timestamps, values) =
+            load(http, &self.query, &widened(range, self.context())?).await?;
+        self.judge(&timestamps, &values, range)
     }
 
-    fn plot(&self, path: &std::path::Path, a: &Analysis) -> Result<()> {
-        let points: Vec<(f64, f64)> = a.anomalies.iter().map(|f| (f.t, f.value)).collect();
-        let title = format!(
-            "{}  (threshold quantile {})",
-            self.query, self.threshold.quantile
-        );
-        plot::draw(
-            path,
-            &plot::PlotData {
-                title: &title,
-                timestamps: &a.regular.timestamps,
-                values: &a.regular.values,
-                predicted: &a.predicted,
-                offset: a.offset,
-                band: a.band,
-                anomalies: &points,
-            },
-        )
+    /// The analysis of the points of `range` (the points before it are context).
+    fn judge(&self, timestamps: &[i64], values: &[f64], range: &promapi::Range) -> Result<Checked> {
+        let analysis = self.fitted.analyse(timestamps, values)?;
+        let from = timestamps.partition_point(|t| *t < range.start.timestamp_millis());
+        Ok(Checked::new(analysis.slice(from..analysis.len())))
+    }
+
+    fn describe(&self) -> String {
+        let spec = self.fitted.spec();
+        match (spec, self.band) {
+            (DetectorSpec::Lstm { margin, .. }, Some(band)) => format!(
+                "LSTM band ±{:.5} ({margin} × the {} quantile of its training errors)",
+                band.half_width, band.quantile
+            ),
+            _ => format!(
+                "detector {}",
+                serde_json::to_string(spec).unwrap_or_else(|_| spec.name().to_owned())
+            ),
+        }
+    }
+
+    fn plot(&self, path: &std::path::Path, c: &Checked) -> Result<()> {
+        let title = format!("{}  ({})", self.query, self.describe());
+        plot::draw(path, &title, &c.analysis)
     }
 }
 
 pub async fn run(args: DetectArgs) -> Result<()> {
-    let model = Forecaster::load(&args.model)
-        .map_err(|e| anyhow!("cannot load the model from {}: {e}", args.model.display()))?;
-    let meta = TrainedOn::read(&args.model)?;
-    let threshold = *model.threshold().ok_or_else(|| {
-        anyhow!(
-            "the model in {} has no anomaly threshold: train it with `promlearn train`",
-            args.model.display()
-        )
-    })?;
-    if model.config().target_mode != TargetMode::NextValue {
-        tracing::warn!(
-            "the model predicts the next window's mean (tutorial mode): the band is approximate"
-        );
-    }
-    let query = match (&args.query, &meta) {
-        (Some(q), _) => q.clone(),
-        (None, Some(meta)) => meta.query.clone(),
-        (None, None) => bail!(
-            "give --query: {} has no {} saying what the model was trained on",
-            args.model.display(),
-            crate::train::META_FILE
-        ),
-    };
-    let step = args
-        .step
-        .or_else(|| {
-            meta.as_ref()
-                .map(|m| Duration::from_secs_f64(m.step_seconds))
-        })
-        .unwrap_or(Duration::from_secs(15));
     let format = Format::choose(
         args.format,
         args.output.as_deref(),
         &[Format::Text, Format::Json, Format::Csv],
     )?;
     let http = promapi::client(&args.conn)?;
-    let detector = Detector {
-        model,
-        threshold,
-        query,
-        step,
+    let detector = match &args.model {
+        Some(dir) => from_model(&args, dir)?,
+        None => fitted_here(&args, &http).await?,
     };
     if args.live {
         live(&args, &detector, &http, format).await
     } else {
-        let range = args.range.resolve(Some(step), Duration::from_secs(3600))?;
-        let analysis = detector.check(&http, &range).await?;
+        let range = args
+            .range
+            .resolve(Some(detector.step), Duration::from_secs(3600))?;
+        let checked = detector.check(&http, &range).await?;
         if let Some(path) = &args.plot {
-            detector.plot(path, &analysis)?;
+            detector.plot(path, &checked)?;
             tracing::info!("plot written to {}", path.display());
         }
         let mut out = output::open(args.output.as_deref())?;
-        write_report(&mut out, format, &detector, &range, &analysis)
+        write_report(&mut out, format, &detector, &range, &checked)
             .and_then(|()| out.flush().map_err(Into::into))
             .or_else(|e| {
                 if output::is_broken_pipe(&e) {
@@ -249,8 +269,8 @@ pub async fn run(args: DetectArgs) -> Result<()> {
         if let Some(path) = &args.output {
             eprintln!(
                 "{} anomalies in {} points written to {}",
-                analysis.anomalies.len(),
-                analysis.regular.values.len(),
+                checked.anomalies.len(),
+                checked.analysis.len(),
                 path.display()
             );
         }
@@ -258,47 +278,156 @@ pub async fn run(args: DetectArgs) -> Result<()> {
     }
 }
 
+/// The saved LSTM detector in `dir`.
+fn from_model(args: &DetectArgs, dir: &std::path::Path) -> Result<Detector> {
+    let fitted = FittedLstm::load(dir)
+        .map_err(|e| anyhow!("cannot load the model from {}: {e}", dir.display()))?;
+    let meta = TrainedOn::read(dir)?;
+    let query = match (&args.query, &meta) {
+        (Some(q), _) => q.clone(),
+        (None, Some(meta)) => meta.query.clone(),
+        (None, None) => bail!(
+            "give --query: {} has no {} saying what the model was trained on",
+            dir.display(),
+            crate::train::META_FILE
+        ),
+    };
+    let step = args
+        .step
+        .or_else(|| {
+            meta.as_ref()
+                .map(|m| Duration::from_secs_f64(m.step_seconds))
+        })
+        .unwrap_or(Duration::from_secs(15));
+    let quantile = match fitted.spec() {
+        DetectorSpec::Lstm { quantile, .. } => *quantile,
+        _ => f64::NAN,
+    };
+    let band = Band {
+        half_width: fitted.half_width(),
+        quantile,
+    };
+    Ok(Detector {
+        fitted: Arc::new(fitted),
+        band: Some(band),
+        query,
+        step,
+    })
+}
+
+/// The --detector fitted on the data: the range itself (with its context), or --fit-window
+/// before it.
+async fn fitted_here(args: &DetectArgs, http: &promlearn_loader::Client) -> Result<Detector> {
+    let Some(query) = args.query.clone() else {
+        bail!(
+            "give --query (the PromQL to check), or --model with a model saved by `promlearn train`"
+        );
+    };
+    let spec = args
+        .detector
+        .clone()
+        .unwrap_or_else(|| DetectorSpec::from_name("mad").expect("a detector name"));
+    let step = args.step.unwrap_or(Duration::from_secs(15));
+    let first = if args.live {
+        let end = chrono::Utc::now();
+        let last = args.range.last.unwrap_or(Duration::from_secs(3600));
+        promapi::Range {
+            start: end - chrono::Duration::from_std(last).context("--last is too long")?,
+            end,
+            step: Some(step),
+        }
+    } else {
+        args.range.resolve(Some(step), Duration::from_secs(3600))?
+    };
+    let context = step * spec.context() as u32;
+    let fit_range = match args.fit_window {
+        Some(window) => {
+            if window.is_zero() {
+                bail!("--fit-window must be longer than 0s");
+            }
+            promapi::Range {
+                start: first.start
+                    - chrono::Duration::from_std(window).context("--fit-window is too long")?,
+                end: first.start - chrono::Duration::from_std(step).unwrap_or_default(),
+                step: Some(step),
+            }
+        }
+        None => widened(&first, context)?,
+    };
+    let (timestamps, values) = load(http, &query, &fit_range).await?;
+    let started = Instant::now();
+    let fitted = spec.fit(&timestamps, &values).map_err(|e| {
+        anyhow!(
+            "cannot fit the {} detector on {} ({}): {e}",
+            spec.name(),
+            query,
+            promapi::describe_range(&fit_range)
+        )
+    })?;
+    tracing::info!(
+        detector = spec.name(),
+        points = values.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "fitted on {}",
+        promapi::describe_range(&fit_range)
+    );
+    if args.fit_window.is_none() && spec.name() == "lstm" {
+        tracing::warn!(
+            "the LSTM learned from the range it judges ({}): give --fit-window to learn from \
+             normal data before it, or train one with `promlearn train`",
+            format_duration((first.end - first.start).to_std().unwrap_or_default() + context)
+        );
+    }
+    Ok(Detector {
+        fitted,
+        band: None,
+        query,
+        step,
+    })
+}
+
 fn write_report(
     out: &mut dyn Write,
     format: Format,
     d: &Detector,
     range: &promapi::Range,
-    a: &Analysis,
+    c: &Checked,
 ) -> Result<()> {
     match format {
         Format::Json => {
             let doc = json!({
                 "query": d.query,
+                "detector": d.fitted.spec(),
                 "start": rfc3339(range.start),
                 "end": rfc3339(range.end),
                 "step_seconds": d.step.as_secs_f64(),
-                "points": a.regular.values.len(),
-                "filled": a.regular.filled_count(),
-                "threshold": d.threshold.value,
-                "quantile": d.threshold.quantile,
-                "anomalies": a.anomalies.iter().map(found_json).collect::<Vec<_>>(),
+                "points": c.analysis.len(),
+                "judged": c.analysis.judged(),
+                "missing": c.missing(),
+                "threshold": d.band.map(|b| json_number(b.half_width)),
+                "quantile": d.band.map(|b| json_number(b.quantile)),
+                "anomalies": c.anomalies.iter().map(found_json).collect::<Vec<_>>(),
             });
             serde_json::to_writer_pretty(&mut *out, &doc)?;
             writeln!(out)?;
         }
         Format::Csv => {
             writeln!(out, "{CSV_HEADER}")?;
-            for f in &a.anomalies {
+            for f in &c.anomalies {
                 writeln!(out, "{}", found_csv(f))?;
             }
         }
         _ => {
             writeln!(
                 out,
-                "{} anomalies in {} points of {} ({}); threshold {:.5} (quantile {})",
-                a.anomalies.len(),
-                a.regular.values.len(),
+                "{} anomalies in {} points of {} ({}); {}",
+                c.anomalies.len(),
+                c.analysis.len(),
                 d.query,
                 promapi::describe_range(range),
-                d.threshold.value,
-                d.threshold.quantile
+                d.describe()
             )?;
-            for f in &a.anomalies {
+            for f in &c.anomalies {
                 writeln!(out, "{}", found_text(f))?;
             }
         }
@@ -306,7 +435,7 @@ fn write_report(
     Ok(())
 }
 
-const CSV_HEADER: &str = "timestamp,unix_seconds,value,predicted,error,score";
+const CSV_HEADER: &str = "timestamp,unix_seconds,value,predicted,error,score,lower,upper";
 
 fn found_json(f: &Found) -> serde_json::Value {
     json!({
@@ -314,6 +443,8 @@ fn found_json(f: &Found) -> serde_json::Value {
         "unix_seconds": f.t,
         "value": json_number(f.value),
         "predicted": json_number(f.predicted),
+        "lower": json_number(f.lower),
+        "upper": json_number(f.upper),
         "error": json_number(f.error),
         "score": json_number(f.score),
     })
@@ -321,22 +452,26 @@ fn found_json(f: &Found) -> serde_json::Value {
 
 fn found_csv(f: &Found) -> String {
     format!(
-        "{},{},{},{},{},{}",
+        "{},{},{},{},{},{},{},{}",
         csv_field(&rfc3339(from_unix(f.t))),
         f.t,
         f.value,
         f.predicted,
         f.error,
-        f.score
+        f.score,
+        f.lower,
+        f.upper
     )
 }
 
 fn found_text(f: &Found) -> String {
     format!(
-        "{}  value {}  predicted {:.6}  score {:.2}",
+        "{}  value {}  predicted {:.6}  band [{:.6}, {:.6}]  score {:.2}",
         rfc3339(from_unix(f.t)),
         f.value,
         f.predicted,
+        f.lower,
+        f.upper,
         f.score
     )
 }
@@ -380,8 +515,8 @@ async fn live(
             end,
             step: Some(d.step),
         };
-        let analysis = match d.check(http, &range).await {
-            Ok(a) => a,
+        let checked = match d.check(http, &range).await {
+            Ok(c) => c,
             // A hiccup while watching is reported, not fatal; the first check must work.
             Err(e) if checks > 1 => {
                 tracing::warn!("check {checks} failed: {}", crate::one_line(&e));
@@ -389,14 +524,14 @@ async fn live(
             }
             Err(e) => return Err(e),
         };
-        let new: Vec<&Found> = analysis
+        let new: Vec<&Found> = checked
             .anomalies
             .iter()
             .filter(|f| f.t > last_reported)
             .collect();
         tracing::info!(
             check = checks,
-            points = analysis.regular.values.len(),
+            points = checked.analysis.len(),
             new = new.len(),
             "checked"
         );
@@ -423,7 +558,7 @@ async fn live(
             last_reported = f.t;
         }
         if let Some(path) = &args.plot {
-            d.plot(path, &analysis)?;
+            d.plot(path, &checked)?;
         }
     }
     Ok(())

@@ -1,4 +1,5 @@
-//! `promlearn train`: learns a forecaster on one series and saves it with its anomaly threshold.
+//! `promlearn train`: fits promlearn-detect's LSTM detector on one series and saves it (the
+//! forecaster, its scaler and its anomaly band), for `promlearn detect --model`.
 
 use std::{
     path::{Path, PathBuf},
@@ -6,11 +7,9 @@ use std::{
 };
 
 use anyhow::{Context, Result, anyhow};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use promlearn_model::{
-    Dataset, FitOptions, Forecaster, Init, Loss, ModelConfig, ScaleKind, Scaler, TargetMode,
-};
+use promlearn_detect::{DetectorSpec, EpochDone, FittedLstm, LstmOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -40,32 +39,34 @@ pub struct TrainArgs {
     pub step: Duration,
 
     /// Input window: how many past steps each prediction sees.
-    #[arg(long, default_value_t = 10, value_parser = crate::positive)]
+    #[arg(long, default_value_t = 8, value_parser = crate::positive)]
     pub window: usize,
 
     /// LSTM units.
-    #[arg(long, default_value_t = 32, value_parser = crate::positive)]
+    #[arg(long, default_value_t = 16, value_parser = crate::positive)]
     pub hidden: usize,
 
     /// Passes over the training windows.
-    #[arg(long, default_value_t = 20, value_parser = crate::positive)]
+    #[arg(long, default_value_t = 40, value_parser = crate::positive)]
     pub epochs: usize,
 
-    /// Windows per training step.
-    #[arg(long, default_value_t = 32, value_parser = crate::positive)]
-    pub batch_size: usize,
+    /// Windows per training step [default: 8, more for a long series so that an epoch is at
+    /// most 16 steps].
+    #[arg(long, value_parser = crate::positive)]
+    pub batch_size: Option<usize>,
 
     /// Adam's learning rate.
-    #[arg(long, default_value_t = 0.001)]
-    pub learning_rate: f32,
+    #[arg(long, default_value_t = 0.01)]
+    pub learning_rate: f64,
 
-    /// Errors above this quantile of the training errors are anomalies (0 to 1).
+    /// The band is built on this quantile of the absolute training errors (0 to 1).
     #[arg(long, default_value_t = 0.99, value_parser = crate::unit_interval)]
     pub quantile: f64,
 
-    /// How values are scaled before training.
-    #[arg(long, value_enum, default_value_t = Scale::MinMax)]
-    pub scale: Scale,
+    /// The band's half-width around the forecast, as a multiple of that quantile: a point
+    /// further from the forecast is an anomaly.
+    #[arg(long, default_value_t = 2.0)]
+    pub margin: f64,
 
     /// Seed for the initial weights and the shuffling: the same seed and data give the same model.
     #[arg(long, default_value_t = 0)]
@@ -73,14 +74,6 @@ pub struct TrainArgs {
 
     #[command(flatten)]
     pub conn: ConnArgs,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Scale {
-    /// (v - min) / (max - min): into [0, 1] whatever the data's sign.
-    MinMax,
-    /// v / max: the tutorial's scaling; needs a positive maximum.
-    Max,
 }
 
 /// What a model was trained on, saved as `promlearn.json` beside it.
@@ -94,10 +87,17 @@ pub struct TrainedOn {
     pub samples: usize,
     pub filled: usize,
     pub epochs: usize,
-    pub batch_size: usize,
+    /// `None`: chosen from the series' length.
+    #[serde(default)]
+    pub batch_size: Option<usize>,
     pub final_loss: f64,
+    /// The band's half-width around the forecast, in the series' units (older models: the
+    /// threshold on the scaled error).
     pub threshold: f64,
     pub quantile: f64,
+    /// The band's half-width as a multiple of the error quantile (absent in older models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f64>,
 }
 
 impl TrainedOn {
@@ -115,47 +115,33 @@ impl TrainedOn {
 }
 
 pub async fn run(args: TrainArgs) -> Result<()> {
+    let spec = DetectorSpec::Lstm {
+        window: args.window,
+        hidden: args.hidden,
+        epochs: args.epochs,
+        learning_rate: args.learning_rate,
+        quantile: args.quantile,
+        margin: args.margin,
+    };
+    spec.validate()?;
     let http = promapi::client(&args.conn)?;
     let range = args
         .range
         .resolve(Some(args.step), Duration::from_secs(3600))?;
     let loaded = promapi::load_series(&http, &args.query, &range).await?;
     let one = series::single(&loaded, &args.query)?;
-    let regular = series::regularize(one, Some(args.step.as_secs_f64()));
-    if regular.filled_count() > 0 {
+    let missing = series::regularize(one, Some(args.step.as_secs_f64())).filled_count();
+    if missing > 0 {
         tracing::warn!(
-            "{} of {} steps had no finite value and were filled by linear interpolation",
-            regular.filled_count(),
-            regular.values.len()
+            "{missing} steps had no finite value; windows with more than a quarter of their \
+             points missing are left out of training, fewer are filled linearly"
         );
     }
-    let needed = args.window + 2;
-    if regular.values.len() < needed {
-        anyhow::bail!(
-            "the series has {} points in {} but a window of {} needs at least {needed}: \
-             widen the range (--last), shorten --step or use a smaller --window",
-            regular.values.len(),
-            promapi::describe_range(&range),
-            args.window
-        );
-    }
-    let kind = match args.scale {
-        Scale::MinMax => ScaleKind::MinMax,
-        Scale::Max => ScaleKind::Max,
-    };
-    let scaler = Scaler::fit(&regular.values, kind)
-        .map_err(|e| anyhow!("cannot train on this series: {e}"))?;
-    let scaled = scaler.transform(&regular.values)?;
-    let config = ModelConfig {
-        n_steps: args.window,
-        hidden: args.hidden,
-        target_mode: TargetMode::NextValue,
-        loss: Loss::Mae,
-        learning_rate: args.learning_rate,
-        init: Init::Keras { seed: args.seed },
-    };
-    let mut model = Forecaster::new(config)?;
-    let dataset = Dataset::from_series(&scaled, args.window, TargetMode::NextValue)?;
+    let timestamps: Vec<i64> = one
+        .timestamps
+        .iter()
+        .map(|t| (t * 1000.0).round() as i64)
+        .collect();
 
     let bar = ProgressBar::with_draw_target(
         Some(args.epochs as u64),
@@ -166,29 +152,32 @@ pub async fn run(args: TrainArgs) -> Result<()> {
             .expect("a valid template"),
     );
     let started = Instant::now();
-    let mut loss = f64::NAN;
-    for epoch in 0..args.epochs {
-        // Keras shuffles the windows every epoch; so do we, reproducibly.
-        let batches = dataset
-            .shuffle(args.seed.wrapping_add(epoch as u64))
-            .batch(args.batch_size)?;
-        let history = model.fit(
-            &batches,
-            &FitOptions {
-                epochs: 1,
-                steps_per_epoch: None,
-                verbose: false,
-            },
-        )?;
-        loss = history.epoch_losses[0];
-        bar.set_message(format!("loss {loss:.5}"));
-        bar.inc(1);
-        tracing::debug!(epoch = epoch + 1, loss, "epoch done");
-    }
+    let fitted = FittedLstm::fit(
+        &spec,
+        &timestamps,
+        &one.values,
+        &LstmOptions {
+            batch_size: args.batch_size,
+            seed: args.seed,
+        },
+        &mut |e: EpochDone| {
+            bar.set_message(format!("loss {:.5}", e.loss));
+            bar.inc(1);
+            tracing::debug!(epoch = e.epoch, loss = e.loss, "epoch done");
+        },
+    )
+    .map_err(|e| {
+        anyhow!(
+            "cannot train on {} ({}): {e}; widen the range (--last), shorten --step or use a \
+             smaller --window",
+            args.query,
+            promapi::describe_range(&range)
+        )
+    });
     bar.finish_and_clear();
-    model.set_scaler(scaler);
-    let threshold = model.fit_threshold(&regular.values, args.quantile)?;
-    model
+    let fitted = fitted?;
+    let took = started.elapsed();
+    fitted
         .save(&args.model)
         .with_context(|| format!("cannot save the model in {}", args.model.display()))?;
     let meta = TrainedOn {
@@ -197,13 +186,14 @@ pub async fn run(args: TrainArgs) -> Result<()> {
         labels: one.labels.clone(),
         start: rfc3339(range.start),
         end: rfc3339(range.end),
-        samples: regular.values.len(),
-        filled: regular.filled_count(),
+        samples: one.values.len(),
+        filled: missing,
         epochs: args.epochs,
         batch_size: args.batch_size,
-        final_loss: loss,
-        threshold: threshold.value,
-        quantile: threshold.quantile,
+        final_loss: fitted.final_loss(),
+        threshold: fitted.half_width(),
+        quantile: args.quantile,
+        margin: Some(args.margin),
     };
     let meta_path = args.model.join(META_FILE);
     std::fs::write(&meta_path, serde_json::to_string_pretty(&meta)? + "\n")
@@ -212,18 +202,22 @@ pub async fn run(args: TrainArgs) -> Result<()> {
     println!(
         "trained LSTM({}) on {} points of {} ({})",
         args.hidden,
-        regular.values.len(),
+        one.values.len(),
         args.query,
         promapi::describe_range(&range)
     );
     println!(
-        "{} epochs in {:.1}s, final loss (MAE, scaled) {loss:.5}",
+        "{} epochs in {:.1}s, final loss (MAE, scaled) {:.5}",
         args.epochs,
-        started.elapsed().as_secs_f64()
+        took.as_secs_f64(),
+        fitted.final_loss()
     );
     println!(
-        "anomaly threshold {:.5} (quantile {} of the training errors)",
-        threshold.value, threshold.quantile
+        "anomaly band ±{:.5} around the forecast ({} × {:.5}, the {} quantile of the training errors)",
+        fitted.half_width(),
+        args.margin,
+        fitted.error_quantile(),
+        args.quantile
     );
     println!("saved to {}", args.model.display());
     Ok(())

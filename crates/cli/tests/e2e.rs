@@ -427,7 +427,10 @@ async fn train_learns_normal_traffic_and_detect_flags_a_burst() {
     .ok();
     let doc: Value = serde_json::from_str(&fitted_here.stdout).unwrap();
     assert_eq!(doc["detector"]["kind"], "mad");
-    assert!(doc["threshold"].is_null(), "a rolling band has no one threshold");
+    assert!(
+        doc["threshold"].is_null(),
+        "a rolling band has no one threshold"
+    );
     let anomalies = doc["anomalies"].as_array().unwrap();
     assert!(
         anomalies.iter().any(|a| {

@@ -256,7 +256,9 @@ pub async fn run(
                 .score
                 .events_found
                 .iter()
-                .map(|(name, found)| format!("{name} {}", if *found { "flagged" } else { "MISSED" }))
+                .map(|(name, found)| {
+                    format!("{name} {}", if *found { "flagged" } else { "MISSED" })
+                })
                 .collect();
             println!(
                 "  {:<9} {:<18} {}; {} flags, {} on normal traffic",
@@ -346,7 +348,9 @@ async fn firing_times(
     end_ms: i64,
 ) -> anyhow::Result<Vec<i64>> {
     let range = RangeQuery::new(
-        format!("max(ALERTS{{alertname=\"{ALERT_NAME}\",alertstate=\"firing\",query=\"{query}\"}})"),
+        format!(
+            "max(ALERTS{{alertname=\"{ALERT_NAME}\",alertstate=\"firing\",query=\"{query}\"}})"
+        ),
         start_ms,
         end_ms,
         Duration::from_secs(1),

@@ -907,4 +907,3 @@ mod tests {
         assert_eq!(m.get(2, 1), Some(30.0));
     }
 }
-

@@ -21,4 +21,6 @@ mod rng;
 pub use anomaly::{Anomaly, PointError, Threshold};
 pub use data::{Batch, Dataset, ScaleKind, Scaler, TargetMode, windows};
 pub use error::{Error, Result};
-pub use model::{Backend, FitEvent, FitOptions, Forecaster, History, Init, KerasWeights, Loss, ModelConfig};
+pub use model::{
+    Backend, FitEvent, FitOptions, Forecaster, History, Init, KerasWeights, Loss, ModelConfig,
+};

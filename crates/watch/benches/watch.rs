@@ -36,8 +36,10 @@ fn now_ms() -> i64 {
 fn rate(series: usize, t_ms: i64) -> f64 {
     let level = 20.0 + (series % 50) as f64 * 4.0;
     let phase = (t_ms / 1000) as f64 / 1800.0 * std::f64::consts::TAU + series as f64;
-    let jitter = (((t_ms / 1000) as u64).wrapping_mul(2654435761).wrapping_add(series as u64) % 1000)
-        as f64
+    let jitter = (((t_ms / 1000) as u64)
+        .wrapping_mul(2654435761)
+        .wrapping_add(series as u64)
+        % 1000) as f64
         / 1000.0;
     (level * (1.0 + 0.3 * phase.sin()) + level * 0.05 * (jitter - 0.5)).max(0.0)
 }
@@ -88,10 +90,14 @@ async fn main() {
     promlearn_loader::install_crypto_provider();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let port = Ports::ephemeral().expect("a free port").prometheus;
-    let binary = std::env::var_os("VICTORIA_METRICS_BIN").unwrap_or_else(|| "victoria-metrics".into());
+    let binary =
+        std::env::var_os("VICTORIA_METRICS_BIN").unwrap_or_else(|| "victoria-metrics".into());
     let mut command = Command::new(binary);
     command
-        .arg(format!("-storageDataPath={}", dir.path().join("data").display()))
+        .arg(format!(
+            "-storageDataPath={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
         .arg("-retentionPeriod=100y")
         // Answer a step's value from the newest sample within two steps, as Prometheus's look-back does.
@@ -108,13 +114,18 @@ async fn main() {
         .await
         .is_ok_and(|r| r.status().is_success())
     {
-        assert!(Instant::now() < deadline, "VictoriaMetrics did not start: {}", vm.last_log_lines(20));
+        assert!(
+            Instant::now() < deadline,
+            "VictoriaMetrics did not start: {}",
+            vm.last_log_lines(20)
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     let end = now_ms() / 1000 * 1000;
+    let (import_http, import_url) = (http.clone(), url.clone());
     let import = move |text: String| {
-        let (http, url) = (http.clone(), url.clone());
+        let (http, url) = (import_http.clone(), import_url.clone());
         async move {
             let r = http
                 .post(format!("{url}/api/v1/import/prometheus"))
@@ -189,7 +200,11 @@ fit_window = "30m"
         eprintln!(
             "watch: {:>3.0} s  zscore cycles {}  lstm fits {}",
             started.elapsed().as_secs_f64(),
-            metric(&page, "promlearn_watch_infer_duration_seconds_count", "zscore"),
+            metric(
+                &page,
+                "promlearn_watch_infer_duration_seconds_count",
+                "zscore"
+            ),
             metric(&page, "promlearn_watch_fit_duration_seconds_count", "lstm"),
         );
     }
@@ -202,13 +217,25 @@ fit_window = "30m"
         .expect("the service task")
         .expect("the service ran");
 
-    let cycles = metric(&page, "promlearn_watch_infer_duration_seconds_count", "zscore");
-    let cycle_s = metric(&page, "promlearn_watch_infer_duration_seconds_sum", "zscore") / cycles;
+    let cycles = metric(
+        &page,
+        "promlearn_watch_infer_duration_seconds_count",
+        "zscore",
+    );
+    let cycle_s = metric(
+        &page,
+        "promlearn_watch_infer_duration_seconds_sum",
+        "zscore",
+    ) / cycles;
     let watched = metric(&page, "promlearn_watch_series", "zscore");
     let fits = metric(&page, "promlearn_watch_fit_duration_seconds_count", "lstm");
     let fit_s = metric(&page, "promlearn_watch_fit_duration_seconds_sum", "lstm") / fits;
     let cheap_fit_s = metric(&page, "promlearn_watch_fit_duration_seconds_sum", "zscore")
-        / metric(&page, "promlearn_watch_fit_duration_seconds_count", "zscore");
+        / metric(
+            &page,
+            "promlearn_watch_fit_duration_seconds_count",
+            "zscore",
+        );
     let lstm_models = metric(&page, "promlearn_watch_models", "lstm");
     let zscore_models = metric(&page, "promlearn_watch_models", "zscore");
     assert!(

@@ -160,9 +160,8 @@ impl WebPrometheus {
         std::fs::write(&config_path, config(port)).unwrap();
         let web_path = dir.path().join("web.yml");
         std::fs::write(&web_path, web).unwrap();
-        let mut command = tokio::process::Command::new(
-            promlearn_testbed::locate::prometheus().unwrap(),
-        );
+        let mut command =
+            tokio::process::Command::new(promlearn_testbed::locate::prometheus().unwrap());
         command.args([
             format!("--config.file={}", config_path.display()),
             format!("--storage.tsdb.path={}", dir.path().join("data").display()),
