@@ -842,3 +842,103 @@ async fn load_writes_what_prometheus_answers() {
             .contains("give --step for an expression")
     );
 }
+
+/// Runs `promlearn ARGS | head -1`: reads one line of stdout, closes the pipe, then waits.
+async fn promlearn_head_1(args: &[&str]) -> (Option<i32>, String, String) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_promlearn"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("promlearn starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut first)
+        .await
+        .expect("one line");
+    // The reader is gone: the next write into the pipe fails with EPIPE.
+    let mut stderr = String::new();
+    let mut err = child.stderr.take().expect("piped");
+    let status = tokio::time::timeout(Duration::from_secs(120), child.wait())
+        .await
+        .expect("promlearn ends once its reader is gone")
+        .expect("promlearn waits");
+    err.read_to_string(&mut stderr).await.expect("stderr");
+    (status.code(), first, stderr)
+}
+
+#[tokio::test]
+#[ignore = "needs real servers: run cargo xtask e2e"]
+async fn every_printing_command_ends_quietly_on_a_closed_pipe() {
+    let tb = testbed().await;
+    let server = tb.dns_addr().to_string();
+    let endpoint = tb.prometheus_url();
+    let metrics = tb.metrics_url();
+    promlearn(["dns", "query", "demo1.example.org", "--server", &server])
+        .await
+        .ok();
+    wait_sum(&tb, "coredns_dns_requests_total", 1.0).await;
+    for args in [
+        vec!["dns", "query", "demo1.example.org", "--server", &server],
+        vec![
+            "dns",
+            "load",
+            "--server",
+            &server,
+            "--profile",
+            "constant:50",
+            "--duration",
+            "2s",
+        ],
+        vec!["scrape", &metrics, "--count", "50", "--interval", "100ms"],
+        vec![
+            "load",
+            "up",
+            "--last",
+            "1m",
+            "--step",
+            "1s",
+            "--endpoint",
+            &endpoint,
+            "--format",
+            "csv",
+        ],
+        vec![
+            "detect",
+            "--detector",
+            "mad",
+            "--query",
+            "sum(up)",
+            "--last",
+            "2m",
+            "--step",
+            "1s",
+            "--endpoint",
+            &endpoint,
+        ],
+    ] {
+        let (code, first, stderr) = promlearn_head_1(&args).await;
+        assert!(
+            !first.is_empty(),
+            "`promlearn {}` printed nothing",
+            args.join(" ")
+        );
+        assert_eq!(
+            code,
+            Some(0),
+            "`promlearn {} | head -1` must exit 0; stderr: {stderr}",
+            args.join(" ")
+        );
+        assert!(
+            !stderr.contains("error")
+                && !stderr.contains("panicked")
+                && !stderr.contains("Broken pipe"),
+            "`promlearn {} | head -1` must end quietly, not with: {stderr}",
+            args.join(" ")
+        );
+    }
+}
