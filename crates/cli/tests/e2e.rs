@@ -891,6 +891,8 @@ async fn every_printing_command_ends_quietly_on_a_closed_pipe() {
             &server,
             "--profile",
             "constant:50",
+            "--count",
+            "100",
             "--duration",
             "2s",
         ],
@@ -910,7 +912,7 @@ async fn every_printing_command_ends_quietly_on_a_closed_pipe() {
         vec![
             "detect",
             "--detector",
-            "mad",
+            r#"{"kind": "mad", "window": 5}"#,
             "--query",
             "sum(up)",
             "--last",
@@ -924,7 +926,7 @@ async fn every_printing_command_ends_quietly_on_a_closed_pipe() {
         let (code, first, stderr) = promlearn_head_1(&args).await;
         assert!(
             !first.is_empty(),
-            "`promlearn {}` printed nothing",
+            "`promlearn {}` printed nothing; stderr: {stderr}",
             args.join(" ")
         );
         assert_eq!(
