@@ -413,7 +413,8 @@ async fn train_learns_normal_traffic_and_detect_flags_a_burst() {
         "--query",
         query,
         "--detector",
-        "mad",
+        // A window the young testbed's history can hold twice over.
+        r#"{"kind": "mad", "window": 20}"#,
         "--endpoint",
         &endpoint,
         "--last",

@@ -807,10 +807,10 @@ mod tests {
     fn display_round_trips() {
         for text in [
             "constant:200",
-            "ramp:from=10,to=200,over=60s",
-            "sine:base=100,amp=80,period=60s",
-            "sine:base=100,amp=80,period=1500ms,phase=0.25",
-            "day:base=50,amp=50,period=86400s",
+            "ramp:from=10,to=200,over=1m",
+            "sine:base=100,amp=80,period=1m30s",
+            "sine:base=100,amp=80,period=1s500ms,phase=0.25",
+            "day:base=50,amp=50,period=1d",
             "max+spike:at=1s,len=1s,x=0",
             "constant:0.5+burst:at=250ms,len=3s,qps=1000+spike:at=5s,len=1s,x=2.5",
         ] {
