@@ -61,7 +61,7 @@ impl Event {
 /// let same = Profile::sine(100.0, 80.0, Duration::from_secs(60))
 ///     .with_spike(Duration::from_secs(30), Duration::from_secs(5), 5.0);
 /// assert_eq!(profile, same);
-/// assert_eq!(same.to_string(), "sine:base=100,amp=80,period=60s+spike:at=30s,len=5s,x=5");
+/// assert_eq!(same.to_string(), "sine:base=100,amp=80,period=1m+spike:at=30s,len=5s,x=5");
 ///
 /// // A constant rate sends rate * time queries.
 /// let steady = Profile::constant(200.0);
