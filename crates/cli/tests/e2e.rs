@@ -413,8 +413,11 @@ async fn train_learns_normal_traffic_and_detect_flags_a_burst() {
         "--query",
         query,
         "--detector",
-        // A window the young testbed's history can hold twice over.
+        // A window the young testbed's history can hold, fitted on the normal traffic before the
+        // judged range (fitted on a range that holds the burst, its band would swallow it).
         r#"{"kind": "mad", "window": 20}"#,
+        "--fit-window",
+        "40s",
         "--endpoint",
         &endpoint,
         "--last",
@@ -883,6 +886,14 @@ async fn every_printing_command_ends_quietly_on_a_closed_pipe() {
         .await
         .ok();
     wait_sum(&tb, "coredns_dns_requests_total", 1.0).await;
+    // Enough history of `up` for the detector below (a window of 5 points and its fit).
+    tb.wait_for_query(
+        "count_over_time(up{job=\"coredns\"}[30s])",
+        Duration::from_secs(60),
+        |s| s.first().is_some_and(|x| x.value >= 15.0),
+    )
+    .await
+    .expect("15 s of scrapes");
     for args in [
         vec!["dns", "query", "demo1.example.org", "--server", &server],
         vec![
@@ -917,7 +928,7 @@ async fn every_printing_command_ends_quietly_on_a_closed_pipe() {
             "--query",
             "sum(up)",
             "--last",
-            "2m",
+            "30s",
             "--step",
             "1s",
             "--endpoint",
