@@ -26,23 +26,10 @@ const STAMP: &str = "promlearn-requirements.txt";
 /// Pythons for which tensorflow-cpu 2.16 has wheels (3.9 to 3.12).
 const PYTHON_MINORS: std::ops::RangeInclusive<u32> = 9..=12;
 
-/// The tool cache, as `promlearn-testbed` finds it: `$PROMLEARN_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/promlearn`, else `~/.cache/promlearn`.
-fn cache_dir() -> PathBuf {
-    if let Some(dir) = env::var_os("PROMLEARN_CACHE_DIR") {
-        return dir.into();
-    }
-    env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
-        .unwrap_or_else(env::temp_dir)
-        .join("promlearn")
-}
-
 /// Makes sure the peers' venv holds `packages` (pip requirement specifiers such as
 /// `tensorflow-cpu==2.16.2`) and returns its Python. Idempotent; fast when nothing is missing.
 pub fn ensure_python_peers(packages: &[&str]) -> anyhow::Result<PathBuf> {
-    let cache = cache_dir();
+    let cache = crate::provision::cache_dir();
     let venv = cache.join("peers-venv");
     let python = venv.join("bin").join("python");
     if python.exists() && missing(&venv, packages).is_empty() {
