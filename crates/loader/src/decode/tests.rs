@@ -1,5 +1,6 @@
 //! The decoder's unit tests on hand-written and recorded answers.
 
+use super::lex::{parse_time, parse_value};
 use super::*;
 
 const MATRIX: &str = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"up","instance":"localhost:9090","job":"prometheus"},"values":[[1435781430.781,"1"],[1435781445.781,"NaN"],[1435781460.781,"+Inf"],[1435781475,"-Inf"],[1435781476.05,"1e-07"]]},{"metric":{"job":"x\"y\\z\u00e9"},"values":[]}]},"warnings":["w1","w\n2"],"infos":["i"]}"#;

@@ -1,0 +1,321 @@
+//! The lexer: JSON strings, label sets, timestamps and sample values read straight from the bytes,
+//! each returning `Ok(None)` when the value is not complete yet (the caller waits for more bytes).
+
+use crate::Labels;
+
+#[inline]
+pub(super) fn ws(b: &[u8], mut p: usize) -> usize {
+    while p < b.len() && matches!(b[p], b' ' | b'\n' | b'\r' | b'\t') {
+        p += 1;
+    }
+    p
+}
+
+pub(super) type Lex<T> = std::result::Result<Option<T>, (usize, String)>;
+
+pub(super) struct StrSpan {
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) escaped: bool,
+    pub(super) next: usize,
+}
+
+/// Finds the end of the JSON string opening at `b[q] == '"'`.
+#[inline]
+pub(super) fn scan_str(b: &[u8], q: usize) -> Lex<StrSpan> {
+    let start = q + 1;
+    let mut p = start;
+    let mut escaped = false;
+    while p < b.len() {
+        match b[p] {
+            b'"' => {
+                return Ok(Some(StrSpan {
+                    start,
+                    end: p,
+                    escaped,
+                    next: p + 1,
+                }));
+            }
+            b'\\' => {
+                escaped = true;
+                p += 2;
+                continue;
+            }
+            c if c < 0x20 => return Err((p, "a control character inside a string".into())),
+            _ => {}
+        }
+        p += 1;
+    }
+    Ok(None)
+}
+
+pub(super) fn make_string(raw: &[u8], escaped: bool) -> std::result::Result<String, String> {
+    if !escaped {
+        return std::str::from_utf8(raw)
+            .map(str::to_owned)
+            .map_err(|_| "a string is not valid UTF-8".to_owned());
+    }
+    let text = std::str::from_utf8(raw).map_err(|_| "a string is not valid UTF-8".to_owned())?;
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('"') => out.push('"'),
+            Some('\\') => out.push('\\'),
+            Some('/') => out.push('/'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('u') => {
+                let hex = |chars: &mut std::str::Chars| -> std::result::Result<u32, String> {
+                    let digits: String = chars.by_ref().take(4).collect();
+                    if digits.len() != 4 {
+                        return Err("a short \\u escape".into());
+                    }
+                    u32::from_str_radix(&digits, 16).map_err(|_| "a bad \\u escape".into())
+                };
+                let first = hex(&mut chars)?;
+                let code = if (0xD800..0xDC00).contains(&first) {
+                    if chars.next() != Some('\\') || chars.next() != Some('u') {
+                        return Err("an unpaired surrogate in a \\u escape".into());
+                    }
+                    let second = hex(&mut chars)?;
+                    if !(0xDC00..0xE000).contains(&second) {
+                        return Err("an unpaired surrogate in a \\u escape".into());
+                    }
+                    0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+                } else {
+                    first
+                };
+                out.push(char::from_u32(code).ok_or("a \\u escape that is no character")?);
+            }
+            _ => return Err("an unknown escape in a string".into()),
+        }
+    }
+    Ok(out)
+}
+
+/// `{"name":"value",...}` starting at `b[q] == '{'`.
+pub(super) fn parse_labels(b: &[u8], q: usize) -> Lex<(Labels, usize)> {
+    let mut pairs = Vec::new();
+    let mut p = ws(b, q + 1);
+    if p >= b.len() {
+        return Ok(None);
+    }
+    if b[p] == b'}' {
+        return Ok(Some((Labels::default(), p + 1)));
+    }
+    loop {
+        if p >= b.len() {
+            return Ok(None);
+        }
+        if b[p] != b'"' {
+            return Err((p, "expected a label name".into()));
+        }
+        let Some(name) = scan_str(b, p)? else {
+            return Ok(None);
+        };
+        p = ws(b, name.next);
+        if p >= b.len() {
+            return Ok(None);
+        }
+        if b[p] != b':' {
+            return Err((p, "expected `:` after a label name".into()));
+        }
+        p = ws(b, p + 1);
+        if p >= b.len() {
+            return Ok(None);
+        }
+        if b[p] != b'"' {
+            return Err((p, "a label value must be a string".into()));
+        }
+        let Some(value) = scan_str(b, p)? else {
+            return Ok(None);
+        };
+        let at = p;
+        pairs.push((
+            make_string(&b[name.start..name.end], name.escaped).map_err(|m| (at, m))?,
+            make_string(&b[value.start..value.end], value.escaped).map_err(|m| (at, m))?,
+        ));
+        p = ws(b, value.next);
+        if p >= b.len() {
+            return Ok(None);
+        }
+        match b[p] {
+            b',' => p = ws(b, p + 1),
+            b'}' => return Ok(Some((Labels::from_decoded(pairs), p + 1))),
+            _ => return Err((p, "expected `,` or `}` in a label set".into())),
+        }
+    }
+}
+
+/// A timestamp in seconds (`1435781451.781`) as exact integer milliseconds.
+#[inline]
+pub(super) fn parse_time(b: &[u8], q: usize) -> Lex<(i64, usize)> {
+    let mut p = q;
+    let negative = b.get(p) == Some(&b'-');
+    if negative {
+        p += 1;
+    }
+    let digits_start = p;
+    let mut secs: i64 = 0;
+    while p < b.len() && b[p].is_ascii_digit() {
+        secs = secs
+            .checked_mul(10)
+            .and_then(|s| s.checked_add(i64::from(b[p] - b'0')))
+            .ok_or_else(|| (q, "a timestamp out of range".to_owned()))?;
+        p += 1;
+    }
+    if p == b.len() {
+        return Ok(None);
+    }
+    if p == digits_start {
+        return Err((q, "expected a timestamp".into()));
+    }
+    let mut millis: i64 = 0;
+    if b[p] == b'.' {
+        p += 1;
+        let frac_start = p;
+        let mut round_up = false;
+        while p < b.len() && b[p].is_ascii_digit() {
+            let i = p - frac_start;
+            if i < 3 {
+                millis = millis * 10 + i64::from(b[p] - b'0');
+            } else if i == 3 {
+                round_up = b[p] >= b'5';
+            }
+            p += 1;
+        }
+        if p == b.len() {
+            return Ok(None);
+        }
+        let n = p - frac_start;
+        if n == 0 {
+            return Err((p, "a timestamp with an empty fraction".into()));
+        }
+        for _ in n..3 {
+            millis *= 10;
+        }
+        if round_up {
+            millis += 1;
+        }
+    }
+    if matches!(b[p], b'e' | b'E') {
+        // Exponent form: not what Prometheus sends, but valid JSON. Parse it as a float.
+        p += 1;
+        while p < b.len() && matches!(b[p], b'0'..=b'9' | b'+' | b'-') {
+            p += 1;
+        }
+        if p == b.len() {
+            return Ok(None);
+        }
+        let text = std::str::from_utf8(&b[q..p]).expect("ASCII");
+        let seconds: f64 = text
+            .parse()
+            .map_err(|_| (q, format!("`{text}` is not a timestamp")))?;
+        let ms = (seconds * 1000.0).round();
+        if !ms.is_finite() || ms.abs() > 9.0e18 {
+            return Err((q, "a timestamp out of range".into()));
+        }
+        return Ok(Some((ms as i64, p)));
+    }
+    let ms = secs
+        .checked_mul(1000)
+        .and_then(|s| s.checked_add(millis))
+        .ok_or_else(|| (q, "a timestamp out of range".to_owned()))?;
+    Ok(Some((if negative { -ms } else { ms }, p)))
+}
+
+/// A sample value as Prometheus formats it.
+#[inline]
+pub(super) fn parse_value(s: &[u8]) -> Option<f64> {
+    // Integers (counters, byte counts) are most common: exact below 2^53.
+    if !s.is_empty() && s.len() <= 15 && s.iter().all(u8::is_ascii_digit) {
+        let mut n: u64 = 0;
+        for &c in s {
+            n = n * 10 + u64::from(c - b'0');
+        }
+        return Some(n as f64);
+    }
+    match s {
+        b"NaN" => Some(f64::NAN),
+        b"+Inf" | b"Inf" => Some(f64::INFINITY),
+        b"-Inf" => Some(f64::NEG_INFINITY),
+        _ => {
+            // Rust's parser also takes "inf", "infinity" and "nan" in any case; the API never
+            // sends those, so their acceptance is harmless.
+            let text = std::str::from_utf8(s).ok()?;
+            if text.starts_with([
+                '+', '-', '.', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9',
+            ]) {
+                text.parse().ok()
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// `[<time>,"<value>"]` at `b[q] == '['`.
+#[inline]
+pub(super) fn parse_point(b: &[u8], q: usize) -> Lex<(i64, f64, usize)> {
+    if q >= b.len() {
+        return Ok(None);
+    }
+    if b[q] != b'[' {
+        return Err((q, "expected a `[time, \"value\"]` sample".into()));
+    }
+    let p = ws(b, q + 1);
+    if p >= b.len() {
+        return Ok(None);
+    }
+    let Some((t, mut p)) = parse_time(b, p)? else {
+        return Ok(None);
+    };
+    p = ws(b, p);
+    if p >= b.len() {
+        return Ok(None);
+    }
+    if b[p] != b',' {
+        return Err((p, "expected `,` inside a sample".into()));
+    }
+    p = ws(b, p + 1);
+    if p >= b.len() {
+        return Ok(None);
+    }
+    if b[p] != b'"' {
+        return Err((p, "a sample value must be a string".into()));
+    }
+    let Some(s) = scan_str(b, p)? else {
+        return Ok(None);
+    };
+    let v = if s.escaped {
+        let text = make_string(&b[s.start..s.end], true).map_err(|m| (p, m))?;
+        parse_value(text.as_bytes())
+    } else {
+        parse_value(&b[s.start..s.end])
+    }
+    .ok_or_else(|| {
+        (
+            p,
+            format!(
+                "sample value `{}` is not a number",
+                String::from_utf8_lossy(&b[s.start..s.end.min(s.start + 40)])
+            ),
+        )
+    })?;
+    let p = ws(b, s.next);
+    if p >= b.len() {
+        return Ok(None);
+    }
+    if b[p] != b']' {
+        return Err((p, "expected `]` after a sample".into()));
+    }
+    Ok(Some((t, v, p + 1)))
+}
