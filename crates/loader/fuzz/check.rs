@@ -4,7 +4,9 @@
 //! 2. the network's cut does not matter: fed in pieces, it gives what it gives fed whole;
 //! 3. whatever it accepts as JSON it reads as serde_json does: the same series, labels,
 //!    timestamps (to the millisecond) and values (to the bit), so no sample is ever lost, added
-//!    or altered.
+//!    or altered;
+//! 4. whatever serde_json reads as a well-formed success answer, it accepts: without this, a
+//!    decoder that rejected every body would satisfy 2 and 3.
 
 use promlearn_loader::decode::{Collect, Decoder, decode};
 use serde_json::Value;
@@ -28,14 +30,98 @@ pub fn body_cut_at(data: &[u8], cut: usize) {
         (Err(_), Err(_)) => {}
         (a, b) => panic!("fed whole: {a:?}; fed in pieces at {cut}: {b:?}"),
     }
-    if let Ok(answer) = whole {
-        // serde_json keeps the last of repeated keys: such documents are ambiguous, not compared.
-        if let Ok(json) = serde_json::from_slice::<Value>(data)
-            && !has_duplicate_keys(data)
-        {
-            agrees_with_serde_json(&answer, &json);
+    // serde_json keeps the last of repeated keys: such documents are ambiguous, not compared.
+    let Ok(json) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    if has_duplicate_keys(data) {
+        return;
+    }
+    match whole {
+        Ok(answer) => agrees_with_serde_json(&answer, &json),
+        Err(e) => assert!(
+            !is_well_formed(&json),
+            "a well-formed answer was refused: {e}"
+        ),
+    }
+}
+
+/// Whether `json` is a success answer as the API documents it: `status: "success"`, a `data`
+/// object whose `result` has the shape its `resultType` names (series of `metric` labels with
+/// `values` or `value` points, or one scalar point), timestamps within the millisecond range
+/// and values as Prometheus formats them. Unknown keys outside the series are allowed (servers
+/// add `stats`, `isPartial`, ...); `warnings` and `infos`, when present, are lists of strings.
+pub fn is_well_formed(json: &Value) -> bool {
+    let strings = |v: Option<&Value>| {
+        v.is_none_or(|v| v.as_array().is_some_and(|a| a.iter().all(Value::is_string)))
+    };
+    let point = |p: &Value| {
+        p.as_array().is_some_and(|p| {
+            p.len() == 2
+                && p[0].is_number()
+                && millis(&p[0]).is_some()
+                && p[1].as_str().is_some_and(is_prometheus_float)
+        })
+    };
+    let series = |s: &Value, key: &str| {
+        s.as_object().is_some_and(|s| {
+            s.keys().all(|k| k == "metric" || k == key)
+                && s.get("metric").is_some_and(|m| {
+                    m.as_object()
+                        .is_some_and(|m| m.values().all(Value::is_string))
+                })
+                && match (key, s.get(key)) {
+                    ("values", Some(Value::Array(points))) => points.iter().all(point),
+                    ("value", Some(p)) => point(p),
+                    _ => false,
+                }
+        })
+    };
+    let data = &json["data"];
+    json.is_object()
+        && json["status"] == "success"
+        && strings(json.get("warnings"))
+        && strings(json.get("infos"))
+        && match (data["resultType"].as_str(), data["result"].as_array()) {
+            (Some("matrix"), Some(result)) => result.iter().all(|s| series(s, "values")),
+            (Some("vector"), Some(result)) => result.iter().all(|s| series(s, "value")),
+            (Some("scalar"), Some(_)) => point(&data["result"]),
+            _ => false,
+        }
+}
+
+/// `NaN`, `+Inf`, `-Inf`, or a decimal number (`1`, `-0.5`, `1e-07`), as Prometheus writes values.
+fn is_prometheus_float(text: &str) -> bool {
+    if matches!(text, "NaN" | "+Inf" | "-Inf") {
+        return true;
+    }
+    let b = text.as_bytes();
+    let mut p = usize::from(b.first() == Some(&b'-'));
+    let digits = |p: &mut usize| {
+        let from = *p;
+        while b.get(*p).is_some_and(u8::is_ascii_digit) {
+            *p += 1;
+        }
+        *p - from
+    };
+    let mut mantissa = digits(&mut p);
+    if b.get(p) == Some(&b'.') {
+        p += 1;
+        mantissa += digits(&mut p);
+    }
+    if mantissa == 0 {
+        return false;
+    }
+    if matches!(b.get(p), Some(b'e' | b'E')) {
+        p += 1;
+        if matches!(b.get(p), Some(b'+' | b'-')) {
+            p += 1;
+        }
+        if digits(&mut p) == 0 {
+            return false;
         }
     }
+    p == b.len()
 }
 
 fn decode_in_pieces(data: &[u8], cuts: &[usize]) -> Result<Comparable, ()> {

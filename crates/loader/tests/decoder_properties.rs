@@ -33,6 +33,15 @@ fn fixtures() -> Vec<(String, Vec<u8>)> {
 #[test]
 fn every_fixture_satisfies_the_decoder_properties() {
     for (name, body) in fixtures() {
+        // A recorded success answer must count as well-formed, so that property 4 (accepted)
+        // and 3 (read as serde_json reads it) are checked on it, not skipped.
+        if name.contains(".200.") {
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert!(
+                check::is_well_formed(&json),
+                "{name} is a recorded success answer, yet not well-formed by the check"
+            );
+        }
         // Small answers at every cut; large ones at a few hundred spread over the body.
         let stride = (body.len() / 300).max(1);
         for cut in (0..=body.len()).step_by(stride).chain([body.len()]) {
@@ -127,11 +136,14 @@ fn mutated_fixtures_satisfy_the_decoder_properties() {
         .map(|(_, b)| b.as_slice())
         .filter(|b| b.len() < 64 * 1024)
         .collect();
+    let mut well_formed = 0;
     for i in 0..100_000 {
         let body = small[rng.below(small.len())];
         let other = small[rng.below(small.len())];
         let data = mutate(&mut rng, body, other);
         let cut = rng.below(data.len() + 1);
+        well_formed +=
+            serde_json::from_slice(&data).is_ok_and(|j| check::is_well_formed(&j)) as u32;
         let outcome = std::panic::catch_unwind(|| check::body_cut_at(&data, cut));
         if outcome.is_err() {
             panic!(
@@ -140,4 +152,10 @@ fn mutated_fixtures_satisfy_the_decoder_properties() {
             );
         }
     }
+    // The mutations must still leave many bodies well-formed, or the acceptance and agreement
+    // properties would only ever be checked on the unmutated fixtures.
+    assert!(
+        well_formed >= 2_000,
+        "only {well_formed} of 100000 mutated bodies were well-formed answers"
+    );
 }
