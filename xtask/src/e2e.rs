@@ -3,10 +3,11 @@
 
 use std::process::Command;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use crate::{
     compile::{self, Program},
+    engines,
     setup::{self, Provisioned, SetupArgs},
     steps::Ui,
 };
@@ -65,8 +66,13 @@ pub fn run(args: E2eArgs) -> anyhow::Result<()> {
     {
         failed.push(format!("{e:#}"));
     }
+    // The last line: what the loader's end-to-end tests ran against, as the binaries say.
+    let engines_line = engines_tested(&provisioned)
+        .map_err(|e| failed.push(format!("reading the engines' versions: {e:#}")))
+        .ok();
     if failed.is_empty() {
         eprintln!("e2e: every step passed");
+        eprintln!("{}", engines_line.unwrap_or_default());
         Ok(())
     } else {
         bail!(
@@ -75,6 +81,23 @@ pub fn run(args: E2eArgs) -> anyhow::Result<()> {
             failed.join("\n  ")
         )
     }
+}
+
+/// `engines tested: prometheus 2.42.0, prometheus 3.5.3, thanos 0.40.1 (query over 2 replicas),
+/// victoria-metrics 1.79.5`, each version read from the binary the tests were given.
+fn engines_tested(provisioned: &Provisioned) -> anyhow::Result<String> {
+    let engines = provisioned
+        .engines
+        .as_ref()
+        .context("set-up provided no Prometheus 3 / Thanos / VictoriaMetrics")?;
+    Ok(format!(
+        "engines tested: prometheus {}, prometheus {}, thanos {} (query over 2 replicas), \
+         victoria-metrics {}",
+        engines::binary_version(&provisioned.prometheus)?,
+        engines::binary_version(&engines.prometheus3.0)?,
+        engines::binary_version(&engines.thanos.0)?,
+        engines::binary_version(&engines.victoria_metrics)?,
+    ))
 }
 
 /// The demo, run as a test on each runtime with `--check` (the facts read back from Prometheus);

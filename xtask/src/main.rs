@@ -13,6 +13,7 @@ mod bench;
 mod compile;
 mod demo;
 mod e2e;
+mod engines;
 mod peers;
 mod provision;
 mod setup;
@@ -56,6 +57,15 @@ fn main() -> ExitCode {
                 provisioned.coredns.display(),
                 provisioned.prometheus.display()
             ));
+            if let Some(engines) = &provisioned.engines {
+                ui.println(format!(
+                    "  {}={}\n  {}={}",
+                    engines::PROMETHEUS3_BIN_ENV,
+                    engines.prometheus3.0.display(),
+                    engines::THANOS_BIN_ENV,
+                    engines.thanos.0.display()
+                ));
+            }
             Ok(ExitCode::SUCCESS)
         }),
         Task::E2e(args) => e2e::run(args).map(|()| ExitCode::SUCCESS),

@@ -3,7 +3,10 @@
 
 use std::{path::PathBuf, process::Command, thread};
 
+use anyhow::Context;
+
 use crate::{
+    engines,
     provision::{self, COREDNS_IMAGE_ENV, PROMETHEUS_IMAGE_ENV},
     steps::Ui,
 };
@@ -13,9 +16,18 @@ pub struct SetupArgs {
     /// Skip Docker (the tests then run on the process runtime only)
     #[arg(long)]
     pub no_docker: bool,
-    /// Only what the demo needs (Prometheus and CoreDNS), not the tests' tools
+    /// Only what the demo needs (Prometheus and CoreDNS), not the tests' tools and engines
     #[arg(long)]
     pub demo_only: bool,
+}
+
+/// The engines besides Prometheus 2 that the loader's end-to-end tests run against, with the
+/// versions their binaries report.
+#[derive(Debug, Clone)]
+pub struct Engines {
+    pub prometheus3: (PathBuf, String),
+    pub thanos: (PathBuf, String),
+    pub victoria_metrics: PathBuf,
 }
 
 /// What set-up found or made, to hand to the commands that follow.
@@ -23,6 +35,8 @@ pub struct SetupArgs {
 pub struct Provisioned {
     pub coredns: PathBuf,
     pub prometheus: PathBuf,
+    /// Prometheus 3 and Thanos; `None` with `--demo-only`.
+    pub engines: Option<Engines>,
     /// `(variable, image)` pairs naming locally built images.
     pub image_env: Vec<(&'static str, String)>,
 }
@@ -32,6 +46,11 @@ impl Provisioned {
     pub fn apply_env(&self, command: &mut Command) {
         command.env(provision::COREDNS_BIN_ENV, &self.coredns);
         command.env(provision::PROMETHEUS_BIN_ENV, &self.prometheus);
+        if let Some(engines) = &self.engines {
+            command.env(engines::PROMETHEUS3_BIN_ENV, &engines.prometheus3.0);
+            command.env(engines::THANOS_BIN_ENV, &engines.thanos.0);
+            command.env(engines::VICTORIA_METRICS_BIN_ENV, &engines.victoria_metrics);
+        }
         for (name, value) in &self.image_env {
             command.env(name, value);
         }
@@ -48,12 +67,15 @@ const TOOL_PACKAGES: &[(&str, &str)] = &[
     ("openssl", "openssl"),
 ];
 
+/// Prometheus 3 (binary, version) and VictoriaMetrics, from the apt thread.
+type AptEngines = ((PathBuf, String), PathBuf);
+
 /// Runs the set-up. apt (Debian packages) and `go install` (CoreDNS) run side by side: one
 /// waits on the network, the other mostly on the CPU.
 pub fn run(ui: &Ui, args: &SetupArgs) -> anyhow::Result<Provisioned> {
     let apt_ui = ui.clone();
     let demo_only = args.demo_only;
-    let packages = thread::spawn(move || -> anyhow::Result<PathBuf> {
+    let packages = thread::spawn(move || -> anyhow::Result<(PathBuf, Option<AptEngines>)> {
         apt_ui
             .step("prometheus")?
             .finish_with(|step| {
@@ -72,18 +94,48 @@ pub fn run(ui: &Ui, args: &SetupArgs) -> anyhow::Result<Provisioned> {
                         };
                         Ok(((), summary))
                     })?;
+                    // After the machine's apt: the network is free, and no two apt-gets overlap.
+                    let prometheus3 = apt_ui.step("prometheus3")?.finish_with(|step| {
+                        let (path, version) = engines::ensure_prometheus3(step)?;
+                        let summary = format!("{} ({version})", path.display());
+                        Ok(((path, version), summary))
+                    })?;
+                    let victoria_metrics = provision::locate(
+                        engines::VICTORIA_METRICS_BIN_ENV,
+                        "victoria-metrics",
+                        None,
+                    )?
+                    .context("apt installed victoria-metrics, but no `victoria-metrics` binary is on PATH")?;
+                    return Ok((prometheus, Some((prometheus3, victoria_metrics))));
                 }
-                Ok(prometheus)
+                Ok((prometheus, None))
             })
     });
     let coredns = ui.step("coredns")?.finish_with(|step| {
         let path = provision::ensure_coredns(step)?;
         Ok((path.clone(), path.display().to_string()))
     });
-    let prometheus = packages
+    // Thanos after CoreDNS: both are Go builds that want every core.
+    let thanos = match (&coredns, args.demo_only) {
+        (Ok(_), false) => Some(ui.step("thanos")?.finish_with(|step| {
+            let (path, version) = engines::ensure_thanos(step)?;
+            let summary = format!("{} ({version})", path.display());
+            Ok(((path, version), summary))
+        })),
+        _ => None,
+    };
+    let packages = packages
         .join()
         .map_err(|_| anyhow::anyhow!("the apt step panicked"))?;
-    let (coredns, prometheus) = (coredns?, prometheus?);
+    let (coredns, (prometheus, prometheus3)) = (coredns?, packages?);
+    let engines = match (prometheus3, thanos.transpose()?) {
+        (Some((prometheus3, victoria_metrics)), Some(thanos)) => Some(Engines {
+            prometheus3,
+            thanos,
+            victoria_metrics,
+        }),
+        _ => None,
+    };
 
     let mut image_env = Vec::new();
     let overridden = std::env::var_os(COREDNS_IMAGE_ENV).is_some()
@@ -121,6 +173,7 @@ pub fn run(ui: &Ui, args: &SetupArgs) -> anyhow::Result<Provisioned> {
     Ok(Provisioned {
         coredns,
         prometheus,
+        engines,
         image_env,
     })
 }
