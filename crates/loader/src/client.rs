@@ -27,7 +27,7 @@ use crate::{
 
 /// A credential kept out of `Debug` output and error messages.
 #[derive(Clone)]
-struct Secret(String);
+pub(crate) struct Secret(pub(crate) String);
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -36,7 +36,7 @@ impl fmt::Debug for Secret {
 }
 
 #[derive(Debug, Clone)]
-enum Auth {
+pub(crate) enum Auth {
     None,
     Basic {
         user: String,
@@ -330,6 +330,7 @@ impl ClientBuilder {
                 min_points: self.min_points,
                 raw_chunk_ms: i64::try_from(self.raw_chunk.as_millis()).unwrap_or(i64::MAX),
                 params: self.params,
+                raw_path: Default::default(),
             }),
         })
     }
@@ -355,22 +356,24 @@ impl ClientBuilder {
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    http: reqwest::Client,
+pub(crate) struct Inner {
+    pub(crate) http: reqwest::Client,
     base: Url,
-    shown: String,
-    auth: Auth,
-    headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) shown: String,
+    pub(crate) auth: Auth,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
-    backoff: ExponentialBuilder,
-    concurrency: usize,
+    pub(crate) backoff: ExponentialBuilder,
+    pub(crate) concurrency: usize,
     max_points: usize,
     min_points: usize,
-    raw_chunk_ms: i64,
+    pub(crate) raw_chunk_ms: i64,
     params: Vec<(String, String)>,
+    /// Which raw-sample path this server offers, once a load has found out (`raw_path.rs`).
+    pub(crate) raw_path: crate::raw_path::Known,
 }
 
 impl fmt::Debug for Client {
@@ -443,7 +446,7 @@ impl Client {
         self.url("api/v1/query_range", &query.params())
     }
 
-    fn url(&self, path: &str, params: &[(&str, String)]) -> Url {
+    pub(crate) fn url(&self, path: &str, params: &[(&str, String)]) -> Url {
         let mut url = self.inner.base.join(path).expect("a relative path joins");
         {
             let mut pairs = url.query_pairs_mut();
@@ -647,17 +650,7 @@ impl Client {
             let url = self.url(path, params);
             let mut shown_url = url.clone();
             shown_url.set_query(None);
-            let mut request = self.inner.http.get(url);
-            request = match &self.inner.auth {
-                Auth::None => request,
-                Auth::Basic { user, password } => {
-                    request.basic_auth(user, password.as_ref().map(|p| &p.0))
-                }
-                Auth::Bearer(token) => request.bearer_auth(&token.0),
-            };
-            for (name, value) in &self.inner.headers {
-                request = request.header(name, value);
-            }
+            let request = self.authorize(self.inner.http.get(url));
             let mut response = request.send().await.map_err(|e| self.transport(e))?;
             let http_status = response.status().as_u16();
             let content_type = response
@@ -700,7 +693,7 @@ impl Client {
         }
     }
 
-    fn transport(&self, e: reqwest::Error) -> Error {
+    pub(crate) fn transport(&self, e: reqwest::Error) -> Error {
         let endpoint = self.inner.shown.clone();
         let attempts = Attempts(1);
         if let Some(reason) = certificate_problem(&e) {

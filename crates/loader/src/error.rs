@@ -153,6 +153,32 @@ pub enum Error {
         second: Labels,
     },
 
+    /// A remote-read answer could not be decoded (a frame's checksum, its protobuf, a chunk);
+    /// nothing of it is returned.
+    #[error("unusable remote-read answer from {url}: {source}")]
+    RemoteRead {
+        url: String,
+        #[source]
+        source: crate::remote_read::RemoteReadError,
+    },
+
+    /// The server refused a remote-read or export request, or does not serve that API.
+    #[error(
+        "{url} answered the {api} request for `{selector}` with HTTP {status}{attempts}: \
+         {message:?}; {}",
+        refused_hint(*.status, .message)
+    )]
+    Refused {
+        url: String,
+        /// `remote read` or `export`.
+        api: &'static str,
+        selector: String,
+        status: u16,
+        /// The start of the server's answer.
+        message: String,
+        attempts: Attempts,
+    },
+
     /// Writing an export failed.
     #[error("writing {what}: {source}")]
     Export {
@@ -172,7 +198,9 @@ impl Error {
             | Error::Transport { .. }
             | Error::Truncated { .. } => true,
             Error::Api { status, .. } => matches!(status, 429 | 502 | 503 | 504),
-            Error::NotPrometheus { status, .. } => matches!(status, 429 | 502 | 503 | 504),
+            Error::NotPrometheus { status, .. } | Error::Refused { status, .. } => {
+                matches!(status, 429 | 502 | 503 | 504)
+            }
             _ => false,
         }
     }
@@ -183,7 +211,8 @@ impl Error {
             | Error::Timeout { attempts, .. }
             | Error::Transport { attempts, .. }
             | Error::Truncated { attempts, .. }
-            | Error::Api { attempts, .. } => *attempts = Attempts(n),
+            | Error::Api { attempts, .. }
+            | Error::Refused { attempts, .. } => *attempts = Attempts(n),
             _ => {}
         }
         self
@@ -202,6 +231,18 @@ fn api_hint(error_type: &str, status: u16) -> &'static str {
             "the query failed while running (for example too many samples): narrow it, or load a shorter range"
         }
         _ => "see the server's message",
+    }
+}
+
+fn refused_hint(status: u16, message: &str) -> &'static str {
+    if crate::raw_path::unserved(status, message) {
+        "this server does not serve it (Thanos Query and VictoriaMetrics have no remote read, \
+         only VictoriaMetrics has /api/v1/export): load raw samples with Via::Auto (`--via auto`), \
+         which finds the server's path by itself"
+    } else if status >= 500 {
+        "the server failed; try again later"
+    } else {
+        "check the selector (remote read and export take a plain series selector)"
     }
 }
 

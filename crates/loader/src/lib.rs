@@ -5,9 +5,13 @@ pub mod decode;
 mod error;
 #[cfg(feature = "export")]
 mod export;
+mod export_vm;
 mod labels;
 mod matrix;
 mod query;
+pub mod raw_path;
+pub mod remote_read;
+mod request;
 pub mod tutorial;
 
 pub use client::{Client, ClientBuilder, Progress, RawSeries, install_crypto_provider};
@@ -16,3 +20,4 @@ pub use error::{Attempts, DecodeError, Error, Result};
 pub use labels::Labels;
 pub use matrix::{MISSING, MISSING_BITS, Matrix, MissingPolicy, is_missing};
 pub use query::{PROMETHEUS_MAX_POINTS, RangeQuery};
+pub use raw_path::{RawLoad, Via};
