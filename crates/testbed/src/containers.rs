@@ -11,7 +11,7 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt, runners::AsyncRunne
 use crate::{
     Result, TestbedError,
     config::ServerConfigs,
-    locate::{COREDNS_IMAGE_ENV, PROMETHEUS_IMAGE_ENV},
+    locate::{COREDNS_IMAGE_ENV, PROMETHEUS_IMAGE_ENV, PROMETHEUS3_IMAGE_ENV},
     server::{CONTAINER_LABEL, Server},
 };
 
@@ -20,6 +20,8 @@ use crate::{
 pub const COREDNS_UPSTREAM_IMAGE: &str = "coredns/coredns:1.15.0";
 /// Prometheus as Debian bookworm ships it (and as CI tests it).
 pub const PROMETHEUS_UPSTREAM_IMAGE: &str = "prom/prometheus:v2.42.0";
+/// Prometheus 3 as Debian sid ships it (`cargo xtask setup` fetches that package).
+pub const PROMETHEUS3_UPSTREAM_IMAGE: &str = "prom/prometheus:v3.5.3";
 
 /// The image names the container runtime uses: the environment's, else upstream's.
 pub fn coredns_image() -> String {
@@ -29,6 +31,15 @@ pub fn coredns_image() -> String {
 /// See [`coredns_image`].
 pub fn prometheus_image() -> String {
     std::env::var(PROMETHEUS_IMAGE_ENV).unwrap_or_else(|_| PROMETHEUS_UPSTREAM_IMAGE.into())
+}
+
+/// The image of a Prometheus release: `$PROMETHEUS_IMAGE` / `$PROMETHEUS3_IMAGE`, else upstream's.
+pub fn prometheus_image_of(release: crate::PrometheusRelease) -> String {
+    match release {
+        crate::PrometheusRelease::V2 => prometheus_image(),
+        crate::PrometheusRelease::V3 => std::env::var(PROMETHEUS3_IMAGE_ENV)
+            .unwrap_or_else(|_| PROMETHEUS3_UPSTREAM_IMAGE.into()),
+    }
 }
 
 /// Whether a Docker daemon answers; `Err` says why not.

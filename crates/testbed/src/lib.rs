@@ -28,6 +28,7 @@ mod ports;
 mod process;
 mod prom;
 mod server;
+pub mod thanos;
 
 use std::{
     fmt,
@@ -88,11 +89,65 @@ impl FromStr for RuntimeChoice {
 
 /// The environment variable that picks the runtime for [`TestbedConfig::for_tests`].
 pub const RUNTIME_ENV: &str = "PROMLEARN_RUNTIME";
+/// The environment variable that picks the Prometheus release for [`TestbedConfig::for_tests`]
+/// (`2` or `3`; default 2).
+pub const PROMETHEUS_RELEASE_ENV: &str = "PROMLEARN_PROMETHEUS";
+
+/// Which Prometheus to run: Debian's 2.x (`prometheus` on PATH, `$PROMETHEUS_BIN`) or 3.x
+/// (`$PROMETHEUS3_BIN`, the tool cache). They differ where clients notice: Prometheus 3's
+/// look-back window and range selectors are left-open, it serves native histograms and UTF-8
+/// names by default, and answers may carry `infos`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PrometheusRelease {
+    #[default]
+    V2,
+    V3,
+}
+
+impl fmt::Display for PrometheusRelease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PrometheusRelease::V2 => "2",
+            PrometheusRelease::V3 => "3",
+        })
+    }
+}
+
+impl FromStr for PrometheusRelease {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().trim_start_matches(['v', 'V']) {
+            "2" | "2.x" => Ok(PrometheusRelease::V2),
+            "3" | "3.x" => Ok(PrometheusRelease::V3),
+            other => Err(format!(
+                "unknown Prometheus release `{other}`: use `2` or `3`"
+            )),
+        }
+    }
+}
+
+impl PrometheusRelease {
+    /// `$PROMLEARN_PROMETHEUS`, else 2.
+    pub fn from_env() -> Result<PrometheusRelease> {
+        match std::env::var(PROMETHEUS_RELEASE_ENV) {
+            Ok(value) if !value.trim().is_empty() => {
+                value.parse().map_err(|problem| TestbedError::Provision {
+                    what: "the Prometheus release choice",
+                    detail: format!("{PROMETHEUS_RELEASE_ENV}: {problem}"),
+                })
+            }
+            _ => Ok(PrometheusRelease::V2),
+        }
+    }
+}
 
 /// How to start a testbed.
 #[derive(Debug, Clone)]
 pub struct TestbedConfig {
     pub runtime: RuntimeChoice,
+    /// Which Prometheus: 2.x (default) or 3.x; `prometheus_bin` / `prometheus_image` override it.
+    pub prometheus_release: PrometheusRelease,
     pub ports: Ports,
     pub corefile: PathBuf,
     pub prometheus_yml: PathBuf,
@@ -117,6 +172,7 @@ impl TestbedConfig {
         let root = repository_root();
         TestbedConfig {
             runtime,
+            prometheus_release: PrometheusRelease::V2,
             ports: Ports::TUTORIAL,
             corefile: root.join("Corefile"),
             prometheus_yml: root.join("prometheus.yml"),
@@ -130,7 +186,8 @@ impl TestbedConfig {
         }
     }
 
-    /// Free ephemeral ports, and the runtime named by `$PROMLEARN_RUNTIME` (default auto).
+    /// Free ephemeral ports, the runtime named by `$PROMLEARN_RUNTIME` (default auto) and the
+    /// Prometheus release named by `$PROMLEARN_PROMETHEUS` (default 2).
     pub fn for_tests() -> Result<TestbedConfig> {
         let runtime = match std::env::var(RUNTIME_ENV) {
             Ok(value) => value.parse().map_err(|problem| TestbedError::Provision {
@@ -141,8 +198,14 @@ impl TestbedConfig {
         };
         Ok(TestbedConfig {
             ports: Ports::ephemeral()?,
+            prometheus_release: PrometheusRelease::from_env()?,
             ..TestbedConfig::tutorial(runtime)
         })
+    }
+
+    pub fn with_prometheus_release(mut self, release: PrometheusRelease) -> TestbedConfig {
+        self.prometheus_release = release;
+        self
     }
 
     pub fn with_runtime(mut self, runtime: RuntimeChoice) -> TestbedConfig {
@@ -169,6 +232,7 @@ pub struct Testbed {
 #[derive(Debug)]
 struct Relaunch {
     configs: ServerConfigs,
+    prometheus_release: PrometheusRelease,
     prometheus_bin: Option<PathBuf>,
     #[cfg(feature = "containers")]
     prometheus_image: String,
@@ -196,7 +260,7 @@ impl Testbed {
             prometheus: config
                 .prometheus_image
                 .clone()
-                .unwrap_or_else(containers::prometheus_image),
+                .unwrap_or_else(|| containers::prometheus_image_of(config.prometheus_release)),
         };
         #[cfg(feature = "containers")]
         let (runtime, runtime_reason) = choose_runtime(config.runtime, &images).await?;
@@ -227,6 +291,7 @@ impl Testbed {
             coredns: None,
             relaunch: Relaunch {
                 configs: configs.clone(),
+                prometheus_release: config.prometheus_release,
                 prometheus_bin: config.prometheus_bin.clone(),
                 #[cfg(feature = "containers")]
                 prometheus_image: images.prometheus.clone(),
@@ -287,6 +352,7 @@ impl Testbed {
                 self._workdir.path(),
                 self.ports.prometheus,
                 relaunch.prometheus_bin.clone(),
+                relaunch.prometheus_release,
             )?,
             #[cfg(not(feature = "containers"))]
             Runtime::Containers => unreachable!("choose_runtime never picks containers here"),

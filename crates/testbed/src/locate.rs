@@ -14,6 +14,11 @@ pub const COREDNS_BIN_ENV: &str = "COREDNS_BIN";
 pub const PROMETHEUS_BIN_ENV: &str = "PROMETHEUS_BIN";
 pub const COREDNS_IMAGE_ENV: &str = "COREDNS_IMAGE";
 pub const PROMETHEUS_IMAGE_ENV: &str = "PROMETHEUS_IMAGE";
+/// Prometheus 3, beside Debian's 2.x (`cargo xtask setup` fetches Debian sid's into the tool cache).
+pub const PROMETHEUS3_BIN_ENV: &str = "PROMETHEUS3_BIN";
+pub const PROMETHEUS3_IMAGE_ENV: &str = "PROMETHEUS3_IMAGE";
+/// Thanos (`cargo xtask setup` builds it from `xtask/tools/thanos` into the tool cache).
+pub const THANOS_BIN_ENV: &str = "THANOS_BIN";
 pub const CACHE_DIR_ENV: &str = "PROMLEARN_CACHE_DIR";
 
 /// A sink for progress lines, so a caller can show them in a spinner, a log, or not at all.
@@ -60,16 +65,79 @@ pub fn prometheus() -> Result<PathBuf> {
     })
 }
 
+/// Where `cargo xtask setup` unpacks Debian sid's Prometheus 3: `<cache>/prometheus3/usr/bin/prometheus`.
+fn cached_prometheus3() -> PathBuf {
+    cache_dir()
+        .join("prometheus3")
+        .join("usr")
+        .join("bin")
+        .join("prometheus")
+}
+
+/// `$PROMETHEUS3_BIN`, else the tool cache. Not PATH: `prometheus` there is usually Debian's 2.x.
+pub fn prometheus3() -> Result<PathBuf> {
+    locate(
+        PROMETHEUS3_BIN_ENV,
+        "prometheus3",
+        Some(cached_prometheus3()),
+    )
+    .ok_or_else(|| TestbedError::BinaryMissing {
+        what: "the Prometheus 3 binary",
+        advice: format!(
+            "{}run `cargo xtask setup` (it fetches Debian sid's `prometheus` and `promtool` \
+                 into {}), or set {PROMETHEUS3_BIN_ENV} to a Prometheus 3 binary",
+            named_but_missing(PROMETHEUS3_BIN_ENV),
+            cached_prometheus3().display()
+        ),
+    })
+}
+
+/// The Prometheus binary of `release`: [`prometheus`] or [`prometheus3`].
+pub fn prometheus_of(release: crate::PrometheusRelease) -> Result<PathBuf> {
+    match release {
+        crate::PrometheusRelease::V2 => prometheus(),
+        crate::PrometheusRelease::V3 => prometheus3(),
+    }
+}
+
+fn cached_thanos() -> PathBuf {
+    cache_dir().join("bin").join("thanos")
+}
+
+/// `$THANOS_BIN`, else `thanos` on PATH, else the tool cache.
+pub fn thanos() -> Result<PathBuf> {
+    locate(THANOS_BIN_ENV, "thanos", Some(cached_thanos())).ok_or_else(|| {
+        TestbedError::BinaryMissing {
+            what: "the thanos binary",
+            advice: format!(
+                "{}run `cargo xtask setup` (it builds Thanos from xtask/tools/thanos into {}), \
+                 or set {THANOS_BIN_ENV}",
+                named_but_missing(THANOS_BIN_ENV),
+                cached_thanos().display()
+            ),
+        }
+    })
+}
+
 /// `promtool`, from beside the located prometheus binary or PATH.
 pub fn promtool() -> Result<PathBuf> {
-    let beside = prometheus()
+    promtool_of(crate::PrometheusRelease::V2)
+}
+
+/// The `promtool` of `release`: beside its prometheus binary (`$PROMTOOL_BIN` or PATH for 2.x).
+pub fn promtool_of(release: crate::PrometheusRelease) -> Result<PathBuf> {
+    let beside = prometheus_of(release)
         .ok()
         .and_then(|p| p.parent().map(|dir| dir.join("promtool")));
-    locate("PROMTOOL_BIN", "promtool", beside).ok_or_else(|| TestbedError::BinaryMissing {
+    let found = match release {
+        crate::PrometheusRelease::V2 => locate("PROMTOOL_BIN", "promtool", beside),
+        crate::PrometheusRelease::V3 => beside.filter(|p| p.is_file()),
+    };
+    found.ok_or_else(|| TestbedError::BinaryMissing {
         what: "promtool",
-        advice:
-            "it ships with Prometheus: run `cargo xtask setup` or install Debian's `prometheus`"
-                .into(),
+        advice: "it ships with Prometheus (Debian sid packages it apart, as `promtool`): run \
+                 `cargo xtask setup` or install Debian's `prometheus`"
+            .into(),
     })
 }
 

@@ -89,8 +89,10 @@ pub(crate) fn prometheus_process(
     workdir: &Path,
     port: u16,
     binary: Option<PathBuf>,
+    release: crate::PrometheusRelease,
 ) -> Result<Server> {
-    let binary = existing(binary, "the prometheus binary")?.map_or_else(locate::prometheus, Ok)?;
+    let binary = existing(binary, "the prometheus binary")?
+        .map_or_else(|| locate::prometheus_of(release), Ok)?;
     let config = workdir.join("prometheus.yml");
     std::fs::write(&config, &configs.prometheus_yml)
         .map_err(TestbedError::io("writing prometheus.yml"))?;
