@@ -246,7 +246,7 @@ fn write_summary(
             num(min),
             num(mean),
             num(max),
-            crate::expo::format_value(last),
+            promlearn_loader::exposition::format_value(last),
             m.series()[s]
         )?;
     }

@@ -9,7 +9,6 @@ use clap::{Args, Parser, Subcommand};
 mod conn;
 mod detect;
 mod dns;
-mod expo;
 mod output;
 mod plot;
 mod promapi;

@@ -99,7 +99,7 @@ pub fn csv_field(text: &str) -> String {
 pub fn json_number(v: f64) -> serde_json::Value {
     serde_json::Number::from_f64(v)
         .map(serde_json::Value::Number)
-        .unwrap_or_else(|| serde_json::Value::String(crate::expo::format_value(v)))
+        .unwrap_or_else(|| serde_json::Value::String(promlearn_loader::exposition::format_value(v)))
 }
 
 /// Writes `text` to stdout and flushes. A reader that went away (`| head`) comes back as an

@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
 use promlearn_loader::{Client, Error as LoaderError, RangeQuery};
 
-use crate::conn::{Auth, ConnArgs};
+use crate::conn::{Auth, ConnArgs, HttpArgs};
 use crate::timeutil::format_duration;
 
 /// One labelled series: sample times (unix seconds) and values, oldest first.
@@ -26,7 +26,7 @@ impl Series {
             .labels
             .iter()
             .filter(|(k, _)| k.as_str() != "__name__")
-            .map(|(k, v)| format!("{k}=\"{}\"", crate::expo::escape(v)))
+            .map(|(k, v)| format!("{k}=\"{}\"", promlearn_loader::exposition::escape(v)))
             .collect();
         format!("{name}{{{}}}", rest.join(","))
     }
@@ -44,8 +44,13 @@ pub struct Range {
 /// A loader client for the connection flags (the loader crate's, with its retries, chunking
 /// and secret handling).
 pub fn client(conn: &ConnArgs) -> Result<Client> {
-    let http = &conn.http;
-    let mut builder = Client::builder(conn.endpoint.trim())
+    client_for(conn.endpoint.trim(), &conn.http)
+}
+
+/// A loader client for `endpoint` with the auth, TLS and time-out flags: the one HTTP client of
+/// every command, `scrape` included.
+pub fn client_for(endpoint: &str, http: &HttpArgs) -> Result<Client> {
+    let mut builder = Client::builder(endpoint)
         .danger_accept_invalid_certs(http.insecure)
         .timeout(http.timeout)
         .connect_timeout(http.timeout.min(Duration::from_secs(10)));
@@ -72,23 +77,13 @@ pub fn explain(e: LoaderError) -> anyhow::Error {
     match &e {
         LoaderError::Connect {
             endpoint, source, ..
-        } => anyhow!(
-            "cannot connect to Prometheus at {endpoint}: {}",
-            root_cause(source)
-        ),
+        } => anyhow!("cannot connect to {endpoint}: {}", root_cause(source)),
         LoaderError::Transport {
             endpoint, source, ..
-        } => {
-            let root = root_cause(source);
-            anyhow!(
-                "the connection to Prometheus at {endpoint} failed: {root}{}",
-                if root.to_ascii_lowercase().contains("certificate") {
-                    "; trust its CA with --ca-cert FILE"
-                } else {
-                    ""
-                }
-            )
-        }
+        } => anyhow!(
+            "the connection to {endpoint} failed: {}",
+            root_cause(source)
+        ),
         LoaderError::Tls { endpoint, reason } => anyhow!(
             "the TLS certificate of {endpoint} is not trusted: {reason}; trust its CA with \
              --ca-cert FILE (or skip the check with --insecure, for tests only)"
@@ -97,12 +92,19 @@ pub fn explain(e: LoaderError) -> anyhow::Error {
             status: status @ (401 | 403),
             url,
             ..
+        }
+        | LoaderError::ScrapeRefused {
+            status: status @ (401 | 403),
+            url,
+            ..
         } => anyhow!(
-            "Prometheus at {url} refused the request: HTTP {}; check the credentials \
+            "{url} refused the request: HTTP {status} {}; check the credentials \
              (--basic-auth, --basic-auth-file, $PROMLEARN_BASIC_AUTH or --bearer-token-file)",
-            reqwest::StatusCode::from_u16(*status)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|_| status.to_string())
+            if *status == 401 {
+                "Unauthorized"
+            } else {
+                "Forbidden"
+            }
         ),
         _ => anyhow::Error::new(e),
     }

@@ -10,10 +10,15 @@ use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use serde::{Serialize, ser::SerializeMap};
 
+use promlearn_loader::{
+    Client,
+    exposition::{self, Sample},
+};
+
 use crate::{
     conn::HttpArgs,
-    expo,
     output::{self, Format, csv_field, json_number},
+    promapi::{self, explain},
     timeutil::parse_duration,
 };
 
@@ -62,9 +67,8 @@ pub async fn run(args: ScrapeArgs) -> Result<()> {
     if args.interval.is_zero() {
         bail!("--interval must be longer than 0s");
     }
-    let http = args.http.build(&args.url)?;
-    let url = http.base.clone();
-    let what = url.to_string();
+    let (server, page) = split_url(&args.url)?;
+    let client = promapi::client_for(server, &args.http)?;
     let mut out = output::open(args.output.as_deref())?;
     if format == Format::Csv {
         writeln!(out, "name,family,type,labels,timestamp_ms,value")?;
@@ -85,7 +89,7 @@ pub async fn run(args: ScrapeArgs) -> Result<()> {
             _ = ticker.tick() => {}
             _ = &mut ctrl_c => break,
         }
-        let samples = match scrape_once(&http, &what).await {
+        let samples = match scrape_once(&client, page).await {
             Ok(s) => s,
             // Once the endpoint has answered, a failed scrape is reported and skipped, as
             // Prometheus records `up 0` and carries on.
@@ -111,33 +115,28 @@ pub async fn run(args: ScrapeArgs) -> Result<()> {
     Ok(())
 }
 
-/// One scrape: every sample, stamped with the scrape time where it has no time of its own.
-async fn scrape_once(http: &crate::conn::Http, what: &str) -> Result<Vec<(expo::Sample, i64)>> {
-    let response = http
-        .get(http.base.clone())
-        .header(
-            reqwest::header::ACCEPT,
-            "text/plain;version=0.0.4;q=1,*/*;q=0.1",
-        )
-        .send()
-        .await
-        .map_err(|e| http.describe(what, &e))?;
-    let status = response.status();
-    if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-        bail!("{what} refused the scrape: HTTP {status}; check the credentials");
-    }
-    if !status.is_success() {
-        bail!("{what} answered HTTP {status}");
-    }
-    let body = response.text().await.map_err(|e| http.describe(what, &e))?;
-    let scraped_at = chrono::Utc::now().timestamp_millis();
-    let samples = expo::parse(&body).map_err(|e| {
-        anyhow!("{what} did not answer in the Prometheus text exposition format: {e}")
+/// The URL as the server (with any credentials, which the loader moves into basic auth) and
+/// the page on it (path and query string), which is all the loader's client sends them to.
+fn split_url(url: &str) -> Result<(&str, &str)> {
+    let url = url.trim();
+    let after_scheme = url.find("://").map(|i| i + 3).ok_or_else(|| {
+        anyhow!("the URL needs http:// or https:// (e.g. http://localhost:9153/metrics)")
     })?;
-    Ok(samples
+    let page = url[after_scheme..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| after_scheme + i);
+    let (server, page) = url.split_at(page);
+    Ok((server, if page.is_empty() { "/" } else { page }))
+}
+
+/// One scrape: every sample, stamped with the scrape time where it has no time of its own.
+async fn scrape_once(client: &Client, page: &str) -> Result<Vec<(Sample, i64)>> {
+    let scrape = client.scrape(page).await.map_err(explain)?;
+    Ok(scrape
+        .samples
         .into_iter()
         .map(|s| {
-            let t = s.timestamp_ms.unwrap_or(scraped_at);
+            let t = s.timestamp_ms.unwrap_or(scrape.at_ms);
             (s, t)
         })
         .collect())
@@ -146,7 +145,7 @@ async fn scrape_once(http: &crate::conn::Http, what: &str) -> Result<Vec<(expo::
 fn write_samples(
     out: &mut dyn Write,
     format: Format,
-    samples: &[(expo::Sample, i64)],
+    samples: &[(Sample, i64)],
     filter: &[String],
 ) -> Result<u64> {
     let mut n = 0;
@@ -176,7 +175,7 @@ fn write_samples(
                     csv_field(&s.family),
                     kind.as_str().unwrap_or("untyped"),
                     csv_field(&label_text(&s.labels)),
-                    expo::format_value(s.value)
+                    exposition::format_value(s.value)
                 )?;
             }
             _ => writeln!(
@@ -184,7 +183,7 @@ fn write_samples(
                 "{}{} {} {t}",
                 s.name,
                 label_text(&s.labels),
-                expo::format_value(s.value)
+                exposition::format_value(s.value)
             )?,
         }
     }
@@ -199,7 +198,7 @@ fn label_text(labels: &[(String, String)]) -> String {
     }
     let inner: Vec<String> = labels
         .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", expo::escape(v)))
+        .map(|(k, v)| format!("{k}=\"{}\"", exposition::escape(v)))
         .collect();
     format!("{{{}}}", inner.join(","))
 }
@@ -213,7 +212,7 @@ struct JsonSample<'a> {
     value: serde_json::Value,
     family: &'a str,
     #[serde(rename = "type")]
-    kind: expo::MetricType,
+    kind: exposition::MetricType,
 }
 
 /// Labels as a JSON object, in the endpoint's order.
@@ -226,5 +225,32 @@ impl Serialize for LabelMap<'_> {
             map.serialize_entry(k, v)?;
         }
         map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_splits_into_server_and_page() {
+        for (url, server, page) in [
+            (
+                "http://localhost:9153/metrics",
+                "http://localhost:9153",
+                "/metrics",
+            ),
+            ("https://u:p@h:1/a/b?x=1", "https://u:p@h:1", "/a/b?x=1"),
+            (
+                "http://h:9090/federate?match[]=up",
+                "http://h:9090",
+                "/federate?match[]=up",
+            ),
+            ("http://h:9100", "http://h:9100", "/"),
+            ("http://h:9100?x", "http://h:9100", "?x"),
+        ] {
+            assert_eq!(split_url(url).unwrap(), (server, page), "{url}");
+        }
+        assert!(split_url("localhost:9153/metrics").is_err());
     }
 }

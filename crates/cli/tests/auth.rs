@@ -174,7 +174,7 @@ async fn basic_auth_is_enforced_and_the_password_never_printed() {
     let run = promlearn_env(train_args(&wrong_url, model, &[]), &[]).await;
     let line = run.one_line_error();
     assert!(
-        line.contains(&format!("Prometheus at {}/", prom.url)),
+        line.contains(&format!("{}/api/v1/query_range refused", prom.url)),
         "{line}"
     );
     assert_no_secret(&run.stderr, &format!("wrong{PASSWORD}"));

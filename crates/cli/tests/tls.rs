@@ -1,6 +1,7 @@
 //! A real Prometheus serving HTTPS (its own `--web.config.file`) with a certificate from a
 //! throw-away CA: without trust the commands fail on one line that says what to do; with
-//! `--ca-cert` they verify and work; `--insecure` skips the check.
+//! `--ca-cert` they verify and work; `--insecure` skips the check; `load` and `scrape` follow one
+//! CA rule.
 
 mod common;
 
@@ -11,6 +12,7 @@ use common::{WebPrometheus, promlearn};
 struct TlsPrometheus {
     url: String,
     ca: std::path::PathBuf,
+    other_ca: std::path::PathBuf,
     _prometheus: WebPrometheus,
 }
 
@@ -45,8 +47,12 @@ fn make_certificates(dir: &Path) {
         "/CN=promlearn test CA",
     ];
     ca.extend(ec);
+    let mut other_ca = ca.clone();
     ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
     openssl(&ca);
+    // A second CA of the same name, with another key, that signed nothing of the server's.
+    other_ca.extend(["-keyout", "other-ca.key", "-out", "other-ca.pem"]);
+    openssl(&other_ca);
     let mut csr = vec!["req", "-subj", "/CN=localhost"];
     csr.extend(ec);
     csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
@@ -104,6 +110,7 @@ async fn start() -> TlsPrometheus {
     TlsPrometheus {
         url: format!("https://localhost:{}", prometheus.port),
         ca: prometheus.dir.path().join("ca.pem"),
+        other_ca: prometheus.dir.path().join("other-ca.pem"),
         _prometheus: prometheus,
     }
 }
@@ -154,24 +161,36 @@ async fn tls_is_verified_against_the_given_ca() {
 
     // scrape: the same rules for a /metrics endpoint.
     let metrics = format!("{}/metrics", prom.url);
-    let run = promlearn(["scrape", &metrics, "-n", "1"]).await;
-    let line = run.one_line_error();
-    assert!(line.contains("--ca-cert"), "{line}");
-    let run = promlearn([
-        "scrape",
-        &metrics,
-        "-n",
-        "1",
-        "-M",
-        "prometheus_build_info",
-        "--ca-cert",
-        ca,
-    ])
-    .await
-    .ok();
+    let scrape = |extra: &[&str]| {
+        let mut args = vec!["scrape", &metrics, "-n", "1", "-M", "prometheus_build_info"];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let run = promlearn(scrape(&["--ca-cert", ca])).await.ok();
     assert!(
         run.stdout.starts_with("prometheus_build_info{"),
         "{}",
         run.stdout
+    );
+
+    // One CA rule for both commands (one client): the given CA replaces the system's roots, an
+    // unrelated CA is refused, and each failure reads the same from either command.
+    let other = common::path_str(&prom.other_ca);
+    for flags in [
+        vec![],
+        vec!["--ca-cert", other],
+        vec!["--ca-cert", common::path_str(&bogus)],
+    ] {
+        let from_load = promlearn(load(&flags)).await.one_line_error().to_owned();
+        let from_scrape = promlearn(scrape(&flags)).await.one_line_error().to_owned();
+        assert_eq!(from_load, from_scrape, "with {flags:?}");
+    }
+    let refused = promlearn(scrape(&["--ca-cert", other]))
+        .await
+        .one_line_error()
+        .to_owned();
+    assert!(
+        refused.contains("is not trusted: its signature does not verify against the trusted CA"),
+        "{refused}"
     );
 }

@@ -361,7 +361,7 @@ pub struct Client {
 
 pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
-    base: Url,
+    pub(crate) base: Url,
     pub(crate) shown: String,
     pub(crate) auth: Auth,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
@@ -734,6 +734,11 @@ fn certificate_problem(e: &reqwest::Error) -> Option<String> {
                 }
                 C::Expired | C::ExpiredContext { .. } => "it has expired".into(),
                 C::NotValidYet | C::NotValidYetContext { .. } => "it is not valid yet".into(),
+                C::BadSignature => {
+                    "its signature does not verify against the trusted CA (a CA of that name, \
+                     but not the key that signed it)"
+                        .into()
+                }
                 other => format!("{other:?}"),
             });
         }

@@ -104,6 +104,29 @@ pub enum Error {
         snippet: String,
     },
 
+    /// A scraped page answered with an HTTP error status.
+    #[error("{url} answered the scrape with HTTP {status}: {snippet:?}; {}", scrape_hint(*.status))]
+    ScrapeRefused {
+        /// The page asked, without its query string.
+        url: String,
+        status: u16,
+        /// The start of the body.
+        snippet: String,
+    },
+
+    /// A scraped page is not in the Prometheus text exposition format.
+    #[error(
+        "{url} ({content_type}) is not in the Prometheus text exposition format: {source}; check \
+         that the URL is a metrics page (usually /metrics)"
+    )]
+    Exposition {
+        /// The page asked, without its query string.
+        url: String,
+        content_type: String,
+        #[source]
+        source: crate::exposition::ParseError,
+    },
+
     /// The answer looked like Prometheus JSON but could not be decoded.
     #[error("malformed Prometheus API response from {url}: {source}")]
     Decode {
@@ -243,6 +266,15 @@ fn refused_hint(status: u16, message: &str) -> &'static str {
         "the server failed; try again later"
     } else {
         "check the selector (remote read and export take a plain series selector)"
+    }
+}
+
+fn scrape_hint(status: u16) -> &'static str {
+    match status {
+        401 | 403 => "check the credentials",
+        404 => "check the path (metrics pages are usually at /metrics)",
+        500.. => "the target failed; try again later",
+        _ => "check the URL",
     }
 }
 

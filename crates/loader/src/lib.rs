@@ -6,12 +6,14 @@ mod error;
 #[cfg(feature = "export")]
 mod export;
 mod export_vm;
+pub mod exposition;
 mod labels;
 mod matrix;
 mod query;
 pub mod raw_path;
 pub mod remote_read;
 mod request;
+mod scrape;
 pub mod tutorial;
 
 pub use client::{Client, ClientBuilder, Progress, RawSeries, install_crypto_provider};
@@ -21,3 +23,4 @@ pub use labels::Labels;
 pub use matrix::{MISSING, MISSING_BITS, Matrix, MissingPolicy, is_missing};
 pub use query::{PROMETHEUS_MAX_POINTS, RangeQuery};
 pub use raw_path::{RawLoad, Via};
+pub use scrape::Scrape;

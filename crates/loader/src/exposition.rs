@@ -1,6 +1,21 @@
 //! The Prometheus text exposition format (0.0.4), and the parts of OpenMetrics text that a
 //! `/metrics` endpoint may send anyway: every sample with all its labels (`le` and `quantile`
 //! included, as Prometheus stores them), its family's type, its value and its own timestamp.
+//!
+//! Our own parser, because the crate there is (`prometheus-parse`) folds histogram buckets into
+//! structs and drops the `le` labels and family types that a scrape must keep.
+//!
+//! ```
+//! use promlearn_loader::exposition::{MetricType, parse};
+//!
+//! let text = "# TYPE rpc_seconds histogram\nrpc_seconds_bucket{le=\"0.5\"} 3 1395066363000\n";
+//! let samples = parse(text)?;
+//! assert_eq!(samples[0].family, "rpc_seconds");
+//! assert_eq!(samples[0].kind, MetricType::Histogram);
+//! assert_eq!(samples[0].labels, [("le".to_owned(), "0.5".to_owned())]);
+//! assert_eq!(samples[0].timestamp_ms, Some(1_395_066_363_000));
+//! # Ok::<(), promlearn_loader::exposition::ParseError>(())
+//! ```
 
 use std::collections::HashMap;
 
@@ -64,19 +79,14 @@ pub struct Sample {
 }
 
 /// Where and why a scrape could not be read.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("line {line}: {reason}")]
 pub struct ParseError {
+    /// 1-based line of the scrape.
     pub line: usize,
+    /// What was wrong on it.
     pub reason: String,
 }
-
-impl std::fmt::Display for ParseError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {}: {}", self.line, self.reason)
-    }
-}
-
-impl std::error::Error for ParseError {}
 
 /// Parses a whole scrape.
 pub fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
