@@ -8,7 +8,7 @@
 //! against candle's autograd in the tests.
 //!
 //! Layout follows Keras (kernel `[in, 4H]`, recurrent kernel `[H, 4H]`, gates i, f, c, o),
-//! so the fixtures compare directly; [`crate::model`] converts to candle's `[4H, in]` layout.
+//! so the fixtures compare directly; `model/spec.rs` converts to candle's `[4H, in]` layout.
 
 use gemm::Parallelism;
 

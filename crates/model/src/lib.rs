@@ -3,15 +3,17 @@
 //!
 //! * [`data`]: scaling ([`Scaler`]), sliding [`windows`], input/target pairs ([`Dataset`]),
 //!   shuffle, repeat, batch.
-//! * [`Forecaster`]: `LSTM(H)` + `Dense(1)` on candle_nn's LSTM layout, Keras-exact
-//!   initialisation, Adam and MAE/MSE; `fit`, `evaluate`, `predict`, `forecast`,
-//!   safetensors `save`/`load`.
+//! * [`Forecaster`]: `LSTM(H)` + `Dense(1)`, Keras-exact initialisation, Adam and MAE/MSE;
+//!   `fit`, `evaluate`, `predict`, `forecast`, safetensors `save`/`load`. Its readable
+//!   definition in candle_nn is `src/model/spec.rs`, the specification that the fused training
+//!   kernels (`src/fused.rs`) and Keras's numbers are tested against.
 //! * [`anomaly`]: per-timestamp prediction errors against a quantile threshold.
 //!
 //! Targets come in two modes, see [`TargetMode`]: the tutorial's quirky next-*window* target
 //! (reproduces its numbers) and a plain next-value forecast.
 
 pub mod anomaly;
+mod config;
 pub mod data;
 mod error;
 mod fused;
@@ -19,8 +21,7 @@ mod model;
 mod rng;
 
 pub use anomaly::{Anomaly, PointError, Threshold};
+pub use config::{Backend, FitEvent, FitOptions, History, Init, KerasWeights, Loss, ModelConfig};
 pub use data::{Batch, Dataset, ScaleKind, Scaler, TargetMode, windows};
 pub use error::{Error, Result};
-pub use model::{
-    Backend, FitEvent, FitOptions, Forecaster, History, Init, KerasWeights, Loss, ModelConfig,
-};
+pub use model::Forecaster;

@@ -1,190 +1,17 @@
-//! The forecaster: LSTM(H) + Dense(1), trained with Keras's Adam on MAE or MSE.
+//! The forecaster: LSTM(H) + Dense(1), trained with Keras's Adam on MAE or MSE by the fused
+//! kernels of [`crate::fused`]. Its readable definition in candle is [`spec`]; its files are
+//! [`persist`]; its initial weights, [`init`].
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-
-use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::rnn::{LSTMConfig, RNN};
-use candle_nn::{Module, VarBuilder, VarMap};
-use serde::{Deserialize, Serialize};
+mod init;
+mod persist;
+pub(crate) mod spec;
 
 use crate::anomaly::{Anomaly, PointError, Threshold};
+use crate::config::{Backend, FitEvent, FitOptions, History, KerasWeights, Loss, ModelConfig};
 use crate::data::{Batch, Scaler, TargetMode};
 use crate::error::{Error, Result, check_finite};
 use crate::fused::{self, Adam, Layout, Workspace};
-use crate::rng::SeededRng;
-
-/// Training loss. Both compare the one prediction per window with every target value and
-/// average, as Keras does after broadcasting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Loss {
-    /// Mean absolute error (`loss='mae'`, the tutorial's).
-    Mae,
-    /// Mean squared error (`loss='mse'`).
-    Mse,
-}
-
-/// How the initial weights are drawn. Both are seeded by this crate's own RNG (candle's CPU
-/// RNG cannot be seeded), so the same seed gives the same model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Init {
-    /// Keras's LSTM defaults: glorot-uniform kernel, orthogonal recurrent kernel, zero bias
-    /// except 1 for the forget gate (`unit_forget_bias=True`); glorot-uniform Dense kernel,
-    /// zero Dense bias.
-    Keras {
-        /// RNG seed.
-        seed: u64,
-    },
-    /// PyTorch's `nn.LSTM`/`nn.Linear` defaults: uniform in ±1/sqrt(fan), biases included.
-    PyTorch {
-        /// RNG seed.
-        seed: u64,
-    },
-}
-
-/// Everything that defines a model; saved next to its weights.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelConfig {
-    /// Input window length (time steps per sample).
-    pub n_steps: usize,
-    /// LSTM units.
-    pub hidden: usize,
-    /// What the targets are; decides the target width the model expects.
-    pub target_mode: TargetMode,
-    /// Training loss.
-    pub loss: Loss,
-    /// Adam learning rate (Keras default 0.001).
-    pub learning_rate: f32,
-    /// Initial weights.
-    pub init: Init,
-}
-
-impl ModelConfig {
-    /// The tutorial's model: `LSTM(8, input_shape=(2, 1))`, `Dense(1)`, Adam, MAE, next-window
-    /// targets.
-    pub fn tutorial() -> Self {
-        Self {
-            n_steps: 2,
-            hidden: 8,
-            target_mode: TargetMode::TutorialNextWindow,
-            loss: Loss::Mae,
-            learning_rate: 0.001,
-            init: Init::Keras { seed: 0 },
-        }
-    }
-
-    /// A next-value forecaster over windows of `n_steps` with `hidden` units, MAE, Keras init.
-    pub fn forecasting(n_steps: usize, hidden: usize) -> Self {
-        Self {
-            n_steps,
-            hidden,
-            target_mode: TargetMode::NextValue,
-            ..Self::tutorial()
-        }
-    }
-
-    fn validate(&self) -> Result<()> {
-        if self.n_steps == 0 || self.hidden == 0 {
-            return Err(Error::InvalidConfig(format!(
-                "n_steps and hidden must be at least 1 (got {} and {})",
-                self.n_steps, self.hidden
-            )));
-        }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(Error::InvalidConfig(format!(
-                "learning_rate must be a positive number (got {})",
-                self.learning_rate
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// Weights in Keras's layout (what `layer.get_weights()` returns, flattened row-major):
-/// LSTM `kernel [1, 4H]`, `recurrent_kernel [H, 4H]`, `bias [4H]` with gates i, f, c, o;
-/// Dense `dense_kernel [H, 1]`, `dense_bias [1]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KerasWeights {
-    /// `[1, 4H]`.
-    pub kernel: Vec<f32>,
-    /// `[H, 4H]`.
-    pub recurrent_kernel: Vec<f32>,
-    /// `[4H]`.
-    pub bias: Vec<f32>,
-    /// `[H, 1]`.
-    pub dense_kernel: Vec<f32>,
-    /// `[1]`.
-    pub dense_bias: Vec<f32>,
-}
-
-/// Which implementation computes gradients during training.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Backend {
-    /// Hand-written forward/backward over flat buffers with fused gate GEMMs. Fast.
-    #[default]
-    Fused,
-    /// candle_nn's LSTM and candle's autograd. Slow at small sizes; kept as a reference.
-    CandleAutograd,
-}
-
-/// Options for [`Forecaster::fit`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct FitOptions {
-    /// Number of epochs.
-    pub epochs: usize,
-    /// Steps per epoch; `None` means one pass over the batches. When set, batches are taken
-    /// in order and cycled, continuing across epochs as Keras's iterator does.
-    pub steps_per_epoch: Option<usize>,
-}
-
-/// What [`Forecaster::fit_with_progress`] reports while it trains, for a caller to show (the
-/// demo prints Keras's `Epoch 1/5` lines from these); the library itself never prints.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FitEvent {
-    /// An epoch begins (epochs count from 1).
-    EpochStarted {
-        /// This epoch.
-        epoch: usize,
-        /// All epochs.
-        epochs: usize,
-        /// Steps in each epoch.
-        steps: usize,
-    },
-    /// A step is done.
-    StepDone {
-        /// The step within its epoch, from 1.
-        step: usize,
-        /// The epoch's mean loss so far, weighted by batch size.
-        running_loss: f64,
-    },
-    /// An epoch is done.
-    EpochDone {
-        /// This epoch.
-        epoch: usize,
-        /// Its mean loss, weighted by batch size (what Keras's History shows).
-        loss: f64,
-        /// How long it took.
-        elapsed: std::time::Duration,
-    },
-}
-
-impl Default for FitOptions {
-    fn default() -> Self {
-        Self {
-            epochs: 1,
-            steps_per_epoch: None,
-        }
-    }
-}
-
-/// Losses recorded by [`Forecaster::fit`].
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct History {
-    /// Per epoch, the mean step loss weighted by batch size (what Keras's History shows).
-    pub epoch_losses: Vec<f64>,
-    /// The loss of every step, before that step's update.
-    pub step_losses: Vec<f64>,
-}
+use init::initial_weights;
 
 /// An LSTM(H) + Dense(1) forecaster, numerically matching Keras's
 /// `Sequential([LSTM(H), Dense(1)])` with Adam.
@@ -241,20 +68,6 @@ impl std::fmt::Debug for Forecaster {
             .field("threshold", &self.threshold)
             .finish_non_exhaustive()
     }
-}
-
-const WEIGHTS_FILE: &str = "model.safetensors";
-const SETTINGS_FILE: &str = "model.json";
-const FORMAT: &str = "promlearn-model";
-const FORMAT_VERSION: u32 = 1;
-
-#[derive(Serialize, Deserialize)]
-struct Settings {
-    format: String,
-    version: u32,
-    config: ModelConfig,
-    scaler: Option<Scaler>,
-    threshold: Option<Threshold>,
 }
 
 impl Forecaster {
@@ -569,7 +382,8 @@ impl Forecaster {
         Ok(weighted / seen as f64)
     }
 
-    /// One prediction per scaled input window, computed with candle_nn's LSTM.
+    /// One prediction per scaled input window, by the fused forward pass that training uses
+    /// (checked against the candle definition in `spec.rs`).
     ///
     /// ```
     /// use promlearn_model::{Forecaster, ModelConfig};
@@ -594,42 +408,26 @@ impl Forecaster {
             check_finite(&format!("input window {i}"), w)?;
             flat.extend(w.iter().map(|&v| v as f32));
         }
-        self.predict_flat(&flat)
+        Ok(self.predict_flat(&flat))
     }
 
-    fn predict_flat(&self, flat: &[f32]) -> Result<Vec<f64>> {
+    fn predict_flat(&self, flat: &[f32]) -> Vec<f64> {
         let n = self.config.n_steps;
-        let (_, lstm, dense) = self.candle_modules()?;
+        let mut ws = Workspace::default();
         let mut out = Vec::with_capacity(flat.len() / n);
-        // Bounded chunks keep the per-timestep tensors small for long series.
+        // Bounded chunks keep the workspace small for long series.
         for chunk in flat.chunks(4096 * n) {
-            let x = Tensor::from_slice(chunk, (chunk.len() / n, n, 1), &Device::Cpu)?;
-            let states = lstm.seq(&x)?;
-            let last = states.last().expect("n_steps >= 1").h();
-            let y = dense.forward(last)?.flatten_all()?.to_vec1::<f32>()?;
-            out.extend(y.into_iter().map(f64::from));
+            fused::forward(
+                self.layout,
+                &self.params,
+                chunk,
+                chunk.len() / n,
+                n,
+                &mut ws,
+            );
+            out.extend(ws.out.iter().map(|&y| f64::from(y)));
         }
-        Ok(out)
-    }
-
-    /// Outputs of both layers for scaled windows `[N, n_steps]`: the LSTM's last hidden state
-    /// `[N, H]` and the Dense output `[N]`, via candle_nn. For checking against Keras.
-    pub fn layer_outputs(&self, windows: &[Vec<f64>]) -> Result<(Vec<Vec<f32>>, Vec<f32>)> {
-        let n = self.config.n_steps;
-        let flat: Vec<f32> = windows.iter().flatten().map(|&v| v as f32).collect();
-        if windows.iter().any(|w| w.len() != n) {
-            return Err(Error::ShapeMismatch {
-                what: "input windows".into(),
-                expected: format!("{n} values each"),
-                got: "windows of another length".into(),
-            });
-        }
-        let (_, lstm, dense) = self.candle_modules()?;
-        let x = Tensor::from_slice(&flat, (windows.len(), n, 1), &Device::Cpu)?;
-        let states = lstm.seq(&x)?;
-        let h = states.last().expect("n_steps >= 1").h().clone();
-        let y = dense.forward(&h)?.flatten_all()?.to_vec1::<f32>()?;
-        Ok((h.to_vec2::<f32>()?, y))
+        out
     }
 
     fn scale(&self, series: &[f64]) -> Result<Vec<f64>> {
@@ -666,7 +464,7 @@ impl Forecaster {
         let mut window: Vec<f64> = self.scale(&history[history.len() - n..])?;
         let mut out = Vec::with_capacity(horizon);
         for _ in 0..horizon {
-            let next = self.predict_flat(&window.iter().map(|&v| v as f32).collect::<Vec<_>>())?[0];
+            let next = self.predict_flat(&window.iter().map(|&v| v as f32).collect::<Vec<_>>())[0];
             out.push(next);
             window.remove(0);
             window.push(next);
@@ -695,7 +493,7 @@ impl Forecaster {
         let flat: Vec<f32> = (0..pairs)
             .flat_map(|i| scaled[i..i + n].iter().map(|&v| v as f32))
             .collect();
-        let preds = self.predict_flat(&flat)?;
+        let preds = self.predict_flat(&flat);
         Ok(preds
             .iter()
             .enumerate()
@@ -738,100 +536,6 @@ impl Forecaster {
         Ok(threshold.flag(&self.prediction_errors(series)?))
     }
 
-    /// Tensors named as candle_nn expects them: `lstm.weight_ih_l0 [4H, 1]`,
-    /// `lstm.weight_hh_l0 [4H, H]`, `lstm.bias_ih_l0`, `lstm.bias_hh_l0` (zero: Keras has
-    /// one bias), `dense.weight [1, H]`, `dense.bias [1]`.
-    pub fn candle_tensors(&self) -> Result<HashMap<String, Tensor>> {
-        let l = self.layout;
-        let (h, g) = (l.hidden, l.gates());
-        let dev = Device::Cpu;
-        let p = &self.params;
-        let mut map = HashMap::new();
-        let kernel = Tensor::from_slice(&p[l.kernel()], (l.n_in, g), &dev)?;
-        let recurrent = Tensor::from_slice(&p[l.recurrent()], (h, g), &dev)?;
-        map.insert("lstm.weight_ih_l0".into(), kernel.t()?.contiguous()?);
-        map.insert("lstm.weight_hh_l0".into(), recurrent.t()?.contiguous()?);
-        map.insert(
-            "lstm.bias_ih_l0".into(),
-            Tensor::from_slice(&p[l.bias()], g, &dev)?,
-        );
-        map.insert(
-            "lstm.bias_hh_l0".into(),
-            Tensor::zeros(g, DType::F32, &dev)?,
-        );
-        map.insert(
-            "dense.weight".into(),
-            Tensor::from_slice(&p[l.dense_kernel()], (1, h), &dev)?,
-        );
-        map.insert(
-            "dense.bias".into(),
-            Tensor::from_slice(&p[l.dense_bias()..], 1, &dev)?,
-        );
-        Ok(map)
-    }
-
-    /// The layers as candle_nn modules over fresh `Var`s holding the current weights; the
-    /// `Var`s come back too, to look up their gradients.
-    fn candle_modules(&self) -> Result<(HashMap<String, Var>, candle_nn::LSTM, candle_nn::Linear)> {
-        let varmap = VarMap::new();
-        let mut vars = HashMap::new();
-        {
-            let mut data = varmap.data().lock().expect("fresh VarMap");
-            for (name, t) in self.candle_tensors()? {
-                let var = Var::from_tensor(&t)?;
-                data.insert(name.clone(), var.clone());
-                vars.insert(name, var);
-            }
-        }
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        let h = self.config.hidden;
-        let lstm = candle_nn::rnn::lstm(1, h, LSTMConfig::default(), vb.pp("lstm"))?;
-        let dense = candle_nn::linear(h, 1, vb.pp("dense"))?;
-        Ok((vars, lstm, dense))
-    }
-
-    /// Loss and gradients (flat, Keras layout) by candle's autograd through candle_nn's LSTM.
-    fn candle_loss_and_grads(&self, batch: &Batch) -> Result<(f64, Vec<f32>)> {
-        let (vars, lstm, dense) = self.candle_modules()?;
-        let dev = Device::Cpu;
-        let (b, n, w) = (batch.size(), batch.n_steps(), batch.target_width());
-        let x = Tensor::from_slice(batch.inputs(), (b, n, 1), &dev)?;
-        let y = Tensor::from_slice(batch.targets(), (b, w), &dev)?;
-        let states = lstm.seq(&x)?;
-        let pred = dense.forward(states.last().expect("n_steps >= 1").h())?;
-        let diff = pred.broadcast_sub(&y)?;
-        let loss = match self.config.loss {
-            Loss::Mae => diff.abs()?.mean_all()?,
-            Loss::Mse => diff.sqr()?.mean_all()?,
-        };
-        let store = loss.backward()?;
-        let grad = |name: &str| -> Result<Tensor> {
-            Ok(match store.get(vars[name].as_tensor()) {
-                Some(g) => g.clone(),
-                None => vars[name].as_tensor().zeros_like()?,
-            })
-        };
-        let mut flat = Vec::with_capacity(self.layout.len());
-        flat.extend(
-            grad("lstm.weight_ih_l0")?
-                .t()?
-                .flatten_all()?
-                .to_vec1::<f32>()?,
-        );
-        flat.extend(
-            grad("lstm.weight_hh_l0")?
-                .t()?
-                .flatten_all()?
-                .to_vec1::<f32>()?,
-        );
-        // Keras has one bias; the forecaster folds both candle biases into bias_ih, so the
-        // gradient of that single bias is the one to apply.
-        flat.extend(grad("lstm.bias_ih_l0")?.to_vec1::<f32>()?);
-        flat.extend(grad("dense.weight")?.flatten_all()?.to_vec1::<f32>()?);
-        flat.extend(grad("dense.bias")?.to_vec1::<f32>()?);
-        Ok((f64::from(loss.to_scalar::<f32>()?), flat))
-    }
-
     /// Gradients of the loss on `batch` without updating, from the chosen backend. For tests
     /// and gradient checks.
     pub fn gradients(&mut self, batch: &Batch) -> Result<(f64, Vec<f32>)> {
@@ -843,102 +547,6 @@ impl Forecaster {
                 Ok((loss, self.grads.clone()))
             }
         }
-    }
-
-    /// Writes `model.safetensors` (candle names, see [`candle_tensors`](Self::candle_tensors))
-    /// and `model.json` (config, scaler, threshold) into `dir`, creating it. The optimizer
-    /// state is not saved: a loaded model predicts and detects; further training restarts Adam.
-    ///
-    /// ```
-    /// use promlearn_model::{Forecaster, ModelConfig};
-    ///
-    /// let dir = tempfile::tempdir().unwrap();
-    /// let model = Forecaster::new(ModelConfig::forecasting(3, 4))?;
-    /// model.save(dir.path())?;
-    /// let loaded = Forecaster::load(dir.path())?;
-    /// assert_eq!(loaded.keras_weights(), model.keras_weights());
-    /// # Ok::<(), promlearn_model::Error>(())
-    /// ```
-    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
-        let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        candle_core::safetensors::save(&self.candle_tensors()?, dir.join(WEIGHTS_FILE))?;
-        let settings = Settings {
-            format: FORMAT.into(),
-            version: FORMAT_VERSION,
-            config: self.config.clone(),
-            scaler: self.scaler,
-            threshold: self.threshold,
-        };
-        let path = dir.join(SETTINGS_FILE);
-        std::fs::write(&path, serde_json::to_string_pretty(&settings)?)
-            .map_err(|source| Error::Io { path, source })
-    }
-
-    /// Loads what [`save`](Self::save) wrote. Both biases of the safetensors file are summed,
-    /// so weights exported from PyTorch's `nn.LSTM` under the same names load too.
-    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
-        let dir = dir.as_ref();
-        let json_path = dir.join(SETTINGS_FILE);
-        let text = std::fs::read_to_string(&json_path).map_err(|source| Error::Io {
-            path: json_path.clone(),
-            source,
-        })?;
-        let bad = |path: &PathBuf, reason: String| Error::BadModelFile {
-            path: path.clone(),
-            reason,
-        };
-        let settings: Settings =
-            serde_json::from_str(&text).map_err(|e| bad(&json_path, e.to_string()))?;
-        if settings.format != FORMAT || settings.version != FORMAT_VERSION {
-            return Err(bad(
-                &json_path,
-                format!(
-                    "format {} v{} is not {FORMAT} v{FORMAT_VERSION}",
-                    settings.format, settings.version
-                ),
-            ));
-        }
-        settings.config.validate()?;
-        let weights_path = dir.join(WEIGHTS_FILE);
-        if !weights_path.exists() {
-            return Err(Error::Io {
-                path: weights_path,
-                source: std::io::ErrorKind::NotFound.into(),
-            });
-        }
-        let tensors = candle_core::safetensors::load(&weights_path, &Device::Cpu)?;
-        let h = settings.config.hidden;
-        let get = |name: &str, shape: &[usize]| -> Result<Tensor> {
-            let t = tensors
-                .get(name)
-                .ok_or_else(|| bad(&weights_path, format!("tensor {name} is missing")))?;
-            if t.dims() != shape {
-                return Err(bad(
-                    &weights_path,
-                    format!(
-                        "tensor {name} has shape {:?}, expected {shape:?} for LSTM({h})",
-                        t.dims()
-                    ),
-                ));
-            }
-            Ok(t.to_dtype(DType::F32)?)
-        };
-        let flat = |t: Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
-        let weights = KerasWeights {
-            kernel: flat(get("lstm.weight_ih_l0", &[4 * h, 1])?.t()?)?,
-            recurrent_kernel: flat(get("lstm.weight_hh_l0", &[4 * h, h])?.t()?)?,
-            bias: flat((get("lstm.bias_ih_l0", &[4 * h])? + get("lstm.bias_hh_l0", &[4 * h])?)?)?,
-            dense_kernel: flat(get("dense.weight", &[1, h])?)?,
-            dense_bias: flat(get("dense.bias", &[1])?)?,
-        };
-        let mut model = Self::from_keras_weights(settings.config, &weights)?;
-        model.scaler = settings.scaler;
-        model.threshold = settings.threshold;
-        Ok(model)
     }
 }
 
@@ -980,115 +588,4 @@ fn loss_and_grad(
         }
     }
     (total * f64::from(scale), d_out)
-}
-
-fn initial_weights(l: Layout, init: Init) -> Vec<f32> {
-    let (h, g) = (l.hidden, l.gates());
-    let mut p = vec![0.0f32; l.len()];
-    match init {
-        Init::Keras { seed } => {
-            let mut rng = SeededRng::new(seed);
-            let glorot = |rng: &mut SeededRng, out: &mut [f32], fan_in: usize, fan_out: usize| {
-                let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
-                for v in out {
-                    *v = ((rng.uniform() * 2.0 - 1.0) * limit) as f32;
-                }
-            };
-            glorot(&mut rng, &mut p[l.kernel()], l.n_in, g);
-            let q = orthogonal(&mut rng, h, g);
-            p[l.recurrent()].copy_from_slice(&q);
-            p[l.bias()][h..2 * h].fill(1.0);
-            glorot(&mut rng, &mut p[l.dense_kernel()], h, 1);
-        }
-        Init::PyTorch { seed } => {
-            let mut rng = SeededRng::new(seed);
-            let mut fill = |out: &mut [f32], bound: f64| {
-                for v in out {
-                    *v = ((rng.uniform() * 2.0 - 1.0) * bound) as f32;
-                }
-            };
-            let k = 1.0 / (h as f64).sqrt();
-            fill(&mut p[l.kernel()], k);
-            fill(&mut p[l.recurrent()], k);
-            // PyTorch has two LSTM biases; their sum is what acts.
-            let mut b2 = vec![0.0; g];
-            fill(&mut p[l.bias()], k);
-            fill(&mut b2, k);
-            for (a, b) in p[l.bias()].iter_mut().zip(b2) {
-                *a += b;
-            }
-            fill(&mut p[l.dense_kernel()], k);
-            fill(&mut p[l.dense_bias()..], k);
-        }
-    }
-    p
-}
-
-/// A `rows x cols` matrix with orthonormal rows or columns (whichever is fewer), as Keras's
-/// `Orthogonal` initializer: QR of a normal matrix with the signs of R's diagonal made
-/// positive, which is what Gram-Schmidt gives directly.
-fn orthogonal(rng: &mut SeededRng, rows: usize, cols: usize) -> Vec<f32> {
-    let (tall, short) = (rows.max(cols), rows.min(cols));
-    // `short` column vectors of length `tall`.
-    let mut q: Vec<Vec<f64>> = (0..short)
-        .map(|_| (0..tall).map(|_| rng.normal()).collect())
-        .collect();
-    for j in 0..short {
-        for k in 0..j {
-            let dot: f64 = q[j].iter().zip(&q[k]).map(|(a, b)| a * b).sum();
-            let (head, tail) = q.split_at_mut(j);
-            for (a, b) in tail[0].iter_mut().zip(&head[k]) {
-                *a -= dot * b;
-            }
-        }
-        let norm = q[j].iter().map(|a| a * a).sum::<f64>().sqrt();
-        for a in &mut q[j] {
-            *a /= norm;
-        }
-    }
-    let mut out = vec![0.0f32; rows * cols];
-    for r in 0..rows {
-        for c in 0..cols {
-            // Columns orthonormal when tall, rows orthonormal when wide (Keras transposes).
-            out[r * cols + c] = if rows >= cols { q[c][r] } else { q[r][c] } as f32;
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn orthogonal_rows_are_orthonormal() {
-        let mut rng = SeededRng::new(3);
-        let (h, g) = (8, 32);
-        let q = orthogonal(&mut rng, h, g);
-        for a in 0..h {
-            for b in 0..h {
-                let dot: f32 = (0..g).map(|c| q[a * g + c] * q[b * g + c]).sum();
-                let want = if a == b { 1.0 } else { 0.0 };
-                assert!((dot - want).abs() < 1e-5, "{a},{b}: {dot}");
-            }
-        }
-    }
-
-    #[test]
-    fn keras_init_is_seeded_and_sets_forget_bias() {
-        let a = Forecaster::new(ModelConfig::tutorial())
-            .unwrap()
-            .keras_weights();
-        let b = Forecaster::new(ModelConfig::tutorial())
-            .unwrap()
-            .keras_weights();
-        assert_eq!(a, b);
-        assert_eq!(&a.bias[8..16], &[1.0; 8]);
-        assert!(a.bias[..8].iter().chain(&a.bias[16..]).all(|&v| v == 0.0));
-        let limit = (6.0f32 / 33.0).sqrt();
-        assert!(a.kernel.iter().all(|v| v.abs() <= limit));
-        let mut other = ModelConfig::tutorial();
-        other.init = Init::Keras { seed: 1 };
-        assert_ne!(Forecaster::new(other).unwrap().keras_weights(), a);
-    }
 }
