@@ -32,6 +32,8 @@ enum Key {
     Metric,
     Values,
     Value,
+    /// Prometheus 3's native histogram samples: `histogram` (instant) or `histograms` (range).
+    Histograms,
     Other,
 }
 
@@ -67,12 +69,33 @@ enum St {
     End,
 }
 
-/// A series object's progress: its labels may come after its values.
+/// A series object's progress: its labels may come after its values. The sink hears of a series
+/// at its first float sample (or at its end), so that a series of native histograms alone can be
+/// left out whole.
 #[derive(Debug, Default)]
 struct SeriesState {
     begun: bool,
     labels_seen: bool,
     pending: Vec<(i64, f64)>,
+    /// Labels read, held until the first float sample or the series' end.
+    labels: Option<Labels>,
+    /// The series has a `histogram`/`histograms` key (native histogram samples, not read).
+    histograms: bool,
+}
+
+/// The warning for a series whose native histogram samples were left out.
+fn histogram_warning(labels: Option<&Labels>, whole: bool) -> String {
+    let which = labels.map_or_else(|| "a series".to_owned(), |l| format!("series {l}"));
+    let what = if whole {
+        "it was left out of the answer"
+    } else {
+        "its float samples were kept, its histogram samples left out"
+    };
+    format!(
+        "{which} holds native histogram samples, which the loader does not read ({what}); \
+         ask for floats instead, e.g. histogram_count(...), histogram_sum(...) or \
+         histogram_quantile(0.9, ...)"
+    )
 }
 
 /// The push decoder: [`Decoder::feed`] it body pieces, then [`Decoder::finish`].
@@ -253,6 +276,7 @@ impl<S: Sink> Decoder<S> {
             (Obj::Series, b"metric") => Key::Metric,
             (Obj::Series, b"values") => Key::Values,
             (Obj::Series, b"value") => Key::Value,
+            (Obj::Series, b"histogram" | b"histograms") => Key::Histograms,
             _ => Key::Other,
         };
         self.state = St::Value { obj, key };
@@ -264,10 +288,22 @@ impl<S: Sink> Decoder<S> {
             Obj::Top => St::End,
             Obj::Data => St::ObjNext { obj: Obj::Top },
             Obj::Series => {
-                if !self.series.begun {
-                    self.begin_series(Labels::default())?;
+                let labels = self.series.labels.take();
+                if !self.series.begun && self.series.histograms && self.series.pending.is_empty() {
+                    // Native histograms and no float sample: refused whole, with a warning.
+                    self.env
+                        .warnings
+                        .push(histogram_warning(labels.as_ref(), true));
+                } else {
+                    if !self.series.begun {
+                        self.begin_series(labels.unwrap_or_default())?;
+                    } else if self.series.histograms {
+                        self.env
+                            .warnings
+                            .push(histogram_warning(labels.as_ref(), false));
+                    }
+                    self.sink.end_series()?;
                 }
-                self.sink.end_series()?;
                 self.series = SeriesState {
                     pending: std::mem::take(&mut self.series.pending),
                     ..SeriesState::default()
@@ -383,7 +419,11 @@ impl<S: Sink> Decoder<S> {
                     return Err(self.malformed(q, "a series has two `metric` objects"));
                 }
                 self.series.labels_seen = true;
-                self.begin_series(labels)?;
+                if self.series.pending.is_empty() {
+                    self.series.labels = Some(labels);
+                } else {
+                    self.begin_series(labels)?;
+                }
                 self.state = next_in(obj);
                 Ok(Some(next))
             }
@@ -397,6 +437,11 @@ impl<S: Sink> Decoder<S> {
             }
             Key::Values | Key::Value => {
                 Err(self.malformed(q, "a series' samples must be an array"))
+            }
+            Key::Histograms => {
+                self.series.histograms = true;
+                self.state = skip;
+                Ok(Some(q))
             }
             Key::Data | Key::Result | Key::Other => {
                 self.state = skip;
@@ -419,6 +464,9 @@ impl<S: Sink> Decoder<S> {
     fn emit(&mut self, t: i64, v: f64) -> Result<()> {
         self.env.points += 1;
         if self.series.begun {
+            self.sink.point(t, v)
+        } else if let Some(labels) = self.series.labels.take() {
+            self.begin_series(labels)?;
             self.sink.point(t, v)
         } else {
             self.series.pending.push((t, v));
@@ -539,6 +587,8 @@ impl<S: Sink> Decoder<S> {
         self.series.begun = false;
         self.series.labels_seen = false;
         self.series.pending.clear();
+        self.series.labels = None;
+        self.series.histograms = false;
         self.state = St::ObjKey {
             obj: Obj::Series,
             first: true,

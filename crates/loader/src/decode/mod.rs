@@ -6,8 +6,14 @@
 //! timestamps are seconds with a millisecond fraction (`1435781451.781`), decoded exactly into
 //! integer milliseconds; values are strings (`"1"`, `"1e-07"`, `"NaN"`, `"+Inf"`, `"-Inf"`);
 //! `status: "error"` carries `errorType` and `error`; `warnings` (and Prometheus 3's `infos`) are
-//! kept. Keys may come in any order; unknown keys (VictoriaMetrics' `stats`, native-histogram
-//! `histograms`, ...) are skipped without being buffered.
+//! kept. Keys may come in any order; unknown keys (VictoriaMetrics' `stats`, ...) are skipped
+//! without being buffered.
+//!
+//! Native histograms (Prometheus 3's `histogram` / `histograms` beside or instead of `value` /
+//! `values`) are not read: a series that holds only histogram samples is left out of the answer,
+//! one with float samples too keeps its floats, and each such series adds a warning naming it
+//! (where its labels are known) and the float functions to ask for instead (`histogram_count`,
+//! `histogram_sum`, `histogram_quantile`). The rest of the answer decodes as usual.
 //!
 //! ```
 //! use promlearn_loader::decode::decode;

@@ -250,3 +250,82 @@ fn mangled_answers_never_panic_and_decode_alike_in_any_pieces() {
         }
     }
 }
+
+fn recorded(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/loader")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn native_histogram_series_are_refused_one_by_one_with_a_warning() {
+    // Prometheus 3.5.3's answers: a native-histogram series beside float series.
+    for (name, floats) in [
+        ("range_native_histograms.200.json", 1),
+        ("instant_native_histograms_infos.200.json", 2),
+    ] {
+        let body = recorded(name);
+        let a = decode(&body).unwrap();
+        assert_eq!(a.series.len(), floats, "{name}: the float series stay");
+        assert!(
+            a.series.iter().all(|s| s.labels.metric_name()
+                != Some("prometheus_http_request_duration_seconds")
+                && !s.values.is_empty()),
+            "{name}: {:?}",
+            a.series
+        );
+        assert_eq!(a.warnings.len(), 1, "{name}: {:?}", a.warnings);
+        let w = &a.warnings[0];
+        assert!(
+            w.starts_with("series prometheus_http_request_duration_seconds{handler=\"/metrics\"")
+                && w.contains("left out of the answer")
+                && w.contains("histogram_quantile"),
+            "{w}"
+        );
+        // The same, fed a byte at a time.
+        let (envelope, collect) = feed_in_pieces(&body, 1).unwrap();
+        assert!(same(&collect.series, &a.series), "{name}");
+        assert_eq!(envelope.warnings, a.warnings);
+    }
+    let a = decode(&recorded("instant_native_histograms_infos.200.json")).unwrap();
+    assert_eq!(a.infos.len(), 1);
+    assert!(
+        a.infos[0].contains("might not be a counter"),
+        "{:?}",
+        a.infos
+    );
+}
+
+#[test]
+fn a_series_with_floats_and_histograms_keeps_its_floats() {
+    // Keys in any order: histograms before the labels, values after them.
+    let body = br#"{"status":"success","data":{"resultType":"matrix","result":[
+        {"histograms":[[1,{"count":"1","sum":"1","buckets":[]}]],"metric":{"__name__":"h"},"values":[[2,"5"]]},
+        {"metric":{"__name__":"only"},"histograms":[[1,{"count":"1","sum":"1"}]]},
+        {"values":[[3,"7"]],"histograms":[[1,{}]],"metric":{"__name__":"late"}}]}}"#;
+    let a = decode(body).unwrap();
+    let names: Vec<_> = a
+        .series
+        .iter()
+        .map(|s| s.labels.metric_name().unwrap())
+        .collect();
+    assert_eq!(names, ["h", "late"]);
+    assert_eq!(
+        (a.series[0].timestamps.clone(), a.series[0].values.clone()),
+        (vec![2000], vec![5.0])
+    );
+    assert_eq!(a.series[1].values, [7.0]);
+    assert_eq!(a.warnings.len(), 3, "{:?}", a.warnings);
+    assert!(
+        a.warnings[0].contains("float samples were kept"),
+        "{:?}",
+        a.warnings
+    );
+    assert!(
+        a.warnings[1].starts_with("series only holds native histogram samples"),
+        "{:?}",
+        a.warnings
+    );
+    assert!(a.warnings[1].contains("left out of the answer"));
+}
