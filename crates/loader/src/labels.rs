@@ -4,7 +4,8 @@ use std::fmt;
 
 /// The labels of one series, sorted by name (as Prometheus sends them), `__name__` included.
 ///
-/// `Display` prints the PromQL selector form, `name{a="1", b="2"}`:
+/// `Display` prints the PromQL selector form, `name{a="1", b="2"}`, with UTF-8 names quoted as
+/// Prometheus 3 reads them (`{"http.server.duration", "service.name"="api"}`):
 ///
 /// ```
 /// use promlearn_loader::Labels;
@@ -74,31 +75,69 @@ impl Labels {
     /// The labels other than `__name__`, in PromQL form: `{a="1", b="2"}` (`{}` when there are none).
     pub fn selector_without_name(&self) -> String {
         let mut out = String::new();
-        write_braces(&mut out, self.iter().filter(|(n, _)| *n != "__name__"))
-            .expect("writing to a String cannot fail");
+        write_braces(
+            &mut out,
+            None,
+            self.iter().filter(|(n, _)| *n != "__name__"),
+        )
+        .expect("writing to a String cannot fail");
         out
     }
 }
 
+/// Whether `name` is a metric name PromQL reads unquoted (`[a-zA-Z_:][a-zA-Z0-9_:]*`); others
+/// (Prometheus 3's UTF-8 names, such as `http.server.duration`) must be quoted: `{"a.b"}`.
+fn is_legacy_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// Whether `name` is a label name PromQL reads unquoted (`[a-zA-Z_][a-zA-Z0-9_]*`).
+fn is_legacy_label_name(name: &str) -> bool {
+    !name.contains(':') && is_legacy_metric_name(name)
+}
+
+fn write_quoted(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
+    out.write_char('"')?;
+    for c in text.chars() {
+        match c {
+            '\\' => out.write_str("\\\\")?,
+            '"' => out.write_str("\\\"")?,
+            '\n' => out.write_str("\\n")?,
+            c => out.write_char(c)?,
+        }
+    }
+    out.write_char('"')
+}
+
+/// `{a="1", b="2"}`, UTF-8 label names quoted (`{"ünit.x"="a"}`); a quoted metric name first
+/// when `quoted_name` is given (`{"a.b", x="y"}`).
 fn write_braces<'a>(
     out: &mut impl fmt::Write,
+    quoted_name: Option<&str>,
     pairs: impl Iterator<Item = (&'a str, &'a str)>,
 ) -> fmt::Result {
     out.write_char('{')?;
-    for (i, (name, value)) in pairs.enumerate() {
-        if i > 0 {
+    let mut first = true;
+    if let Some(name) = quoted_name {
+        write_quoted(out, name)?;
+        first = false;
+    }
+    for (name, value) in pairs {
+        if !first {
             out.write_str(", ")?;
         }
-        write!(out, "{name}=\"")?;
-        for c in value.chars() {
-            match c {
-                '\\' => out.write_str("\\\\")?,
-                '"' => out.write_str("\\\"")?,
-                '\n' => out.write_str("\\n")?,
-                c => out.write_char(c)?,
-            }
+        first = false;
+        if is_legacy_label_name(name) {
+            out.write_str(name)?;
+        } else {
+            write_quoted(out, name)?;
         }
-        out.write_char('"')?;
+        out.write_char('=')?;
+        write_quoted(out, value)?;
     }
     out.write_char('}')
 }
@@ -106,14 +145,18 @@ fn write_braces<'a>(
 impl fmt::Display for Labels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.metric_name();
+        let rest = self.iter().filter(|(n, _)| *n != "__name__");
+        if let Some(name) = name.filter(|n| !is_legacy_metric_name(n)) {
+            // A UTF-8 name goes inside the braces, quoted, as PromQL reads it.
+            return write_braces(f, Some(name), rest);
+        }
         if let Some(name) = name {
             f.write_str(name)?;
         }
-        let rest = self.iter().filter(|(n, _)| *n != "__name__");
         if name.is_some() && self.len() == 1 {
             return Ok(());
         }
-        write_braces(f, rest)
+        write_braces(f, None, rest)
     }
 }
 
@@ -130,6 +173,22 @@ mod tests {
         assert_eq!(Labels::from_pairs([("__name__", "m")]).to_string(), "m");
         assert_eq!(Labels::default().to_string(), "{}");
         assert_eq!(l.selector_without_name(), r#"{a="x\"y", b="2"}"#);
+    }
+
+    #[test]
+    fn utf8_names_are_quoted_as_promql_reads_them() {
+        let l = Labels::from_pairs([("__name__", "known.utf8"), ("ünit.x", "a.b"), ("job", "j")]);
+        assert_eq!(l.to_string(), r#"{"known.utf8", job="j", "ünit.x"="a.b"}"#);
+        let l = Labels::from_pairs([("__name__", "a:b_c"), ("x-y", "1")]);
+        assert_eq!(l.to_string(), r#"a:b_c{"x-y"="1"}"#);
+        assert_eq!(
+            Labels::from_pairs([("__name__", "1up")]).to_string(),
+            r#"{"1up"}"#
+        );
+        assert_eq!(
+            Labels::from_pairs([("a:b", "1")]).to_string(),
+            r#"{"a:b"="1"}"#
+        );
     }
 
     #[test]
