@@ -6,7 +6,7 @@ use std::{io::Write, path::PathBuf, time::Duration};
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use promlearn_loader::{Matrix, RangeQuery, is_missing};
+use promlearn_loader::{Matrix, RangeQuery, Via, is_missing};
 use serde::Serialize;
 
 use crate::{
@@ -37,11 +37,47 @@ pub struct LoadArgs {
     #[arg(long, value_enum)]
     pub format: Option<Format>,
 
+    /// How raw samples (no --step) are fetched: `auto` picks the fastest the server offers
+    /// (remote read on Prometheus, export on VictoriaMetrics, else the JSON API).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub via: ViaArg,
+
     #[command(flatten)]
     pub conn: ConnArgs,
 }
 
+/// `--via`: the loader's raw-sample paths.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ViaArg {
+    /// The fastest path the server offers.
+    Auto,
+    /// Remote read, streamed XOR chunks (Prometheus).
+    RemoteRead,
+    /// Remote read, SAMPLES (decoded by the server; also loads series beside native histograms).
+    RemoteReadSamples,
+    /// The JSON query API (any Prometheus-compatible server).
+    #[value(alias = "query-range")]
+    Json,
+    /// VictoriaMetrics' /api/v1/export.
+    Export,
+}
+
+impl From<ViaArg> for Via {
+    fn from(v: ViaArg) -> Via {
+        match v {
+            ViaArg::Auto => Via::Auto,
+            ViaArg::RemoteRead => Via::RemoteRead,
+            ViaArg::RemoteReadSamples => Via::RemoteReadSamples,
+            ViaArg::Json => Via::Json,
+            ViaArg::Export => Via::Export,
+        }
+    }
+}
+
 pub async fn run(args: LoadArgs) -> Result<()> {
+    if args.step.is_some() && !matches!(args.via, ViaArg::Auto | ViaArg::Json) {
+        bail!("--via chooses how raw samples are fetched: leave out --step to load raw samples");
+    }
     let format = Format::choose(
         args.format,
         args.output.as_deref(),
@@ -57,6 +93,7 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     let range = args.range.resolve(args.step, Duration::from_secs(3600))?;
     let (start, end) = (range.start.timestamp_millis(), range.end.timestamp_millis());
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+    let mut via = None;
     let matrix = match range.step {
         Some(step) => {
             let q = RangeQuery::new(args.query.clone(), start, end, step).map_err(explain)?;
@@ -86,8 +123,8 @@ pub async fn run(args: LoadArgs) -> Result<()> {
                     .expect("a valid template"),
             );
             bar.enable_steady_tick(Duration::from_millis(200));
-            client
-                .query_raw(&args.query, start, end)
+            let load = client
+                .load_raw_via(&args.query, start, end, args.via.into())
                 .await
                 .map_err(|e| {
                     let bad_query = matches!(&e, promlearn_loader::Error::Api { error_type, .. } if error_type == "bad_data");
@@ -97,8 +134,9 @@ pub async fn run(args: LoadArgs) -> Result<()> {
                     } else {
                         e
                     }
-                })?
-                .to_matrix()
+                })?;
+            via = Some(load.via);
+            load.data.to_matrix()
         }
     };
     bar.finish_and_clear();
@@ -117,7 +155,7 @@ pub async fn run(args: LoadArgs) -> Result<()> {
         Format::Csv => matrix.write_csv(&mut out).map_err(explain),
         Format::Parquet => matrix.write_parquet(&mut out).map_err(explain),
         Format::Json => write_json(&mut out, &args.query, &range, &matrix),
-        Format::Text => write_summary(&mut out, &args.query, &range, &matrix),
+        Format::Text => write_summary(&mut out, &args.query, &range, via, &matrix),
     }
     .and_then(|()| out.flush().map_err(Into::into));
     match written {
@@ -190,11 +228,13 @@ fn write_summary(
     out: &mut dyn Write,
     query: &str,
     range: &promapi::Range,
+    via: Option<Via>,
     m: &Matrix,
 ) -> Result<()> {
+    let via = via.map(|v| format!(", via {v}")).unwrap_or_default();
     writeln!(
         out,
-        "{query}: {} series x {} timestamps, {} samples ({})",
+        "{query}: {} series x {} timestamps, {} samples ({}{via})",
         m.n_series(),
         m.n_rows(),
         m.sample_count(),

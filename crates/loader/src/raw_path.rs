@@ -136,7 +136,7 @@ impl Client {
             }
             return Err(Error::InvalidArgument(format!(
                 "`{selector}` is not a plain series selector (such as `name{{label=\"value\"}}`), \
-                 which {via} needs; load it with Via::Json"
+                 which {via} needs; load it with Via::Json (`--via json`)"
             )));
         };
         let (lo, hi) = (start_ms, end_ms);
