@@ -25,12 +25,15 @@ use crate::{DnsError, Rcode};
 /// How queries travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub enum Transport {
+    /// One datagram each way; a truncated answer is asked again over TCP, as dig does.
     #[default]
     Udp,
+    /// Length-prefixed messages over a TCP connection (dig `+tcp`).
     Tcp,
 }
 
 impl Transport {
+    /// `"UDP"` or `"TCP"`, as errors and reports print it; parsing takes either case.
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
@@ -121,14 +124,22 @@ pub fn parse_class(text: &str) -> Result<DNSClass, DnsError> {
 /// Sending it needs a server: `let answer = query.send().await?; println!("{answer}");`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
+    /// The DNS server's address and port (dig's `@server -p port`).
     pub server: SocketAddr,
+    /// The name asked for, always fully qualified (ends in `.`).
     pub name: Name,
+    /// The record type asked for (default A).
     pub record_type: RecordType,
+    /// The class asked for (default IN).
     pub class: DNSClass,
+    /// UDP (default) or TCP.
     pub transport: Transport,
+    /// How long to wait for an answer (default 5 s); a retry over TCP after a truncated UDP
+    /// answer waits as long again.
     pub timeout: Duration,
     /// The UDP payload size to advertise in an OPT record; `None` sends no OPT (dig `+noedns`).
     pub edns_payload: Option<u16>,
+    /// Sets the RD bit, asking the server to recurse (default `true`; dig `+norecurse` clears it).
     pub recursion_desired: bool,
     /// dig sets AD in queries to ask whether the answer was validated (`+adflag`).
     pub authentic_data: bool,
@@ -156,21 +167,25 @@ impl Query {
         })
     }
 
+    /// Asks for `record_type` instead of A.
     pub fn with_type(mut self, record_type: RecordType) -> Query {
         self.record_type = record_type;
         self
     }
 
+    /// Asks in `class` instead of IN (e.g. CH for `version.bind`).
     pub fn with_class(mut self, class: DNSClass) -> Query {
         self.class = class;
         self
     }
 
+    /// Sends over `transport` instead of UDP.
     pub fn with_transport(mut self, transport: Transport) -> Query {
         self.transport = transport;
         self
     }
 
+    /// Waits at most `timeout` for an answer instead of 5 s.
     pub fn with_timeout(mut self, timeout: Duration) -> Query {
         self.timeout = timeout;
         self
@@ -359,20 +374,28 @@ impl fmt::Display for Query {
 /// The counts in a message's header. `additional` includes the OPT pseudo-record, as dig shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SectionCounts {
+    /// Questions (QDCOUNT), normally 1.
     pub query: u16,
+    /// Records in the answer section (ANCOUNT).
     pub answer: u16,
+    /// Records in the authority section (NSCOUNT), e.g. the SOA of an NXDOMAIN.
     pub authority: u16,
+    /// Records in the additional section (ARCOUNT), OPT included.
     pub additional: u16,
 }
 
 /// A server's answer to a [`Query`], whole: it prints as dig prints it.
 #[derive(Debug, Clone)]
 pub struct Answer {
+    /// The query this answers.
     pub query: Query,
+    /// The decoded answer, as hickory reads it.
     pub message: Message,
+    /// The section counts from the answer's header, as received.
     pub counts: SectionCounts,
     /// From sending the query to receiving the answer.
     pub query_time: Duration,
+    /// Wall-clock time the answer arrived (dig's `WHEN`).
     pub received_at: SystemTime,
     /// The answer's size in bytes, without TCP's length prefix.
     pub size: usize,
@@ -430,6 +453,7 @@ impl Answer {
         Rcode(u16::from(self.message.response_code))
     }
 
+    /// The message id, the same as the query's.
     pub fn id(&self) -> u16 {
         self.message.id
     }

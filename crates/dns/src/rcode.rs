@@ -17,11 +17,17 @@ use std::fmt;
 pub struct Rcode(pub u16);
 
 impl Rcode {
+    /// 0: the query succeeded (the answer may still be empty: NODATA).
     pub const NOERROR: Rcode = Rcode(0);
+    /// 1: the server could not parse the query.
     pub const FORMERR: Rcode = Rcode(1);
+    /// 2: the server failed to answer (an upstream or zone problem on its side).
     pub const SERVFAIL: Rcode = Rcode(2);
+    /// 3: the name does not exist.
     pub const NXDOMAIN: Rcode = Rcode(3);
+    /// 4: the server does not implement this kind of query.
     pub const NOTIMP: Rcode = Rcode(4);
+    /// 5: the server refuses to answer (policy, or a zone it does not serve).
     pub const REFUSED: Rcode = Rcode(5);
 
     /// The mnemonic, or `None` for a code without one.

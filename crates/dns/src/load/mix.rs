@@ -84,15 +84,19 @@ impl NameMix {
         }
     }
 
+    /// Adds `pattern` with a relative `weight` (>= 0; 0 never picks it); checked by
+    /// [`LoadConfig::validate`](crate::LoadConfig::validate).
     pub fn with(mut self, pattern: NamePattern, weight: f64) -> NameMix {
         self.entries.push((pattern, weight));
         self
     }
 
+    /// The patterns with their relative weights, in the order given.
     pub fn entries(&self) -> &[(NamePattern, f64)] {
         &self.entries
     }
 
+    /// No pattern at all: every query then needs an NXDOMAIN name (`nxdomain_share` 1).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -132,17 +136,20 @@ pub struct TypeMix {
 }
 
 impl TypeMix {
+    /// Only `record_type`, every time.
     pub fn only(record_type: RecordType) -> TypeMix {
         TypeMix {
             entries: vec![(record_type, 1.0)],
         }
     }
 
+    /// Adds `record_type` with a relative `weight` (>= 0; 0 never picks it).
     pub fn with(mut self, record_type: RecordType, weight: f64) -> TypeMix {
         self.entries.push((record_type, weight));
         self
     }
 
+    /// The types with their relative weights, in the order given.
     pub fn entries(&self) -> &[(RecordType, f64)] {
         &self.entries
     }

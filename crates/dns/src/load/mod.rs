@@ -49,10 +49,15 @@ use worker::{Plan, Shared, WorkerStats};
 /// ```
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
+    /// The DNS server's address and port.
     pub server: SocketAddr,
+    /// UDP (the default) or TCP; TCP opens `connections` connections up front.
     pub transport: Transport,
+    /// Queries per second over time, from the run's start.
     pub profile: Profile,
+    /// Which names to ask for, and how often each (default: `demo1.example.org` only).
     pub names: NameMix,
+    /// Which record types to ask for, and how often each (default: A only).
     pub types: TypeMix,
     /// The share of queries (0 to 1) for names that cannot exist: a random label under
     /// `nx_zone`. Whatever the server answers to them is counted by rcode like any other answer.
@@ -63,7 +68,9 @@ pub struct LoadConfig {
     pub concurrency: usize,
     /// UDP sockets (distinct source ports) or TCP connections to spread the queries over.
     pub connections: usize,
+    /// The run stops after sending this many queries.
     pub max_queries: u64,
+    /// The run stops sending after this long from its start (must be above 0).
     pub max_duration: Duration,
     /// How long a query may wait for its answer before it counts as a time-out.
     pub timeout: Duration,

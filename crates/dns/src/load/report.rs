@@ -10,14 +10,21 @@ use crate::Rcode;
 /// A snapshot while a load runs, for a progress bar.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadProgress {
+    /// Time since the run started.
     pub elapsed: Duration,
+    /// Queries sent so far.
     pub sent: u64,
+    /// Answers received so far, whatever their rcode.
     pub answered: u64,
+    /// Queries so far that got no answer within the time-out.
     pub timeouts: u64,
+    /// Send or receive failures so far (see [`LoadReport::errors`]).
     pub errors: u64,
-    /// The rate the profile asks for right now.
+    /// The rate the profile asks for right now, in queries per second.
     pub target_qps: f64,
+    /// The run's query bound ([`LoadConfig::max_queries`](crate::LoadConfig::max_queries)).
     pub max_queries: u64,
+    /// The run's sending-time bound ([`LoadConfig::max_duration`](crate::LoadConfig::max_duration)).
     pub max_duration: Duration,
     /// Sending is over; the answers still due are being awaited.
     pub finished_sending: bool,
@@ -26,10 +33,15 @@ pub struct LoadProgress {
 /// Latency percentiles of answered queries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Latency {
+    /// Half the answers came at least this fast (median); zero when nothing was answered.
     pub p50: Duration,
+    /// 90% of the answers came at least this fast.
     pub p90: Duration,
+    /// 99% of the answers came at least this fast.
     pub p99: Duration,
+    /// The slowest answer.
     pub max: Duration,
+    /// The average over answered queries.
     pub mean: Duration,
 }
 
@@ -69,10 +81,12 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
+    /// Answers received, all rcodes together (not time-outs, not lost queries).
     pub fn answered(&self) -> u64 {
         self.answers.values().sum()
     }
 
+    /// Answers received with this rcode; 0 when there were none.
     pub fn answers_with(&self, rcode: Rcode) -> u64 {
         self.answers.get(&rcode).copied().unwrap_or(0)
     }
@@ -87,6 +101,8 @@ impl LoadReport {
         }
     }
 
+    /// Latency percentiles of the answered queries (microsecond resolution); all zero when
+    /// nothing was answered.
     pub fn latency(&self) -> Latency {
         let h = &self.latency_us;
         if h.is_empty() {

@@ -10,14 +10,28 @@ use std::{f64::consts::TAU, time::Duration};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Shape {
     /// The same rate throughout.
-    Constant { qps: f64 },
+    Constant {
+        /// Queries per second (>= 0).
+        qps: f64,
+    },
     /// Linear from `from` to `to` over `over`, then holds `to`.
-    Ramp { from: f64, to: f64, over: Duration },
+    Ramp {
+        /// Queries per second at the start (>= 0).
+        from: f64,
+        /// Queries per second at `over` and after (>= 0).
+        to: f64,
+        /// How long the ramp takes; zero jumps straight to `to`.
+        over: Duration,
+    },
     /// `base + amplitude * sin(2π (t / period + phase))`; `phase` is a fraction of the period.
     Sine {
+        /// The midline, in queries per second (>= `amplitude`, so the rate never goes negative).
         base: f64,
+        /// How far the rate swings above and below `base`, in queries per second (>= 0).
         amplitude: f64,
+        /// One full cycle (> 0).
         period: Duration,
+        /// Where in the cycle t = 0 falls, as a fraction of the period (0.75 starts at the trough).
         phase: f64,
     },
     /// As fast as the concurrency allows: for throughput measurements.
@@ -30,14 +44,20 @@ pub enum Event {
     /// Multiplies the whole rate by `factor` during `[at, at + len)`. A factor below 1 is a dip;
     /// 0 is an outage of traffic.
     Spike {
+        /// When it starts, from the run's start.
         at: Duration,
+        /// How long it lasts (> 0).
         len: Duration,
+        /// The multiplier (>= 0); the short form's `x`.
         factor: f64,
     },
     /// Adds `qps` to the shape during `[at, at + len)`.
     Burst {
+        /// When it starts, from the run's start.
         at: Duration,
+        /// How long it lasts (> 0).
         len: Duration,
+        /// Extra queries per second on top of the shape (>= 0).
         qps: f64,
     },
 }
@@ -96,38 +116,73 @@ pub struct Profile {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProfileError {
+    /// The text was empty or only whitespace.
     #[error("empty profile: {EXAMPLES}")]
     Empty,
+    /// The first part names no shape (`constant`, `ramp`, `sine`, `day`, `max`); the name as given.
     #[error("unknown shape `{0}`: {EXAMPLES}")]
     UnknownShape(String),
+    /// The profile starts with an event (`spike`, `burst`) instead of a shape; the event's name.
     #[error(
         "`{0}` changes a base rate, so it cannot come first: start with a shape, e.g. constant:100+{0}:..."
     )]
     EventFirst(String),
+    /// A second shape after `+`, where only events may come; the shape's name.
     #[error("`{0}` is a shape; after `+` come only events (spike, burst)")]
     ShapeAfterShape(String),
+    /// An event name other than `spike` or `burst`; the name as given.
     #[error("unknown event `{0}`: use spike:at=30s,len=5s,x=5 or burst:at=30s,len=5s,qps=500")]
     UnknownEvent(String),
+    /// A required parameter is absent, e.g. `sine` without `amp`.
     #[error("`{part}` needs `{param}` (e.g. {example})")]
     MissingParam {
+        /// The shape or event that needs it (`sine`, `spike`, ...).
         part: &'static str,
+        /// The parameter's name in the short form (`amp`, `len`, ...).
         param: &'static str,
+        /// A correct example of `part`, to show.
         example: &'static str,
     },
+    /// A parameter that `part` does not take (a typo, or one from another shape).
     #[error("`{part}` takes no `{param}` (e.g. {example})")]
     UnknownParam {
+        /// The shape or event it was given to.
         part: &'static str,
+        /// The parameter's name as given.
         param: String,
+        /// A correct example of `part`, to show.
         example: &'static str,
     },
+    /// The same parameter given twice to one shape or event.
     #[error("`{part}` has `{param}` twice")]
-    DuplicateParam { part: &'static str, param: String },
+    DuplicateParam {
+        /// The shape or event.
+        part: &'static str,
+        /// The repeated parameter's name.
+        param: String,
+    },
+    /// A parameter that must be a number (a rate, a factor, a phase) does not parse as one.
     #[error("`{param}={value}` is not a number")]
-    BadNumber { param: String, value: String },
+    BadNumber {
+        /// The parameter's name.
+        param: String,
+        /// Its text as given.
+        value: String,
+    },
+    /// A parameter that must be a duration (`at`, `len`, `over`, `period`) does not parse as one
+    /// (the grammar of `promlearn-duration`).
     #[error("`{param}={value}` is not a duration (e.g. 30s, 500ms, 2m, 1h)")]
-    BadDuration { param: String, value: String },
+    BadDuration {
+        /// The parameter's name.
+        param: String,
+        /// Its text as given.
+        value: String,
+    },
+    /// The profile parses but cannot run (a negative or non-finite rate, a sine dipping below
+    /// zero, a zero period or event length); from [`Profile::validate`].
     #[error("{0}")]
     Invalid(String),
+    /// The JSON form is not valid JSON or has the wrong fields; serde's or our message.
     #[error("profile JSON: {0}")]
     Json(String),
 }
@@ -137,6 +192,7 @@ const EXAMPLES: &str = "use constant:200, ramp:from=10,to=200,over=60s, sine:bas
      or +burst:at=30s,len=5s,qps=500";
 
 impl Profile {
+    /// `shape` with no events.
     pub fn new(shape: Shape) -> Profile {
         Profile {
             shape,
@@ -144,14 +200,17 @@ impl Profile {
         }
     }
 
+    /// `qps` queries per second throughout.
     pub fn constant(qps: f64) -> Profile {
         Profile::new(Shape::Constant { qps })
     }
 
+    /// From `from` to `to` queries per second linearly over `over`, then `to`.
     pub fn ramp(from: f64, to: f64, over: Duration) -> Profile {
         Profile::new(Shape::Ramp { from, to, over })
     }
 
+    /// `base ± amplitude` queries per second with the given period, starting at `base` and rising.
     pub fn sine(base: f64, amplitude: f64, period: Duration) -> Profile {
         Profile::new(Shape::Sine {
             base,
@@ -172,28 +231,34 @@ impl Profile {
         })
     }
 
+    /// As fast as the load's concurrency allows (the short form's `max`).
     pub fn unlimited() -> Profile {
         Profile::new(Shape::Unlimited)
     }
 
+    /// Adds an [`Event::Spike`]: the rate times `factor` during `[at, at + len)`.
     pub fn with_spike(mut self, at: Duration, len: Duration, factor: f64) -> Profile {
         self.events.push(Event::Spike { at, len, factor });
         self
     }
 
+    /// Adds an [`Event::Burst`]: `qps` more queries per second during `[at, at + len)`.
     pub fn with_burst(mut self, at: Duration, len: Duration, qps: f64) -> Profile {
         self.events.push(Event::Burst { at, len, qps });
         self
     }
 
+    /// The base shape, before events.
     pub fn shape(&self) -> &Shape {
         &self.shape
     }
 
+    /// The events, in the order added.
     pub fn events(&self) -> &[Event] {
         &self.events
     }
 
+    /// The shape is [`Shape::Unlimited`] (events may still silence it for a while).
     pub fn is_unlimited(&self) -> bool {
         self.shape == Shape::Unlimited
     }
