@@ -180,7 +180,9 @@ pub enum Error {
     /// nothing of it is returned.
     #[error("unusable remote-read answer from {url}: {source}")]
     RemoteRead {
+        /// The URL asked.
         url: String,
+        /// What is wrong with the answer.
         #[source]
         source: crate::remote_read::RemoteReadError,
     },
@@ -192,13 +194,17 @@ pub enum Error {
         refused_hint(*.status, .message)
     )]
     Refused {
+        /// The URL asked, without its query string.
         url: String,
         /// `remote read` or `export`.
         api: &'static str,
+        /// The series selector asked for.
         selector: String,
+        /// The HTTP status code.
         status: u16,
         /// The start of the server's answer.
         message: String,
+        /// How many times it was tried.
         attempts: Attempts,
     },
 

@@ -27,6 +27,7 @@ pub struct ExportCollector {
 }
 
 impl ExportCollector {
+    /// A collector keeping samples in `[lo, hi]`.
     pub fn new(lo: i64, hi: i64) -> ExportCollector {
         ExportCollector {
             lo,

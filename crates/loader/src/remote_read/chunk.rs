@@ -29,7 +29,12 @@
 pub enum ChunkError {
     /// The chunk ended before the samples its header counts.
     #[error("the XOR chunk ends after {decoded} of its {count} samples")]
-    Truncated { count: u16, decoded: u16 },
+    Truncated {
+        /// Samples the header counts.
+        count: u16,
+        /// Samples decoded before the end.
+        decoded: u16,
+    },
     /// The chunk has no room for its two-byte header.
     #[error("the XOR chunk is {0} bytes long, shorter than its 2-byte header")]
     NoHeader(usize),
@@ -41,8 +46,11 @@ pub enum ChunkError {
         "the XOR chunk's timestamps do not increase at sample {index} ({previous} ms, then {timestamp} ms)"
     )]
     Disorder {
+        /// The sample's index in the chunk.
         index: u16,
+        /// The timestamp before it.
         previous: i64,
+        /// Its own timestamp.
         timestamp: i64,
     },
 }

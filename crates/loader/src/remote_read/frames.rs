@@ -46,9 +46,13 @@ pub enum RemoteReadError {
         "frame {frame} (at byte {offset}) fails its CRC32C check (expected {expected:#010x}, computed {computed:#010x})"
     )]
     Checksum {
+        /// The frame's index in the answer (from 0).
         frame: u64,
+        /// The frame's first byte in the answer.
         offset: u64,
+        /// The checksum the frame carries.
         expected: u32,
+        /// The checksum of the payload received.
         computed: u32,
     },
     /// A frame announces more bytes than the limit.
@@ -56,9 +60,13 @@ pub enum RemoteReadError {
         "frame {frame} (at byte {offset}) announces {length} bytes, more than the {limit}-byte limit"
     )]
     FrameTooLarge {
+        /// The frame's index in the answer (from 0).
         frame: u64,
+        /// The frame's first byte in the answer.
         offset: u64,
+        /// The length the frame announces.
         length: u64,
+        /// The longest frame accepted.
         limit: usize,
     },
     /// The answer stopped inside a frame.
@@ -66,13 +74,21 @@ pub enum RemoteReadError {
         "the answer ends inside frame {frame} (at byte {offset}, {pending} bytes of it received)"
     )]
     Truncated {
+        /// The frame's index in the answer (from 0).
         frame: u64,
+        /// The frame's first byte in the answer.
         offset: u64,
+        /// Bytes of the unfinished frame received.
         pending: usize,
     },
     /// A frame length is not a valid varint.
     #[error("frame {frame} (at byte {offset}) starts with a malformed length")]
-    BadLength { frame: u64, offset: u64 },
+    BadLength {
+        /// The frame's index in the answer (from 0).
+        frame: u64,
+        /// The frame's first byte in the answer.
+        offset: u64,
+    },
     /// The snappy block could not be decompressed.
     #[error("the snappy-compressed answer is malformed: {0}")]
     Snappy(String),
@@ -86,14 +102,19 @@ pub enum RemoteReadError {
          or use Via::Auto, which does so by itself"
     )]
     UnsupportedEncoding {
+        /// The series.
         series: Labels,
+        /// The `Chunk.Encoding` number.
         encoding: i32,
+        /// Its name.
         name: &'static str,
     },
     /// An XOR chunk could not be decoded.
     #[error("an XOR chunk of series {series} is malformed: {source}")]
     Chunk {
+        /// The series.
         series: Labels,
+        /// What is wrong with the chunk.
         #[source]
         source: ChunkError,
     },
@@ -221,6 +242,7 @@ pub struct SeriesCollector {
 }
 
 impl SeriesCollector {
+    /// A collector keeping samples in `[lo, hi]`.
     pub fn new(lo: i64, hi: i64) -> SeriesCollector {
         SeriesCollector {
             lo,

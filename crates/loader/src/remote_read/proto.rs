@@ -10,6 +10,7 @@
 /// `prometheus.ReadRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ReadRequest {
+    /// The queries, answered in this order.
     #[prost(message, repeated, tag = "1")]
     pub queries: Vec<Query>,
     /// `ReadRequest.ResponseType` values, in order of preference.
@@ -30,12 +31,16 @@ pub enum ResponseType {
 /// `prometheus.Query`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Query {
+    /// The first millisecond asked (inclusive).
     #[prost(int64, tag = "1")]
     pub start_timestamp_ms: i64,
+    /// The last millisecond asked (inclusive).
     #[prost(int64, tag = "2")]
     pub end_timestamp_ms: i64,
+    /// The series selector, as matchers.
     #[prost(message, repeated, tag = "3")]
     pub matchers: Vec<LabelMatcher>,
+    /// Hints for the storage.
     #[prost(message, optional, tag = "4")]
     pub hints: Option<ReadHints>,
 }
@@ -43,10 +48,13 @@ pub struct Query {
 /// `prometheus.LabelMatcher`.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct LabelMatcher {
+    /// The kind (see the enum beside it).
     #[prost(enumeration = "MatchType", tag = "1")]
     pub r#type: i32,
+    /// The label name.
     #[prost(string, tag = "2")]
     pub name: String,
+    /// The label value (for a matcher, the string or regex matched).
     #[prost(string, tag = "3")]
     pub value: String,
 }
@@ -64,10 +72,13 @@ pub enum MatchType {
 /// `prometheus.ReadHints` (only the time range; the rest is for PromQL-aware storages).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ReadHints {
+    /// The query step (0: raw samples).
     #[prost(int64, tag = "1")]
     pub step_ms: i64,
+    /// The range's start.
     #[prost(int64, tag = "3")]
     pub start_ms: i64,
+    /// The range's end.
     #[prost(int64, tag = "4")]
     pub end_ms: i64,
 }
@@ -83,6 +94,7 @@ pub struct ReadResponse {
 /// `prometheus.QueryResult`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct QueryResult {
+    /// The series found.
     #[prost(message, repeated, tag = "1")]
     pub timeseries: Vec<TimeSeries>,
 }
@@ -90,6 +102,7 @@ pub struct QueryResult {
 /// `prometheus.TimeSeries`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TimeSeries {
+    /// The labels, sorted by name.
     #[prost(message, repeated, tag = "1")]
     pub labels: Vec<Label>,
     /// Ordered by time.
@@ -103,8 +116,10 @@ pub struct TimeSeries {
 /// `prometheus.Label`.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct Label {
+    /// The label name.
     #[prost(string, tag = "1")]
     pub name: String,
+    /// The label value (for a matcher, the string or regex matched).
     #[prost(string, tag = "2")]
     pub value: String,
 }
@@ -112,8 +127,10 @@ pub struct Label {
 /// `prometheus.Sample`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Sample {
+    /// The value.
     #[prost(double, tag = "1")]
     pub value: f64,
+    /// Milliseconds since the Unix epoch.
     #[prost(int64, tag = "2")]
     pub timestamp: i64,
 }
@@ -121,6 +138,7 @@ pub struct Sample {
 /// `prometheus.ChunkedReadResponse`: one frame of the `STREAMED_XOR_CHUNKS` answer.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ChunkedReadResponse {
+    /// Series, or parts of series, with their chunks.
     #[prost(message, repeated, tag = "1")]
     pub chunked_series: Vec<ChunkedSeries>,
     /// Which of the request's queries this frame answers.
@@ -142,14 +160,17 @@ pub struct ChunkedSeries {
 /// `prometheus.Chunk`: one TSDB chunk; `[min_time_ms, max_time_ms]` is inclusive.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Chunk {
+    /// The chunk's first sample time.
     #[prost(int64, tag = "1")]
     pub min_time_ms: i64,
+    /// The chunk's last sample time.
     #[prost(int64, tag = "2")]
     pub max_time_ms: i64,
     /// `Chunk.Encoding`: 1 XOR, 2 histogram, 3 float histogram (kept as a number, so that an
     /// encoding newer than this file is reported as what it is, not as "unknown").
     #[prost(int32, tag = "3")]
     pub r#type: i32,
+    /// The chunk's bytes, in its encoding.
     #[prost(bytes = "vec", tag = "4")]
     pub data: Vec<u8>,
 }

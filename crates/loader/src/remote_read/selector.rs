@@ -133,7 +133,7 @@ impl<'a> Parser<'a> {
             word,
             "offset" | "by" | "without" | "on" | "ignoring" | "bool" | "and" | "or" | "unless"
         );
-        (!word.is_empty() && !(colons && keyword)).then_some(word)
+        (!(word.is_empty() || colons && keyword)).then_some(word)
     }
 
     /// A quoted string with Go's escapes, or a raw backtick string.
