@@ -48,7 +48,9 @@ pub(crate) enum Auth {
 /// How a load is going, reported after each chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Progress {
+    /// Requests (chunks of the range) answered and decoded so far.
     pub chunks_done: usize,
+    /// Requests the load is split into (see [`Client::plan`]); fixed for one load.
     pub chunks_total: usize,
     /// Samples decoded so far.
     pub samples: u64,
@@ -59,6 +61,7 @@ pub struct Progress {
 pub struct RawSeries {
     /// Series sorted by labels, samples ascending in time.
     pub series: Vec<Series>,
+    /// The servers' warnings over all requests, each once, in the order first seen.
     pub warnings: Vec<String>,
 }
 
@@ -235,6 +238,9 @@ impl ClientBuilder {
         self
     }
 
+    /// Checks the settings and makes the client; nothing is sent yet. Fails with
+    /// [`Error::InvalidEndpoint`] (not an http(s) URL) or [`Error::InvalidConfig`] (a bad
+    /// header, unusable CA PEM).
     pub fn build(self) -> Result<Client> {
         let invalid = |reason: String| Error::InvalidEndpoint {
             endpoint: redact_userinfo(&self.endpoint),
@@ -404,6 +410,8 @@ impl Client {
         Client::builder(endpoint).build()
     }
 
+    /// A [`ClientBuilder`] for the server at `endpoint` (as for [`Client::new`]), to change
+    /// time-outs, retries, auth, TLS or chunking before [`ClientBuilder::build`].
     pub fn builder(endpoint: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             endpoint: endpoint.into(),

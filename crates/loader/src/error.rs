@@ -11,7 +11,12 @@ use crate::Labels;
 pub enum Error {
     /// The endpoint URL is not usable.
     #[error("invalid endpoint `{endpoint}`: {reason}")]
-    InvalidEndpoint { endpoint: String, reason: String },
+    InvalidEndpoint {
+        /// The endpoint as given, credentials replaced by `<redacted>`.
+        endpoint: String,
+        /// What is wrong (not a URL, not http or https, ...) and what to give instead.
+        reason: String,
+    },
 
     /// A client option is not usable (a malformed header, an unreadable CA certificate, ...).
     #[error("invalid client configuration: {0}")]
@@ -26,8 +31,11 @@ pub enum Error {
         "could not connect to {endpoint}{attempts}: {source}; is the server running, and is the endpoint URL right?"
     )]
     Connect {
+        /// The endpoint's base URL, credentials replaced by `<redacted>`.
         endpoint: String,
+        /// How many times a connection was tried, retries included.
         attempts: Attempts,
+        /// reqwest's error (DNS failure, connection refused, ...).
         #[source]
         source: reqwest::Error,
     },
@@ -38,7 +46,12 @@ pub enum Error {
         "the TLS certificate of {endpoint} is not trusted: {reason}; give the server's CA \
          certificate (ClientBuilder::ca_certificate_pem)"
     )]
-    Tls { endpoint: String, reason: String },
+    Tls {
+        /// The endpoint's base URL, credentials replaced by `<redacted>`.
+        endpoint: String,
+        /// Why the certificate was refused, as the TLS library says it.
+        reason: String,
+    },
 
     /// The request did not complete within the client's time-out.
     #[error(
@@ -46,16 +59,23 @@ pub enum Error {
          (ClientBuilder::timeout) or load a shorter range or a coarser step"
     )]
     Timeout {
+        /// The endpoint's base URL, credentials replaced by `<redacted>`.
         endpoint: String,
+        /// The per-request time-out that ran out
+        /// ([`ClientBuilder::timeout`](crate::ClientBuilder::timeout), default 60 s).
         timeout: Duration,
+        /// How many times the request was tried, retries included.
         attempts: Attempts,
     },
 
     /// The connection failed after it was made (reset, closed mid-answer, TLS failure, ...).
     #[error("the connection to {endpoint} failed{attempts}: {source}")]
     Transport {
+        /// The endpoint's base URL, credentials replaced by `<redacted>`.
         endpoint: String,
+        /// How many times the request was tried, retries included.
         attempts: Attempts,
+        /// reqwest's error.
         #[source]
         source: reqwest::Error,
     },
@@ -66,7 +86,9 @@ pub enum Error {
          stopped, or a proxy cut the answer off); no partial result is returned"
     )]
     Truncated {
+        /// The endpoint's base URL, credentials replaced by `<redacted>`.
         endpoint: String,
+        /// How many times the request was tried, retries included.
         attempts: Attempts,
     },
 
@@ -76,6 +98,7 @@ pub enum Error {
         api_hint(.error_type, *.status)
     )]
     Api {
+        /// The endpoint's base URL, credentials replaced by `<redacted>`.
         endpoint: String,
         /// The HTTP status code.
         status: u16,
@@ -85,6 +108,7 @@ pub enum Error {
         message: String,
         /// The PromQL sent.
         query: String,
+        /// How many times the request was tried, retries included.
         attempts: Attempts,
     },
 
@@ -98,7 +122,9 @@ pub enum Error {
     NotPrometheus {
         /// The URL asked, without its query string.
         url: String,
+        /// The HTTP status code.
         status: u16,
+        /// The answer's `Content-Type` header, as sent (empty when there was none).
         content_type: String,
         /// The start of the body.
         snippet: String,
@@ -109,6 +135,7 @@ pub enum Error {
     ScrapeRefused {
         /// The page asked, without its query string.
         url: String,
+        /// The HTTP status code (400 or above).
         status: u16,
         /// The start of the body.
         snippet: String,
@@ -122,7 +149,9 @@ pub enum Error {
     Exposition {
         /// The page asked, without its query string.
         url: String,
+        /// The answer's `Content-Type` header, as sent (empty when there was none).
         content_type: String,
+        /// Which line does not parse, and why.
         #[source]
         source: crate::exposition::ParseError,
     },
@@ -130,7 +159,9 @@ pub enum Error {
     /// The answer looked like Prometheus JSON but could not be decoded.
     #[error("malformed Prometheus API response from {url}: {source}")]
     Decode {
+        /// The URL asked, without its query string.
         url: String,
+        /// What was wrong, and at which byte of the body.
         #[source]
         source: DecodeError,
     },
@@ -141,8 +172,11 @@ pub enum Error {
         result_type_hint(.expected, .found)
     )]
     UnexpectedResultType {
+        /// The PromQL sent.
         query: String,
+        /// The `resultType` the call needs (`matrix`, `vector`, ...).
         expected: &'static str,
+        /// The `resultType` the server gave.
         found: String,
     },
 
@@ -153,10 +187,15 @@ pub enum Error {
          unless `nocache=1` is sent, which this client does by default)"
     )]
     OffGrid {
+        /// The series the sample belongs to.
         series: Labels,
+        /// The sample's timestamp, unix milliseconds.
         timestamp_ms: i64,
+        /// The grid's first timestamp, unix milliseconds.
         start_ms: i64,
+        /// The grid's step, milliseconds.
         step_ms: i64,
+        /// The number of grid points (rows) asked for.
         rows: usize,
     },
 
@@ -171,8 +210,11 @@ pub enum Error {
          (e.g. `sum without (...) (...)`)"
     )]
     KeyCollision {
+        /// The shared key, as printed: `(job "...", instance "...", name "...")`.
         key: String,
+        /// The first series with that key.
         first: Labels,
+        /// The series that collided with it.
         second: Labels,
     },
 
@@ -211,7 +253,9 @@ pub enum Error {
     /// Writing an export failed.
     #[error("writing {what}: {source}")]
     Export {
+        /// What was being written (`CSV`, `an Arrow record batch`, ...).
         what: &'static str,
+        /// The writer's error (an I/O, Arrow or Parquet error).
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -312,7 +356,9 @@ impl fmt::Display for Attempts {
 pub struct DecodeError {
     /// Byte offset into the body.
     pub offset: u64,
+    /// What was expected there, or what was wrong.
     pub message: String,
 }
 
+/// `Result` with this crate's [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

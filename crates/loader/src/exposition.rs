@@ -25,14 +25,22 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MetricType {
+    /// `counter`: only goes up, except on restarts (`_total`, `_created`).
     Counter,
+    /// `gauge`: a value that goes up and down.
     Gauge,
+    /// `histogram`: `_bucket` samples with an `le` label, plus `_sum`, `_count`, `_created`.
     Histogram,
+    /// OpenMetrics `gaugehistogram`: `_bucket`, `_gsum`, `_gcount`.
     #[serde(rename = "gaugehistogram")]
     GaugeHistogram,
+    /// `summary`: samples with a `quantile` label, plus `_sum`, `_count`, `_created`.
     Summary,
+    /// OpenMetrics `info`: a `_info` sample of value 1 whose labels are the information.
     Info,
+    /// OpenMetrics `stateset`: one 0/1 sample per state, the state in a label named after the family.
     Stateset,
+    /// No `# TYPE` line, `untyped`/`unknown`, or a type this parser does not know.
     Untyped,
 }
 
@@ -70,9 +78,11 @@ pub struct Sample {
     pub name: String,
     /// Its family (`coredns_dns_request_duration_seconds`).
     pub family: String,
+    /// The family's type, from its `# TYPE` line.
     pub kind: MetricType,
     /// Labels in the order the endpoint wrote them.
     pub labels: Vec<(String, String)>,
+    /// The value as written; `NaN`, `+Inf` and `-Inf` included.
     pub value: f64,
     /// The sample's own timestamp, if the endpoint gave one (milliseconds since the epoch).
     pub timestamp_ms: Option<i64>,

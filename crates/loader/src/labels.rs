@@ -64,10 +64,12 @@ impl Labels {
         self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
+    /// Number of labels, `__name__` included.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// No labels at all (e.g. the result of `sum(...)`).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -103,10 +103,12 @@ impl Matrix {
         &self.series
     }
 
+    /// Rows: one per grid timestamp.
     pub fn n_rows(&self) -> usize {
         self.timestamps.len()
     }
 
+    /// Columns: one per series.
     pub fn n_series(&self) -> usize {
         self.series.len()
     }

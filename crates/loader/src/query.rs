@@ -25,10 +25,13 @@ pub const PROMETHEUS_MAX_POINTS: usize = 11_000;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RangeQuery {
+    /// The PromQL expression, sent as is.
     pub query: String,
+    /// The first instant evaluated, unix milliseconds (sent as seconds with a millisecond fraction).
     pub start_ms: i64,
     /// The last instant evaluated is the last grid point at or before `end_ms`.
     pub end_ms: i64,
+    /// Milliseconds between evaluated instants, at least 1.
     pub step_ms: i64,
 }
 

@@ -68,8 +68,12 @@ pub enum KeyMode {
 /// A series' place in the nested structure.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
+    /// The series' `job` label; empty when it has none.
     pub job: String,
+    /// The series' `instance` label; empty when it has none.
     pub instance: String,
+    /// The metric name (or the query text without one); in [`KeyMode::AllLabels`], followed by
+    /// the other labels in PromQL form.
     pub name: String,
 }
 
@@ -405,6 +409,7 @@ impl Dataset {
         self.matrix.n_rows()
     }
 
+    /// The window has no timestamps, so iterating yields nothing.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -424,6 +429,7 @@ impl Dataset {
         &self.matrix
     }
 
+    /// The columnar data underneath, taken without copying.
     pub fn into_matrix(self) -> Matrix {
         self.matrix
     }

@@ -112,6 +112,7 @@ pub struct Decoder<S> {
 type Step = std::result::Result<Option<usize>, Error>;
 
 impl<S: Sink> Decoder<S> {
+    /// A decoder at the start of a body, handing series and points to `sink`.
     pub fn new(sink: S) -> Decoder<S> {
         Decoder {
             sink,

@@ -57,7 +57,9 @@ pub trait Sink {
 pub struct Envelope {
     /// `"success"` or `"error"`.
     pub status: Option<String>,
+    /// Prometheus's `errorType` (`bad_data`, `execution`, ...); `None` unless the status is `error`.
     pub error_type: Option<String>,
+    /// Prometheus's own `error` message; `None` unless the status is `error`.
     pub error: Option<String>,
     /// The server's `warnings` (and VictoriaMetrics' `isPartial: true`, as a warning).
     pub warnings: Vec<String>,
@@ -69,23 +71,27 @@ pub struct Envelope {
     pub scalar: Option<(i64, f64)>,
     /// The value of a `string` result.
     pub string: Option<(i64, String)>,
-    /// Series and points seen.
+    /// Series seen (handed to the sink).
     pub series: usize,
+    /// Points (samples) seen, over all series.
     pub points: u64,
 }
 
 /// One decoded series: labels, and its samples as parallel columns.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Series {
+    /// The series' label set (`__name__` included when the server sent it).
     pub labels: Labels,
     /// Milliseconds since the Unix epoch, ascending as the server sent them.
     pub timestamps: Vec<i64>,
+    /// The sample values, one per timestamp; `NaN` and infinities as the server sent them.
     pub values: Vec<f64>,
 }
 
 /// A [`Sink`] that keeps every series as sent.
 #[derive(Debug, Default)]
 pub struct Collect {
+    /// Every series decoded so far, in the order the server sent them.
     pub series: Vec<Series>,
 }
 
@@ -118,7 +124,10 @@ pub struct Answer {
     pub scalar: Option<(i64, f64)>,
     /// The value of a `string` result.
     pub string: Option<(i64, String)>,
+    /// The server's `warnings`, plus one for VictoriaMetrics' `isPartial: true` and one per
+    /// native-histogram series left out.
     pub warnings: Vec<String>,
+    /// Prometheus 3's `infos` (notes that are not warnings); empty for other servers.
     pub infos: Vec<String>,
 }
 
