@@ -6,6 +6,12 @@
 //! run of each counts: other work on a shared machine then hurts both sides alike. hickory's own client is measured briefly as well, for reference: it opens
 //! a socket per query, which is why the generator writes its own packets.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
+
 use std::{
     error::Error,
     io::Write,

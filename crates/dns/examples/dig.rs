@@ -1,5 +1,11 @@
 //! A tiny dig: `cargo run -p promlearn-dns --example dig -- 127.0.0.1:9053 demo1.example.org [TYPE] [+tcp]`.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "an example program prints its answers"
+)]
+
 use promlearn_dns::{Query, Transport, parse_record_type};
 
 #[tokio::main]

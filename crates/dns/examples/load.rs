@@ -1,6 +1,12 @@
 //! `cargo run -p promlearn-dns --example load -- 127.0.0.1:9053 PROFILE MAX_QUERIES SECONDS [udp|tcp] [CONCURRENCY] [CONNECTIONS]`
 //! e.g. `... -- 127.0.0.1:9053 constant:500 5000 20`.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "an example program prints its report"
+)]
+
 use std::time::Duration;
 
 use promlearn_dns::{LoadConfig, Transport};

@@ -5,6 +5,12 @@
 //! installs TensorFlow and Keras into the tool cache and sets it), else `python3`. Without Keras
 //! the bench fails: no stored figure ever stands in for a measurement.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;

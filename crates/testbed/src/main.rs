@@ -2,6 +2,12 @@
 //!
 //! Prints one JSON line once the servers are up (addresses, runtime, server ids), then waits.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a program: it prints the servers it started"
+)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -9,6 +9,12 @@
 //! come from the service's own `/metrics` (its inference and fit duration histograms), and the
 //! ratio is the `infer_every` budget over the measured cycle time.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
+
 use std::{
     fmt::Write as _,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
