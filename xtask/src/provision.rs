@@ -23,12 +23,14 @@ pub const COREDNS_VERSION: &str = "v1.15.0";
 /// Tags of the images built here from the local binaries.
 pub const COREDNS_LOCAL_IMAGE: &str = "promlearn-local/coredns:1.15.0";
 pub const PROMETHEUS_LOCAL_IMAGE: &str = "promlearn-local/prometheus:local";
+pub const PROMETHEUS3_LOCAL_IMAGE: &str = "promlearn-local/prometheus:3";
 
 /// The variables the testbed reads (see `promlearn_testbed::env`).
 pub const COREDNS_BIN_ENV: &str = "COREDNS_BIN";
 pub const PROMETHEUS_BIN_ENV: &str = "PROMETHEUS_BIN";
 pub const COREDNS_IMAGE_ENV: &str = "COREDNS_IMAGE";
 pub const PROMETHEUS_IMAGE_ENV: &str = "PROMETHEUS_IMAGE";
+pub const PROMETHEUS3_IMAGE_ENV: &str = "PROMETHEUS3_IMAGE";
 
 /// The tool cache: `$PROMLEARN_CACHE_DIR`, else `$XDG_CACHE_HOME/promlearn`, else
 /// `~/.cache/promlearn` (the testbed looks for binaries in its `bin/`).
@@ -229,27 +231,49 @@ pub fn build_local_images(step: &Step, coredns: &Path, prometheus: &Path) -> any
             r#"ENTRYPOINT ["/bin/prometheus"]"#,
         ),
     ] {
-        if docker_image_present(image) {
-            continue;
-        }
-        step.message(&format!("building {image} from {}", binary.display()));
-        let root = std::env::temp_dir().join(format!("promlearn-image-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        stage_binary_with_libraries(binary, &root, inside)?;
-        for dir in ["etc/coredns", "etc/prometheus", "prometheus", "tmp"] {
-            std::fs::create_dir_all(root.join(dir))?;
-        }
-        let script = format!(
-            "tar -C {root} -c . | docker import --change '{entrypoint}' --change 'WORKDIR /' - {image}",
-            root = root.display()
-        );
-        let mut command = Command::new("sh");
-        command.args(["-c", &script]);
-        let result = step.run(&format!("docker import {image}"), command);
-        let _ = std::fs::remove_dir_all(&root);
-        result?;
+        import_image(step, image, binary, inside, entrypoint)?;
     }
     Ok(())
+}
+
+/// A Prometheus image (as upstream's: `/bin/prometheus`) made from `binary`, unless present.
+pub fn build_prometheus_image(step: &Step, image: &str, binary: &Path) -> anyhow::Result<()> {
+    import_image(
+        step,
+        image,
+        binary,
+        "bin/prometheus",
+        r#"ENTRYPOINT ["/bin/prometheus"]"#,
+    )
+}
+
+/// `docker import` of an image holding `binary` at `/inside`, unless the image is present.
+fn import_image(
+    step: &Step,
+    image: &str,
+    binary: &Path,
+    inside: &str,
+    entrypoint: &str,
+) -> anyhow::Result<()> {
+    if docker_image_present(image) {
+        return Ok(());
+    }
+    step.message(&format!("building {image} from {}", binary.display()));
+    let root = std::env::temp_dir().join(format!("promlearn-image-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    stage_binary_with_libraries(binary, &root, inside)?;
+    for dir in ["etc/coredns", "etc/prometheus", "prometheus", "tmp"] {
+        std::fs::create_dir_all(root.join(dir))?;
+    }
+    let script = format!(
+        "tar -C {root} -c . | docker import --change '{entrypoint}' --change 'WORKDIR /' - {image}",
+        root = root.display()
+    );
+    let mut command = Command::new("sh");
+    command.args(["-c", &script]);
+    let result = step.run(&format!("docker import {image}"), command);
+    let _ = std::fs::remove_dir_all(&root);
+    result
 }
 
 /// Copies `binary` to `root/inside`, with the shared libraries `ldd` names (a Go binary built with

@@ -152,16 +152,34 @@ pub fn run(ui: &Ui, args: &SetupArgs) -> anyhow::Result<Provisioned> {
             provision::ensure_docker_daemon(step)?;
             // No registry may be reachable: images made from the binaries stand in for upstream's.
             provision::build_local_images(step, &coredns, &prometheus)?;
+            if let Some(engines) = &engines {
+                provision::build_prometheus_image(
+                    step,
+                    provision::PROMETHEUS3_LOCAL_IMAGE,
+                    &engines.prometheus3.0,
+                )?;
+            }
             Ok((
                 (),
                 format!(
-                    "daemon up; images {} and {}",
+                    "daemon up; images {}, {}{}",
                     provision::COREDNS_LOCAL_IMAGE,
-                    provision::PROMETHEUS_LOCAL_IMAGE
+                    provision::PROMETHEUS_LOCAL_IMAGE,
+                    if engines.is_some() {
+                        format!(", {}", provision::PROMETHEUS3_LOCAL_IMAGE)
+                    } else {
+                        String::new()
+                    }
                 ),
             ))
         })?;
         image_env.extend(local_images);
+        if engines.is_some() {
+            image_env.push((
+                provision::PROMETHEUS3_IMAGE_ENV,
+                provision::PROMETHEUS3_LOCAL_IMAGE.to_owned(),
+            ));
+        }
     } else if !overridden
         && provision::docker_ping().is_ok()
         && provision::docker_image_present(provision::COREDNS_LOCAL_IMAGE)

@@ -30,23 +30,37 @@ async fn assert_all_gone(pids: &[u32]) {
     );
 }
 
+/// The runtimes under test, as `cargo xtask e2e` names them (default: processes).
+fn runtimes() -> Vec<RuntimeChoice> {
+    std::env::var("PROMLEARN_E2E_RUNTIMES")
+        .unwrap_or_else(|_| "processes".into())
+        .split(',')
+        .map(|name| name.parse().expect("processes and/or containers"))
+        .collect()
+}
+
 #[tokio::test]
 #[ignore = "needs real servers: run cargo xtask e2e"]
 async fn the_tutorial_testbed_runs_on_prometheus_3() {
-    let config = TestbedConfig::for_tests()
-        .unwrap()
-        .with_runtime(RuntimeChoice::Processes)
-        .with_prometheus_release(PrometheusRelease::V3);
-    let testbed = Testbed::start(config).await.unwrap();
-    let build = testbed
-        .wait_for_query("prometheus_build_info", Duration::from_secs(30), |s| {
-            !s.is_empty()
-        })
-        .await
-        .unwrap();
-    let version = &build[0].labels["version"];
-    assert!(version.starts_with("3."), "Prometheus {version} runs");
-    testbed.stop().await.unwrap();
+    for runtime in runtimes() {
+        let config = TestbedConfig::for_tests()
+            .unwrap()
+            .with_runtime(runtime)
+            .with_prometheus_release(PrometheusRelease::V3);
+        let testbed = Testbed::start(config).await.unwrap();
+        let build = testbed
+            .wait_for_query("prometheus_build_info", Duration::from_secs(30), |s| {
+                !s.is_empty()
+            })
+            .await
+            .unwrap();
+        let version = &build[0].labels["version"];
+        assert!(
+            version.starts_with("3."),
+            "{runtime:?}: Prometheus {version} runs"
+        );
+        testbed.stop().await.unwrap();
+    }
 }
 
 /// A Prometheus API call to the querier, as JSON.
