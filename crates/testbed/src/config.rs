@@ -10,7 +10,9 @@ use crate::{Ports, Result, TestbedError};
 /// A Corefile and a prometheus.yml (with the rule files it names), ready to hand to a server.
 #[derive(Debug, Clone)]
 pub struct ServerConfigs {
+    /// The Corefile's text, moved to the run's ports.
     pub corefile: String,
+    /// prometheus.yml's text, its targets moved to the run's ports.
     pub prometheus_yml: String,
     /// `(file name, contents)` of each file under `rule_files:`, placed beside prometheus.yml.
     pub rule_files: Vec<(String, String)>,

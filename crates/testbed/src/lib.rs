@@ -52,14 +52,18 @@ pub enum RuntimeChoice {
     /// Containers when a Docker daemon answers and the images are present or pullable, else processes.
     #[default]
     Auto,
+    /// Docker containers only; fails when no daemon answers or an image is missing.
     Containers,
+    /// Local `coredns` and `prometheus` processes only; fails when a binary is missing.
     Processes,
 }
 
 /// The runtime a testbed actually runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runtime {
+    /// The servers run in Docker containers (labelled [`CONTAINER_LABEL`]).
     Containers,
+    /// The servers run as child processes of this one.
     Processes,
 }
 
@@ -99,8 +103,10 @@ pub const PROMETHEUS_RELEASE_ENV: &str = "PROMLEARN_PROMETHEUS";
 /// names by default, and answers may carry `infos`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PrometheusRelease {
+    /// Prometheus 2.x (Debian's package; `prometheus` on PATH or `$PROMETHEUS_BIN`).
     #[default]
     V2,
+    /// Prometheus 3.x (`$PROMETHEUS3_BIN` or the tool cache).
     V3,
 }
 
@@ -145,19 +151,26 @@ impl PrometheusRelease {
 /// How to start a testbed.
 #[derive(Debug, Clone)]
 pub struct TestbedConfig {
+    /// Containers, processes, or whichever is available (default [`RuntimeChoice::Auto`]).
     pub runtime: RuntimeChoice,
     /// Which Prometheus: 2.x (default) or 3.x; `prometheus_bin` / `prometheus_image` override it.
     pub prometheus_release: PrometheusRelease,
+    /// Host ports for CoreDNS's DNS and metrics and for Prometheus, all on 127.0.0.1.
     pub ports: Ports,
+    /// The Corefile to start CoreDNS with; its tutorial ports are rewritten to `ports`.
     pub corefile: PathBuf,
+    /// The prometheus.yml to start Prometheus with; its tutorial ports are rewritten to `ports`,
+    /// and rule files it names are read from beside it.
     pub prometheus_yml: PathBuf,
     /// How long CoreDNS and Prometheus may take, together, to be up and scraping.
     pub start_timeout: Duration,
     /// Binaries for the process runtime; `None` searches as [`locate::coredns`] does.
     pub coredns_bin: Option<PathBuf>,
+    /// The Prometheus binary for the process runtime; `None` searches for the chosen release.
     pub prometheus_bin: Option<PathBuf>,
     /// Images for the container runtime; `None` takes `$COREDNS_IMAGE` / `$PROMETHEUS_IMAGE`, else upstream's.
     pub coredns_image: Option<String>,
+    /// The Prometheus image for the container runtime; `None` as for `coredns_image`.
     pub prometheus_image: Option<String>,
     /// More scrape jobs for Prometheus, e.g. a service under test (scraped every second).
     pub extra_scrape_targets: Vec<ScrapeTarget>,
@@ -203,11 +216,13 @@ impl TestbedConfig {
         })
     }
 
+    /// Runs `release` instead of the configured Prometheus release.
     pub fn with_prometheus_release(mut self, release: PrometheusRelease) -> TestbedConfig {
         self.prometheus_release = release;
         self
     }
 
+    /// Runs on `runtime` instead of the configured one.
     pub fn with_runtime(mut self, runtime: RuntimeChoice) -> TestbedConfig {
         self.runtime = runtime;
         self
@@ -467,6 +482,7 @@ impl Testbed {
         (self.runtime, &self.runtime_reason)
     }
 
+    /// The host ports the servers listen on (127.0.0.1).
     pub fn ports(&self) -> Ports {
         self.ports
     }

@@ -10,15 +10,21 @@ use std::{
 use crate::{Result, TestbedError};
 
 /// Environment variables that override where things come from.
+/// This one: the path of the `coredns` binary, instead of PATH and the tool cache.
 pub const COREDNS_BIN_ENV: &str = "COREDNS_BIN";
+/// The path of the Prometheus 2.x binary, instead of PATH and the tool cache.
 pub const PROMETHEUS_BIN_ENV: &str = "PROMETHEUS_BIN";
+/// The CoreDNS image for the container runtime (e.g. one `cargo xtask setup` built), instead of upstream's.
 pub const COREDNS_IMAGE_ENV: &str = "COREDNS_IMAGE";
+/// The Prometheus 2.x image for the container runtime, instead of upstream's.
 pub const PROMETHEUS_IMAGE_ENV: &str = "PROMETHEUS_IMAGE";
 /// Prometheus 3, beside Debian's 2.x (`cargo xtask setup` fetches Debian sid's into the tool cache).
 pub const PROMETHEUS3_BIN_ENV: &str = "PROMETHEUS3_BIN";
+/// The Prometheus 3.x image for the container runtime, instead of upstream's.
 pub const PROMETHEUS3_IMAGE_ENV: &str = "PROMETHEUS3_IMAGE";
 /// Thanos (`cargo xtask setup` builds it from `xtask/tools/thanos` into the tool cache).
 pub const THANOS_BIN_ENV: &str = "THANOS_BIN";
+/// The tool cache's directory, instead of `$XDG_CACHE_HOME/promlearn` (see [`cache_dir`]).
 pub const CACHE_DIR_ENV: &str = "PROMLEARN_CACHE_DIR";
 
 /// A sink for progress lines, so a caller can show them in a spinner, a log, or not at all.

@@ -62,6 +62,7 @@ impl ServerProcess {
         Ok(ServerProcess { name, child, log })
     }
 
+    /// The name it was spawned under, as errors and logs show it (`CoreDNS`, `thanos query`, ...).
     pub fn name(&self) -> &'static str {
         self.name
     }

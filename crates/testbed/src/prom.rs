@@ -10,7 +10,9 @@ use crate::{Result, TestbedError};
 /// One series of an instant-query answer: its labels and its value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
+    /// The series' labels, `__name__` included when the result kept it; empty for a scalar.
     pub labels: BTreeMap<String, String>,
+    /// The value at the query's evaluation time; `NaN` and infinities as Prometheus sent them.
     pub value: f64,
 }
 

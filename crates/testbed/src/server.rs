@@ -8,13 +8,15 @@ use tokio::process::Command;
 use crate::containers::ContainerServer;
 use crate::{Result, TestbedError, config::ServerConfigs, locate, process::ServerProcess};
 
-/// What identifies a running server to the operating system or to Docker.
 /// A label on every container the testbed starts, so that leftovers can be found.
 pub const CONTAINER_LABEL: &str = "dev.promlearn.testbed";
 
+/// What identifies a running server to the operating system or to Docker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerId {
+    /// A child process, by its process id.
     Process(u32),
+    /// A Docker container, by its container id.
     Container(String),
 }
 
