@@ -26,6 +26,7 @@ pub const REPLICA_LABEL: &str = "replica";
 pub struct ThanosConfig {
     /// How many Prometheus replicas (each with its sidecar); at least 1.
     pub replicas: usize,
+    /// Which Prometheus the replicas run (default 3.x).
     pub prometheus_release: PrometheusRelease,
     /// `None` locates the release's binary ([`locate::prometheus_of`]).
     pub prometheus_bin: Option<PathBuf>,
@@ -44,8 +45,13 @@ pub struct ThanosConfig {
     /// `dedup=false` at `ready_time_ms` (now if `None`), shows every replica with at least
     /// `ready_min_series` series.
     pub ready_query: String,
+    /// When the ready query is evaluated, unix milliseconds; `None` asks at the querier's now
+    /// (give a time inside `seed_blocks` when the data is historical).
     pub ready_time_ms: Option<i64>,
+    /// Series each replica must show for the set-up to count as ready (default 1).
     pub ready_min_series: usize,
+    /// How long starting every process and becoming ready may take, together (default 90 s);
+    /// past it, [`TestbedError::NotReady`].
     pub start_timeout: Duration,
 }
 
@@ -346,6 +352,7 @@ impl ThanosQuery {
         format!("http://127.0.0.1:{}", self.replicas[i].prometheus_port)
     }
 
+    /// How many replicas run; valid indices for [`ThanosQuery::prometheus_url`] are below it.
     pub fn replicas(&self) -> usize {
         self.replicas.len()
     }
