@@ -1,4 +1,7 @@
-//! End to end against a real Prometheus whose TSDB promtool backfilled with known data.
+//! End to end against real engines whose TSDB promtool backfilled with known data: Prometheus
+//! 2.42, Prometheus 3 and Thanos Query over two Prometheus 3 replicas. Each test runs once per
+//! engine (`prometheus_2::…`, `prometheus_3::…`, `thanos::…`); where the engines differ, the
+//! test says which semantics each has ([`Engine`]), never skips.
 
 mod support;
 
@@ -9,7 +12,41 @@ use promlearn_loader::{
     Client, Error, Matrix, MissingPolicy, RangeQuery, is_missing,
     tutorial::{Dataset, KeyMode},
 };
-use support::{BackfilledPrometheus, KNOWN_POINTS, Known, value_a, value_b};
+use support::{BackfilledPrometheus, Engine, KNOWN_POINTS, Known, value_a, value_b};
+
+/// Each named test, once per engine, as `#[ignore]`d tests (run by `cargo xtask e2e`).
+macro_rules! on_every_engine {
+    ($($test:ident),* $(,)?) => {
+        on_every_engine!(@engine prometheus_2, Prometheus2, $($test),*);
+        on_every_engine!(@engine prometheus_3, Prometheus3, $($test),*);
+        on_every_engine!(@engine thanos, Thanos, $($test),*);
+    };
+    (@engine $module:ident, $engine:ident, $($test:ident),*) => {
+        mod $module {
+            $(
+                #[tokio::test]
+                #[ignore = "needs real servers: run cargo xtask e2e"]
+                async fn $test() {
+                    super::$test(super::Engine::$engine).await
+                }
+            )*
+        }
+    };
+}
+
+on_every_engine!(
+    every_value_and_timestamp_reads_back_exactly,
+    chunked_equals_unchunked,
+    a_gap_comes_back_as_the_policy_says,
+    the_tutorial_dataset_over_known_data,
+    prometheus_errors_are_typed_with_its_own_words,
+    utf8_names_in_selectors_and_column_names,
+    native_histograms_and_infos_leave_the_rest_of_the_answer_whole,
+);
+
+async fn start(engine: Engine, known: &Known) -> BackfilledPrometheus {
+    BackfilledPrometheus::start_on(engine, &known.for_engine(engine)).await
+}
 
 fn client(url: &str) -> promlearn_loader::ClientBuilder {
     Client::builder(url).no_proxy()
@@ -25,11 +62,9 @@ fn assert_same(a: &Matrix, b: &Matrix) {
     assert!(same_bits(a.values(), b.values()), "values differ");
 }
 
-#[tokio::test]
-#[ignore = "needs real servers: run cargo xtask e2e"]
-async fn every_value_and_timestamp_reads_back_exactly() {
+async fn every_value_and_timestamp_reads_back_exactly(engine: Engine) {
     let known = Known::new();
-    let prometheus = BackfilledPrometheus::start(&known.all()).await;
+    let prometheus = start(engine, &known).await;
     let last = known.base + (KNOWN_POINTS - 1) * 1000;
     let query = RangeQuery::new("known_gauge", known.base, last, Duration::from_secs(1)).unwrap();
     let c = client(&prometheus.url).build().unwrap();
@@ -75,11 +110,9 @@ async fn every_value_and_timestamp_reads_back_exactly() {
     }
 }
 
-#[tokio::test]
-#[ignore = "needs real servers: run cargo xtask e2e"]
-async fn chunked_equals_unchunked() {
+async fn chunked_equals_unchunked(engine: Engine) {
     let known = Known::new();
-    let prometheus = BackfilledPrometheus::start(&known.all()).await;
+    let prometheus = start(engine, &known).await;
     // 10,000 points fit one request; cut them every way.
     let start = known.base + 7_000;
     let query = RangeQuery::new(
@@ -147,11 +180,9 @@ async fn chunked_equals_unchunked() {
     assert!(same_bits(&raw.series[0].values, m.column(0)));
 }
 
-#[tokio::test]
-#[ignore = "needs real servers: run cargo xtask e2e"]
-async fn a_gap_comes_back_as_the_policy_says() {
+async fn a_gap_comes_back_as_the_policy_says(engine: Engine) {
     let known = Known::new();
-    let prometheus = BackfilledPrometheus::start(&known.all()).await;
+    let prometheus = start(engine, &known).await;
     let query = RangeQuery::new(
         "known_gap",
         known.base,
@@ -162,13 +193,20 @@ async fn a_gap_comes_back_as_the_policy_says() {
     let c = client(&prometheus.url).build().unwrap();
     let m = c.query_range(&query).await.unwrap();
     assert_eq!(m.n_rows(), 1400);
-    // Samples at seconds 0..100 and 1300..1400. Prometheus's 5-minute look-back carries sample
-    // 99 up to second 399 inclusive; from 400 to 1299 there is nothing: missing cells (NaN).
+    // Samples at seconds 0..100 and 1300..1400. The 5-minute look-back carries sample 99 up to
+    // second 399 where the window is closed on the left (Prometheus 2: a sample exactly 5 min
+    // old counts), to 398 where it is open (Prometheus 3, and Thanos's querier); after that and
+    // up to 1299 there is nothing: missing cells (NaN).
+    let carried: usize = if engine.lookback_includes_its_start() {
+        399
+    } else {
+        398
+    };
     let column = m.column(0);
     for (i, v) in column.iter().enumerate() {
         match i {
             0..100 | 1300..1400 => assert_eq!(*v, i as f64, "row {i}"),
-            100..400 => assert_eq!(*v, 99.0, "row {i}"),
+            100.. if i <= carried => assert_eq!(*v, 99.0, "row {i} ({engine:?})"),
             _ => assert!(
                 v.is_nan() && is_missing(*v) && m.get(i, 0).is_none(),
                 "row {i}: {v}"
@@ -178,21 +216,22 @@ async fn a_gap_comes_back_as_the_policy_says() {
 
     let mut skipped = m.clone();
     skipped.apply(MissingPolicy::Skip);
-    assert_eq!(skipped.n_rows(), 500);
+    assert_eq!(skipped.n_rows(), carried + 101);
     assert!(skipped.timestamps().iter().all(|t| {
-        let s = (t - known.base) / 1000;
-        !(400..1300).contains(&s)
+        let s = (t - known.base) as usize / 1000;
+        !(carried + 1..1300).contains(&s)
     }));
 
     let mut filled = m.clone();
     filled.apply(MissingPolicy::ForwardFill {
         max_gap: Duration::from_secs(600),
     });
+    // Carried 600 s past the last row that held a value.
     for (i, v) in filled.column(0).iter().enumerate() {
         match i {
-            400..=999 => assert_eq!(*v, 99.0, "row {i}"),
-            1000..1300 => assert!(is_missing(*v), "row {i}"),
-            _ => assert_eq!(*v, column[i]),
+            0..1300 if i > carried && i <= carried + 600 => assert_eq!(*v, 99.0, "row {i}"),
+            0..1300 if i > carried + 600 => assert!(is_missing(*v), "row {i}"),
+            _ => assert_eq!(v.to_bits(), column[i].to_bits(), "row {i}"),
         }
     }
 
@@ -204,30 +243,30 @@ async fn a_gap_comes_back_as_the_policy_says() {
             .missing(missing)
             .load()
     };
+    // Seconds 395..=404: values up to `carried`, then missing.
+    let present = carried - 394;
     let nan = ds(MissingPolicy::Nan).await.unwrap();
     let values: Vec<f64> = nan.iter().map(|(_, v)| v[""][""]["known_gap"]).collect();
-    assert_eq!(values[..5], [99.0; 5]);
-    assert!(values[5..].iter().all(|v| v.is_nan()));
-    assert_eq!(ds(MissingPolicy::Skip).await.unwrap().len(), 5);
+    assert_eq!(values[..present], vec![99.0; present]);
+    assert!(values[present..].iter().all(|v| v.is_nan()), "{values:?}");
+    assert_eq!(ds(MissingPolicy::Skip).await.unwrap().len(), present);
     let filled = ds(MissingPolicy::ForwardFill {
         max_gap: Duration::from_secs(3),
     })
     .await
     .unwrap();
-    // Seconds 395..=404: samples to 399, carried 3 s to 402, then missing.
-    assert_eq!(filled.get("", "", "known_gap").unwrap()[..8], [99.0; 8]);
+    // ... carried 3 s more, then missing.
+    let series = filled.get("", "", "known_gap").unwrap();
+    assert_eq!(series[..present + 3], vec![99.0; present + 3]);
     assert!(
-        filled.get("", "", "known_gap").unwrap()[8..]
-            .iter()
-            .all(|v| v.is_nan())
+        series[present + 3..].iter().all(|v| v.is_nan()),
+        "{series:?}"
     );
 }
 
-#[tokio::test]
-#[ignore = "needs real servers: run cargo xtask e2e"]
-async fn the_tutorial_dataset_over_known_data() {
+async fn the_tutorial_dataset_over_known_data(engine: Engine) {
     let known = Known::new();
-    let prometheus = BackfilledPrometheus::start(&known.all()).await;
+    let prometheus = start(engine, &known).await;
     let offset = known.base + 10_000_000;
     let ds = Dataset::from_prometheus("known_gauge", 5, Some(offset), Some(&prometheus.url)).await;
     // Both series share (job "", instance "", known_gauge): refused, naming both label sets.
@@ -274,11 +313,9 @@ async fn the_tutorial_dataset_over_known_data() {
     );
 }
 
-#[tokio::test]
-#[ignore = "needs real servers: run cargo xtask e2e"]
-async fn prometheus_errors_are_typed_with_its_own_words() {
+async fn prometheus_errors_are_typed_with_its_own_words(engine: Engine) {
     let known = Known::new();
-    let prometheus = BackfilledPrometheus::start(&known.all()).await;
+    let prometheus = start(engine, &known).await;
     let c = client(&prometheus.url).build().unwrap();
     let q = |promql: &str| {
         RangeQuery::new(
@@ -357,4 +394,201 @@ async fn prometheus_errors_are_typed_with_its_own_words() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Api { .. }), "{err:?}");
+}
+
+async fn utf8_names_in_selectors_and_column_names(engine: Engine) {
+    let known = Known::new();
+    let prometheus = start(engine, &known).await;
+    let c = client(&prometheus.url).build().unwrap();
+    let selector = r#"{"known.utf8","ünit.x"="a.b"}"#;
+    let last = known.base + 99_000;
+    let query = RangeQuery::new(selector, known.base, last, Duration::from_secs(1)).unwrap();
+    if !engine.utf8_names() {
+        // Prometheus 2.42 knows no quoted names: its own parse error, typed.
+        let err = c.query_range(&query).await.unwrap_err();
+        match &err {
+            Error::Api {
+                status, error_type, ..
+            } => assert_eq!((*status, error_type.as_str()), (400, "bad_data"), "{err}"),
+            other => panic!("{other:?}"),
+        }
+        return;
+    }
+    let m = c.query_range(&query).await.unwrap();
+    assert_eq!(m.series(), [known.utf8.label_set()]);
+    let expected: Vec<f64> = (0..100).map(f64::from).collect();
+    assert_eq!(m.column(0), expected);
+    // A column is named by its series in PromQL form, and that name selects it again.
+    let name = m.series()[0].to_string();
+    assert_eq!(name, r#"{"known.utf8", "ünit.x"="a.b"}"#);
+    let again = c
+        .query_range(&RangeQuery::new(&name, known.base, last, Duration::from_secs(1)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(again.series(), m.series());
+    #[cfg(feature = "export")]
+    {
+        let mut csv = Vec::new();
+        m.write_csv(&mut csv).unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        assert!(
+            csv.starts_with("timestamp_ms,\"{\"\"known.utf8\"\", \"\"ünit.x\"\"=\"\"a.b\"\"}\"\n"),
+            "{csv:.200}"
+        );
+    }
+    // Raw samples through a quoted selector.
+    let raw = c.query_raw(selector, known.base, last).await.unwrap();
+    assert_eq!(raw.series.len(), 1);
+    assert_eq!(raw.series[0].values, expected);
+}
+
+async fn native_histograms_and_infos_leave_the_rest_of_the_answer_whole(engine: Engine) {
+    let known = Known::new();
+    let prometheus = start(engine, &known).await;
+    let c = client(&prometheus.url).build().unwrap();
+    let histogram = "prometheus_http_request_duration_seconds";
+    // Prometheus scrapes itself every second; wait until its request-duration histogram has a
+    // sample for the /metrics handler (a native histogram on Prometheus 3, classic buckets on 2.42).
+    let selector = format!("{{__name__=~\"{histogram}|{histogram}_bucket|up\"}}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let m = loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let from = now - 10_000;
+        let query = RangeQuery::new(&selector, from, now, Duration::from_secs(1)).unwrap();
+        let m = c.query_range(&query).await.unwrap();
+        let warned = m.warnings().iter().any(|w| w.contains(histogram));
+        let buckets = m
+            .series()
+            .iter()
+            .any(|l| l.metric_name() == Some(&format!("{histogram}_bucket")));
+        if warned || buckets || std::time::Instant::now() > deadline {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // The float series of the same answer are all there: `up` of each scraped Prometheus.
+    let up: Vec<_> = m
+        .series()
+        .iter()
+        .filter(|l| l.metric_name() == Some("up"))
+        .collect();
+    assert!(!up.is_empty(), "{:?}", m.series());
+    assert!(
+        m.series()
+            .iter()
+            .all(|l| l.metric_name() != Some(histogram)),
+        "no column for a histogram series: {:?}",
+        m.series()
+    );
+    let histogram_warnings: Vec<&String> = m
+        .warnings()
+        .iter()
+        .filter(|w| w.contains(histogram))
+        .collect();
+    if engine.native_histograms() {
+        assert!(
+            !histogram_warnings.is_empty()
+                && histogram_warnings
+                    .iter()
+                    .all(|w| w.contains("left out of the answer")),
+            "{:?}",
+            m.warnings()
+        );
+    } else {
+        assert!(histogram_warnings.is_empty(), "{:?}", m.warnings());
+        assert!(
+            m.series()
+                .iter()
+                .any(|l| l.metric_name() == Some(&format!("{histogram}_bucket"))),
+            "2.42 stores the classic buckets: {:?}",
+            m.series()
+        );
+    }
+
+    // `infos` beside the data: Prometheus 3 annotates rate() over a name that is not a
+    // counter's; 2.42 has no infos. Either way the answer decodes whole.
+    let promql = "rate(known_gauge{series=\"b\"}[1m])";
+    let at = known.base + 3_600_000;
+    let body = reqwest::Client::new()
+        .get(format!("{}/api/v1/query", prometheus.url))
+        .query(&[("query", promql), ("time", &format!("{}", at / 1000))])
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let answer = promlearn_loader::decode::decode(&body).unwrap();
+    assert_eq!(answer.series.len(), 1, "{answer:?}");
+    let annotated = |notes: &[String]| notes.iter().any(|i| i.contains("might not be a counter"));
+    match engine {
+        Engine::Prometheus2 => {
+            assert!(
+                answer.infos.is_empty() && answer.warnings.is_empty(),
+                "{answer:?}"
+            )
+        }
+        Engine::Prometheus3 => assert!(annotated(&answer.infos), "{answer:?}"),
+        // Thanos 0.40's querier hands every annotation out as a warning; it has no `infos`.
+        Engine::Thanos => assert!(
+            annotated(&answer.warnings) && answer.infos.is_empty(),
+            "{answer:?}"
+        ),
+    }
+    let m = c
+        .query_range(&RangeQuery::new(promql, at, at + 10_000, Duration::from_secs(1)).unwrap())
+        .await
+        .unwrap();
+    // b rises by 0.25 a second.
+    assert!(
+        m.column(0).iter().all(|v| (v - 0.25).abs() < 1e-9),
+        "{:?}",
+        m.column(0)
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs real servers: run cargo xtask e2e"]
+async fn thanos_deduplicates_replicas_and_warns_of_a_partial_answer() {
+    let known = Known::new();
+    let mut thanos = start(Engine::Thanos, &known).await;
+    let query = RangeQuery::new(
+        "known_gauge",
+        known.base,
+        known.base + 5_999_000,
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    let c = client(&thanos.url).build().unwrap();
+    let both = c.query_range(&query).await.unwrap();
+    // Two replicas hold each series; the querier hands out one of each, without `replica`.
+    let mut series = both.series().to_vec();
+    series.sort();
+    let mut expected = vec![known.a.label_set(), known.b.label_set()];
+    expected.sort();
+    assert_eq!(series, expected);
+    // Every second of a; of b every second but the first (its samples sit 250 ms after).
+    assert_eq!(both.sample_count(), 6_000 + 5_999);
+    assert!(both.warnings().is_empty(), "{:?}", both.warnings());
+
+    // One sidecar lost: the same data from the other replica, and a warning that says so.
+    let setup = thanos.thanos().expect("a Thanos set-up");
+    setup.stop_sidecar(0).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let partial = loop {
+        let m = c.query_range(&query).await.unwrap();
+        if !m.warnings().is_empty() || std::time::Instant::now() > deadline {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(
+        partial.warnings().iter().any(|w| w.contains("127.0.0.1")),
+        "a warning naming the lost store: {:?}",
+        partial.warnings()
+    );
+    assert_same(&partial, &both);
 }

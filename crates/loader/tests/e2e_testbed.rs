@@ -1,5 +1,5 @@
 //! The tutorial's queries on the live testbed: real CoreDNS scraped every second by a real
-//! Prometheus.
+//! Prometheus, 2.42 and 3.
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +7,7 @@ use promlearn_loader::{
     Error,
     tutorial::{Dataset, KeyMode, PyFloat, format_time},
 };
-use promlearn_testbed::{Testbed, TestbedConfig};
+use promlearn_testbed::{PrometheusRelease, Testbed, TestbedConfig};
 
 fn dig(testbed: &Testbed, extra: &[&str]) {
     let out = std::process::Command::new("dig")
@@ -49,9 +49,23 @@ async fn poll_dataset(
 #[tokio::test]
 #[ignore = "needs real servers: run cargo xtask e2e"]
 async fn the_tutorial_queries_on_the_live_testbed() {
-    let testbed = Testbed::start(TestbedConfig::for_tests().unwrap())
-        .await
-        .unwrap();
+    tutorial_queries(PrometheusRelease::V2).await
+}
+
+#[tokio::test]
+#[ignore = "needs real servers: run cargo xtask e2e"]
+async fn the_tutorial_queries_on_a_live_prometheus_3() {
+    tutorial_queries(PrometheusRelease::V3).await
+}
+
+/// The tutorial's queries on a testbed running `release`; prints the tutorial's lines as it
+/// checks them (a test's output, shown when it fails).
+#[allow(clippy::print_stdout)]
+async fn tutorial_queries(release: PrometheusRelease) {
+    let config = TestbedConfig::for_tests()
+        .unwrap()
+        .with_prometheus_release(release);
+    let testbed = Testbed::start(config).await.unwrap();
     let url = testbed.prometheus_url();
     let instance = testbed.coredns_instance();
 

@@ -13,9 +13,56 @@ use std::{
 };
 
 use promlearn_testbed::{
-    Ports, ServerProcess,
-    locate::{prometheus as locate_prometheus, promtool as locate_promtool},
+    Ports, PrometheusRelease, ServerProcess,
+    locate::{prometheus_of, promtool as locate_promtool, promtool_of},
+    thanos::{ThanosConfig, ThanosQuery},
 };
+
+/// The query engines the end-to-end suite runs against, and where they differ for a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Debian bookworm's Prometheus 2.42.
+    Prometheus2,
+    /// Debian sid's Prometheus 3 (`PROMETHEUS3_BIN`).
+    Prometheus3,
+    /// `thanos query` over two Prometheus 3 replicas with sidecars (`THANOS_BIN`).
+    Thanos,
+}
+
+impl Engine {
+    /// The Prometheus release that stores the data.
+    pub fn release(self) -> PrometheusRelease {
+        match self {
+            Engine::Prometheus2 => PrometheusRelease::V2,
+            Engine::Prometheus3 | Engine::Thanos => PrometheusRelease::V3,
+        }
+    }
+
+    /// Whether a sample exactly as old as the 5-minute look-back window still fills a step.
+    /// Prometheus 2 closes the window on the left (`[t-5m, t]`); Prometheus 3 opens it
+    /// (`(t-5m, t]`). Thanos's querier runs PromQL with the Prometheus 3.5 engine it is built
+    /// with (github.com/prometheus/prometheus v0.305 in xtask/tools/thanos/go.mod), whatever
+    /// the replicas run.
+    pub fn lookback_includes_its_start(self) -> bool {
+        match self {
+            Engine::Prometheus2 => true,
+            Engine::Prometheus3 | Engine::Thanos => false,
+        }
+    }
+
+    /// Whether metric and label names may be any UTF-8 (`{"a.b"}`); Prometheus 2.42 knows
+    /// only `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+    pub fn utf8_names(self) -> bool {
+        self != Engine::Prometheus2
+    }
+
+    /// Whether its own `/metrics` exposes a native histogram (Prometheus 3's
+    /// `prometheus_http_request_duration_seconds`), stored as one with
+    /// `--enable-feature=native-histograms`. 2.42's own metrics are classic histograms only.
+    pub fn native_histograms(self) -> bool {
+        self != Engine::Prometheus2
+    }
+}
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
@@ -49,12 +96,28 @@ impl SeriesData {
         promlearn_loader::Labels::from_pairs(pairs)
     }
 
-    fn selector(&self) -> String {
-        let mut out = format!("{}{{", self.name);
+    /// `name{a="1"}`, or `{"a.b","x.y"="1"}` where a name is not a legacy one.
+    pub fn selector(&self) -> String {
+        let legacy = |n: &str, colon: bool| {
+            n.chars().enumerate().all(|(i, c)| {
+                c.is_ascii_alphabetic()
+                    || c == '_'
+                    || (colon && c == ':')
+                    || (i > 0 && c.is_ascii_digit())
+            }) && !n.is_empty()
+        };
+        let quoted =
+            !legacy(&self.name, true) || self.labels.iter().any(|(n, _)| !legacy(n, false));
+        let mut out = if quoted {
+            format!("{{{:?}", self.name)
+        } else {
+            format!("{}{{", self.name)
+        };
         for (i, (n, v)) in self.labels.iter().enumerate() {
-            if i > 0 {
+            if i > 0 || quoted {
                 out.push(',');
             }
+            let n = if quoted { format!("{n:?}") } else { n.clone() };
             let v = v
                 .replace('\\', "\\\\")
                 .replace('"', "\\\"")
@@ -99,7 +162,11 @@ pub fn openmetrics(series: &[SeriesData]) -> String {
             continue;
         }
         done.push(s.name.clone());
-        writeln!(out, "# TYPE {} gauge", s.name).unwrap();
+        if s.selector().starts_with('{') {
+            writeln!(out, "# TYPE {:?} gauge", s.name).unwrap();
+        } else {
+            writeln!(out, "# TYPE {} gauge", s.name).unwrap();
+        }
         for member in series.iter().filter(|m| m.name == s.name) {
             let selector = member.selector();
             for (t, v) in &member.samples {
@@ -141,6 +208,9 @@ pub struct Known {
     pub b: SeriesData,
     /// `known_gap{series="g"}`: samples at seconds 0..100 and 1300..1400 only.
     pub gap: SeriesData,
+    /// `{"known.utf8", "ünit.x"="a.b"}`: 100 samples at 1 s, value = second; on engines with
+    /// UTF-8 names only.
+    pub utf8: SeriesData,
 }
 
 pub const KNOWN_POINTS: i64 = 25_000;
@@ -190,11 +260,25 @@ impl Known {
                     .map(|i| (base + i * 1000, i as f64))
                     .collect(),
             ),
+            utf8: SeriesData::new(
+                "known.utf8",
+                &[("ünit.x", "a.b")],
+                (0..100).map(|i| (base + i * 1000, i as f64)).collect(),
+            ),
         }
     }
 
     pub fn all(&self) -> Vec<SeriesData> {
         vec![self.a.clone(), self.b.clone(), self.gap.clone()]
+    }
+
+    /// [`Known::all`], plus the UTF-8-named series where the engine has UTF-8 names.
+    pub fn for_engine(&self, engine: Engine) -> Vec<SeriesData> {
+        let mut all = self.all();
+        if engine.utf8_names() {
+            all.push(self.utf8.clone());
+        }
+        all
     }
 }
 
@@ -241,15 +325,26 @@ async fn count_series(
         .map_or(0, |v| *v as usize))
 }
 
-/// A real Prometheus serving a TSDB backfilled by promtool from known series.
+/// A real Prometheus (or Thanos over replicas of it) serving a TSDB backfilled by promtool from
+/// known series.
 pub struct BackfilledPrometheus {
     pub url: String,
+    pub engine: Engine,
     process: Option<ServerProcess>,
+    thanos: Option<ThanosQuery>,
     dir: tempfile::TempDir,
 }
 
 impl BackfilledPrometheus {
+    /// Prometheus 2.42 over `series`.
     pub async fn start(series: &[SeriesData]) -> BackfilledPrometheus {
+        BackfilledPrometheus::start_on(Engine::Prometheus2, series).await
+    }
+
+    /// `engine` over `series`. Each Prometheus also scrapes itself every second with native
+    /// histograms enabled, so that live series (and on Prometheus 3 a native histogram) sit
+    /// beside the backfilled ones.
+    pub async fn start_on(engine: Engine, series: &[SeriesData]) -> BackfilledPrometheus {
         let dir = tempfile::Builder::new()
             .prefix("promlearn-loader-prom-")
             .tempdir()
@@ -257,7 +352,11 @@ impl BackfilledPrometheus {
         let data = dir.path().join("data");
         let input = dir.path().join("input.om");
         std::fs::write(&input, openmetrics(series)).unwrap();
-        let promtool = locate_promtool().expect("promtool");
+        let promtool = match engine {
+            Engine::Prometheus2 => locate_promtool(),
+            _ => promtool_of(engine.release()),
+        }
+        .expect("promtool");
         let out = Command::new(&promtool)
             .args(["tsdb", "create-blocks-from", "openmetrics"])
             .arg(&input)
@@ -272,17 +371,37 @@ impl BackfilledPrometheus {
             String::from_utf8_lossy(&out.stderr)
         );
         std::fs::remove_file(&input).ok();
-        let (process, url) = start_prometheus(dir.path(), &data, None).await;
         let last = series
             .iter()
             .filter_map(|s| s.samples.last().map(|(t, _)| *t))
             .max()
             .unwrap_or(0);
-        promlearn_loader::install_crypto_provider();
-        let http = reqwest::Client::new();
-        let names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<String> = series.iter().map(|s| regex_quote(&s.name)).collect();
         let selector = format!("{{__name__=~\"{}\"}}", names.join("|"));
         let expected = series.len();
+        promlearn_loader::install_crypto_provider();
+        if engine == Engine::Thanos {
+            // Ready once the querier shows every series from every replica.
+            let thanos = ThanosQuery::start(ThanosConfig {
+                seed_blocks: Some(data),
+                prometheus_args: vec!["--enable-feature=native-histograms".into()],
+                ready_query: format!("last_over_time({selector}[1d])"),
+                ready_time_ms: Some(last),
+                ready_min_series: expected,
+                ..ThanosConfig::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("the Thanos set-up: {e}"));
+            return BackfilledPrometheus {
+                url: thanos.url(),
+                engine,
+                process: None,
+                thanos: Some(thanos),
+                dir,
+            };
+        }
+        let (process, url) = start_prometheus_of(engine.release(), dir.path(), &data, None).await;
+        let http = reqwest::Client::new();
         poll(
             "the backfilled Prometheus",
             Duration::from_secs(60),
@@ -305,9 +424,16 @@ impl BackfilledPrometheus {
         .await;
         BackfilledPrometheus {
             url,
+            engine,
             process: Some(process),
+            thanos: None,
             dir,
         }
+    }
+
+    /// The Thanos set-up, on [`Engine::Thanos`].
+    pub fn thanos(&mut self) -> Option<&mut ThanosQuery> {
+        self.thanos.as_mut()
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -326,21 +452,50 @@ impl BackfilledPrometheus {
     }
 }
 
-/// Starts Prometheus on `data` with an optional web config file; returns it and its URL.
+/// `name` as a literal in a PromQL regular expression.
+fn regex_quote(name: &str) -> String {
+    name.replace('.', "\\\\.")
+}
+
+/// Starts Prometheus 2.42 on `data` with an optional web config file; returns it and its URL.
 pub async fn start_prometheus(
+    dir: &Path,
+    data: &Path,
+    web_config: Option<&Path>,
+) -> (ServerProcess, String) {
+    start_prometheus_of(PrometheusRelease::V2, dir, data, web_config).await
+}
+
+/// Starts Prometheus of `release` on `data`, scraping itself every second (native histograms
+/// enabled), with an optional web config file; returns it and its URL.
+pub async fn start_prometheus_of(
+    release: PrometheusRelease,
     dir: &Path,
     data: &Path,
     web_config: Option<&Path>,
 ) -> (ServerProcess, String) {
     let port = Ports::ephemeral().unwrap().prometheus;
     let config = dir.join("prometheus.yml");
-    std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
-    let mut command = Command::new(locate_prometheus().expect("prometheus"));
+    let self_scrape = if web_config.is_some() {
+        String::new()
+    } else {
+        format!(
+            "scrape_configs:\n- job_name: prometheus\n  scrape_interval: 1s\n  static_configs:\n  \
+             - targets: [\"127.0.0.1:{port}\"]\n"
+        )
+    };
+    std::fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1m\n{self_scrape}"),
+    )
+    .unwrap();
+    let mut command = Command::new(prometheus_of(release).expect("prometheus"));
     command
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--storage.tsdb.path={}", data.display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--storage.tsdb.retention.time=10y");
+        .arg("--storage.tsdb.retention.time=10y")
+        .arg("--enable-feature=native-histograms");
     if let Some(web) = web_config {
         command.arg(format!("--web.config.file={}", web.display()));
     }
