@@ -2,12 +2,16 @@
 //! floor of fetching the very same `query_range` requests at the same concurrency and throwing
 //! the bodies away, on a real Prometheus backfilled by promtool; the loader's peak heap per
 //! sample; and, on the same server, Python's prometheus-api-client and tensorflow-io's
-//! `from_prometheus` (benches/python_peers.py, run with `$PROMLEARN_PEER_PYTHON`).
+//! `from_prometheus` (benches/python_peers.py, run with `$PROMLEARN_PEER_PYTHON`); then raw
+//! samples by every path (benches/raw_paths: JSON, remote read SAMPLES and streamed) on the
+//! 1.08 M-sample set and a ten-times larger one, ending with the `remote read ratio:` line.
 //!
 //! `cargo xtask bench loader` installs the Python peers, then runs
 //! `cargo bench -p promlearn-loader --bench loader` (release build; about a minute).
 //! Environment: `LOADER_BENCH_ROUNDS` (default 5) measured rounds per data set; the median is shown.
 
+#[path = "raw_paths/mod.rs"]
+mod raw_paths;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -74,6 +78,8 @@ static ALLOCATOR: Counting = Counting;
 const CONCURRENCY: usize = 4;
 /// The data set of the `loader ratio:` line and of prometheus-api-client.
 const RATIO_SET: &str = "bench_100x10800";
+/// The ten-times larger data set of the raw-sample paths (JSON, remote read SAMPLES and streamed).
+const RAW_BIG_SET: &str = "bench_1000x10800";
 /// The data set tensorflow-io reads: small, as it makes one request per second per series.
 const TFIO_SET: &str = "bench_tfio_10x300";
 
@@ -177,8 +183,25 @@ async fn run() -> Result<(), String> {
         },
     ];
     let base = support::recent_base_ms() - 2 * 3_600_000;
+    let raw_sets = [
+        raw_paths::RawSet {
+            name: RATIO_SET,
+            series: 100,
+            points: 10_800,
+        },
+        raw_paths::RawSet {
+            name: RAW_BIG_SET,
+            series: 1_000,
+            points: 10_800,
+        },
+    ];
+    let big = DataSet {
+        name: RAW_BIG_SET,
+        series: 1_000,
+        points: 10_800,
+    };
     let mut series = Vec::new();
-    for set in &sets {
+    for set in sets.iter().chain([&big]) {
         for s in 0..set.series {
             let labels = set.labels(s);
             let labels: Vec<(&str, &str)> = labels.iter().map(|(n, v)| (*n, v.as_str())).collect();
@@ -197,7 +220,7 @@ async fn run() -> Result<(), String> {
     println!(
         "Prometheus {} backfilled by promtool with {} samples in {:.1?}",
         prometheus.url,
-        sets.iter().map(DataSet::samples).sum::<usize>(),
+        sets.iter().chain([&big]).map(DataSet::samples).sum::<usize>(),
         started.elapsed()
     );
 
@@ -278,6 +301,8 @@ async fn run() -> Result<(), String> {
             .expect("a measured data set")
     };
 
+    let remote_read_ratio = raw_paths::run(&client, &raw_sets, base, rounds).await;
+
     let ratio_set = sets.iter().find(|s| s.name == RATIO_SET).unwrap();
     let tfio_set = sets.iter().find(|s| s.name == TFIO_SET).unwrap();
     let peers = python_peers(&serde_json::json!({
@@ -324,6 +349,7 @@ async fn run() -> Result<(), String> {
         "loader ratio: {:.2} (target >= 1.00, floor at the same concurrency)",
         ours / floor
     );
+    println!("{remote_read_ratio}");
     Ok(())
 }
 
