@@ -63,9 +63,13 @@ pub struct LabelMatcher {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
 #[repr(i32)]
 pub enum MatchType {
+    /// `=`: the label's value equals the string (an absent label counts as empty).
     Eq = 0,
+    /// `!=`: the label's value differs from the string.
     Neq = 1,
+    /// `=~`: the label's value matches the regex, anchored at both ends.
     Re = 2,
+    /// `!~`: the label's value does not match the regex, anchored at both ends.
     Nre = 3,
 }
 
