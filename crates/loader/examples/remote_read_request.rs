@@ -3,6 +3,11 @@
 //!
 //! `cargo run -q -p promlearn-loader --example remote_read_request -- SELECTOR START_MS END_MS streamed|samples`
 
+#![allow(
+    clippy::print_stderr,
+    reason = "a command-line tool says what is wrong with its arguments"
+)]
+
 use std::io::Write;
 
 use promlearn_loader::remote_read::{parse_selector, proto::ResponseType, read_request_body};

@@ -4,6 +4,7 @@
 #![no_main]
 
 #[path = "../remote_read_check.rs"]
+#[allow(dead_code)] // each target uses a part of the properties
 mod check;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| check::chunk(data));
