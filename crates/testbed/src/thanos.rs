@@ -65,9 +65,10 @@ impl Default for ThanosConfig {
             seed_blocks: None,
             prometheus_args: Vec::new(),
             extra_scrape_configs: String::new(),
-            ready_query: "up".into(),
+            // Each replica has scraped both replicas once.
+            ready_query: "up{job=\"prometheus\"}".into(),
             ready_time_ms: None,
-            ready_min_series: 1,
+            ready_min_series: 2,
             start_timeout: Duration::from_secs(90),
         }
     }
