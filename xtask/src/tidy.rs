@@ -146,7 +146,11 @@ fn workspace_lints() -> String {
 #[test]
 fn every_library_follows_the_workspace_lints() {
     let lints = workspace_lints();
-    for rule in ["print_stdout = \"deny\"", "print_stderr = \"deny\""] {
+    for rule in [
+        "missing_docs = \"warn\"",
+        "print_stdout = \"deny\"",
+        "print_stderr = \"deny\"",
+    ] {
         assert!(
             lints.contains(rule),
             "the root Cargo.toml's [workspace.lints] must keep `{rule}` (ARCHITECTURE.md)"

@@ -119,7 +119,7 @@ pub enum Backend {
     CandleAutograd,
 }
 
-/// Options for [`Forecaster::fit`].
+/// Options for [`Forecaster::fit`](crate::Forecaster::fit).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitOptions {
     /// Number of epochs.
@@ -129,7 +129,7 @@ pub struct FitOptions {
     pub steps_per_epoch: Option<usize>,
 }
 
-/// What [`Forecaster::fit_with_progress`] reports while it trains, for a caller to show (the
+/// What [`Forecaster::fit_with_progress`](crate::Forecaster::fit_with_progress) reports while it trains, for a caller to show (the
 /// demo prints Keras's `Epoch 1/5` lines from these); the library itself never prints.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FitEvent {
@@ -169,7 +169,7 @@ impl Default for FitOptions {
     }
 }
 
-/// Losses recorded by [`Forecaster::fit`].
+/// Losses recorded by [`Forecaster::fit`](crate::Forecaster::fit).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     /// Per epoch, the mean step loss weighted by batch size (what Keras's History shows).

@@ -1,7 +1,11 @@
 //! Parity with real Keras, from fixtures/model/keras_reference.json (written by
 //! fixtures/model/generate_keras_reference.py; no TensorFlow needed here).
 
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "tests show what they compare; cargo prints it when one fails")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests show what they compare; cargo prints it when one fails"
+)]
 
 use promlearn_model::{
     Backend, Batch, Dataset, FitOptions, Forecaster, KerasWeights, Loss, ModelConfig, ScaleKind,

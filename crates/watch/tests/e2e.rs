@@ -5,7 +5,11 @@
 //!
 //! `cargo xtask e2e` runs them; alone: `cargo test -p promlearn-watch --test e2e -- --include-ignored NAME`.
 
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "tests show what they compare; cargo prints it when one fails")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests show what they compare; cargo prints it when one fails"
+)]
 
 use std::{
     sync::{
