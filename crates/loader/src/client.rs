@@ -496,16 +496,22 @@ impl Client {
                 Ok::<_, Error>((offset, envelope, sink))
             })
             .buffer_unordered(self.inner.concurrency);
+        let mut infos = Vec::new();
         while let Some(done) = fetches.next().await {
             let (offset, envelope, sink) = done?;
             progress.samples += envelope.points;
             progress.chunks_done += 1;
             assembler.merge(offset, sink, envelope.warnings);
+            infos.extend(envelope.infos);
             on_chunk(&progress);
         }
-        let matrix = assembler.finish();
+        let mut matrix = assembler.finish();
+        matrix.push_infos(infos);
         for warning in matrix.warnings() {
             tracing::warn!(endpoint = %self.inner.shown, query = %query.query, "server warning: {warning}");
+        }
+        for info in matrix.infos() {
+            tracing::info!(endpoint = %self.inner.shown, query = %query.query, "server info: {info}");
         }
         Ok(matrix)
     }
@@ -520,7 +526,9 @@ impl Client {
         stream::iter(self.plan(query))
             .map(move |chunk| async move {
                 let (envelope, sink) = self.fetch_range(&chunk).await?;
-                Ok(sink.into_matrix(envelope.warnings))
+                let mut matrix = sink.into_matrix(envelope.warnings);
+                matrix.push_infos(envelope.infos);
+                Ok(matrix)
             })
             .buffered(self.inner.concurrency)
             .scan(false, |failed, item: Result<Matrix>| {

@@ -69,6 +69,7 @@ pub struct Matrix {
     series: Vec<Labels>,
     values: Vec<f64>,
     warnings: Vec<String>,
+    infos: Vec<String>,
 }
 
 impl Matrix {
@@ -90,6 +91,7 @@ impl Matrix {
             series,
             values,
             warnings: Vec::new(),
+            infos: Vec::new(),
         }
     }
 
@@ -157,9 +159,17 @@ impl Matrix {
         self.values.iter().filter(|v| !is_missing(**v)).count()
     }
 
-    /// Warnings the server attached to its answers (each once).
+    /// Warnings the server attached to its answers (each once), and the loader's own about them
+    /// (a native-histogram series left out, see [`crate::decode`]).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// Prometheus 3's info annotations (`infos`), each once: notes on the query that are not
+    /// warnings, such as `rate()` over a name that does not look like a counter's. (Thanos's
+    /// querier hands them out as warnings.)
+    pub fn infos(&self) -> &[String] {
+        &self.infos
     }
 
     /// Applies a missing-sample policy in place.
@@ -224,6 +234,14 @@ impl Matrix {
             }
         }
     }
+
+    pub(crate) fn push_infos(&mut self, infos: impl IntoIterator<Item = String>) {
+        for i in infos {
+            if !self.infos.contains(&i) {
+                self.infos.push(i);
+            }
+        }
+    }
 }
 
 /// Decodes one range-query answer straight into per-series columns on the query's grid.
@@ -268,6 +286,7 @@ impl RangeSink {
             series: self.series,
             values,
             warnings: Vec::new(),
+            infos: Vec::new(),
         };
         m.push_warnings(warnings);
         m
@@ -388,6 +407,7 @@ impl Assembler {
             series,
             values,
             warnings,
+            infos: Vec::new(),
         }
     }
 }

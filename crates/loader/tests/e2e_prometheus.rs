@@ -548,6 +548,12 @@ async fn native_histograms_and_infos_leave_the_rest_of_the_answer_whole(engine: 
         "{:?}",
         m.column(0)
     );
+    // The loader hands the annotation on where the server put it.
+    match engine {
+        Engine::Prometheus2 => assert!(m.infos().is_empty() && m.warnings().is_empty()),
+        Engine::Prometheus3 => assert!(annotated(m.infos()) && m.warnings().is_empty()),
+        Engine::Thanos => assert!(annotated(m.warnings()) && m.infos().is_empty()),
+    }
 }
 
 #[tokio::test]
