@@ -1,12 +1,45 @@
-//! End to end: remote read (streamed XOR chunks and SAMPLES) against a real Prometheus, and
-//! VictoriaMetrics' export, each equal to the JSON API's load of the same raw samples.
+//! End to end: remote read (streamed XOR chunks and SAMPLES) against real Prometheus 2.42 and 3,
+//! and VictoriaMetrics' export, each equal to the JSON API's load of the same raw samples; on
+//! Thanos Query, which has neither, `Via::Auto` finds the JSON API and a forced path is refused.
 
 mod support;
 
 use std::time::Duration;
 
-use promlearn_loader::{Client, Error, RawSeries, Via};
-use support::{BackfilledPrometheus, KNOWN_POINTS, Known, SeriesData, Victoria};
+use promlearn_loader::{Client, Error, RawSeries, Via, remote_read::RemoteReadError};
+use support::{BackfilledPrometheus, Engine, KNOWN_POINTS, Known, SeriesData, Victoria};
+
+mod prometheus_2 {
+    #[tokio::test]
+    #[ignore = "needs real servers: run cargo xtask e2e"]
+    async fn remote_read_equals_the_json_load_of_the_same_samples() {
+        super::remote_read_equals_the_json_load_of_the_same_samples(super::Engine::Prometheus2)
+            .await
+    }
+}
+
+mod prometheus_3 {
+    #[tokio::test]
+    #[ignore = "needs real servers: run cargo xtask e2e"]
+    async fn remote_read_equals_the_json_load_of_the_same_samples() {
+        super::remote_read_equals_the_json_load_of_the_same_samples(super::Engine::Prometheus3)
+            .await
+    }
+
+    #[tokio::test]
+    #[ignore = "needs real servers: run cargo xtask e2e"]
+    async fn native_histogram_chunks_are_refused_by_name_or_read_as_samples() {
+        super::native_histogram_chunks_are_refused_by_name_or_read_as_samples().await
+    }
+}
+
+mod thanos {
+    #[tokio::test]
+    #[ignore = "needs real servers: run cargo xtask e2e"]
+    async fn remote_read_equals_the_json_load_of_the_same_samples() {
+        super::remote_read_equals_the_json_load_of_the_same_samples(super::Engine::Thanos).await
+    }
+}
 
 fn client(url: &str) -> Client {
     Client::builder(url)
@@ -70,11 +103,11 @@ fn expected(series: &[&SeriesData], lo: i64, hi: i64) -> RawSeries {
     }
 }
 
-#[tokio::test]
-#[ignore = "needs real servers: run cargo xtask e2e"]
-async fn remote_read_equals_the_json_load_of_the_same_samples() {
+async fn remote_read_equals_the_json_load_of_the_same_samples(engine: Engine) {
     let known = Known::new();
-    let prometheus = BackfilledPrometheus::start(&known.all()).await;
+    let prometheus = BackfilledPrometheus::start_on(engine, &known.all()).await;
+    // Thanos Query serves neither remote read nor export: the JSON API is the only path.
+    let remote = engine != Engine::Thanos;
     let c = client(&prometheus.url);
     let last = known.base + (KNOWN_POINTS - 1) * 1000;
     // Whole range, a range cut inside chunks at both ends (streamed chunks reach past it), and
@@ -103,6 +136,17 @@ async fn remote_read_equals_the_json_load_of_the_same_samples() {
         assert!(!json.data.series.is_empty() || selector.contains("extra"));
         // The JSON load itself is the data as stored: the reference is right.
         assert_same(selector, &json.data, &expected(&want, lo, hi));
+        if !remote {
+            let auto = c.load_raw_via(selector, lo, hi, Via::Auto).await.unwrap();
+            assert_eq!(auto.via, Via::Json, "{selector}");
+            assert_same(selector, &auto.data, &json.data);
+            for via in [Via::RemoteRead, Via::RemoteReadSamples] {
+                let e = c.load_raw_via(selector, lo, hi, via).await.unwrap_err();
+                assert!(matches!(e, Error::Refused { status: 404, .. }), "{e}");
+                assert!(e.to_string().contains("does not serve it"), "{e}");
+            }
+            continue;
+        }
         for via in [Via::RemoteRead, Via::RemoteReadSamples, Via::Auto] {
             let load = c.load_raw_via(selector, lo, hi, via).await;
             let load = load.unwrap_or_else(|e| panic!("{selector} via {via}: {e}"));
@@ -145,7 +189,7 @@ async fn remote_read_equals_the_json_load_of_the_same_samples() {
         .await
         .unwrap_err();
     assert!(matches!(forced, Error::InvalidArgument(_)), "{forced}");
-    // Export is not Prometheus's: a forced export names the refusal.
+    // Export is not Prometheus's (nor Thanos's): a forced export names the refusal.
     let refused = c
         .load_raw_via("known_gauge", known.base, known.base + 1, Via::Export)
         .await
@@ -208,4 +252,66 @@ async fn victoria_metrics_loads_by_export_and_says_no_to_remote_read() {
         refused.to_string().contains("does not serve it"),
         "{refused}"
     );
+}
+
+/// Prometheus 3 scrapes itself with native histograms on (the testbed's set-up): streamed remote
+/// read refuses their chunks by name; SAMPLES, and `Via::Auto` by falling back to it, load the
+/// float series beside them and warn about each histogram series.
+async fn native_histogram_chunks_are_refused_by_name_or_read_as_samples() {
+    let known = Known::new();
+    let prometheus = BackfilledPrometheus::start_on(Engine::Prometheus3, &known.all()).await;
+    let c = client(&prometheus.url);
+    let histogram = "prometheus_http_request_duration_seconds";
+    let selector = format!("{{__name__=~\"{histogram}|up\"}}");
+    // Wait, through the JSON API, until the histogram has samples in the last 10 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (lo, hi) = loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let json = c
+            .load_raw_via(&selector, now - 10_000, now, Via::Json)
+            .await;
+        if json.is_ok_and(|j| j.data.warnings.iter().any(|w| w.contains(histogram))) {
+            break (now - 10_000, now);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no native histogram samples in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let e = c
+        .load_raw_via(&selector, lo, hi, Via::RemoteRead)
+        .await
+        .unwrap_err();
+    match &e {
+        Error::RemoteRead {
+            source: RemoteReadError::UnsupportedEncoding { series, name, .. },
+            ..
+        } => {
+            assert_eq!(series.metric_name(), Some(histogram), "{e}");
+            assert!(name.contains("HISTOGRAM"), "{e}");
+        }
+        other => panic!("expected an unsupported chunk encoding, got {other}"),
+    }
+    assert!(e.to_string().contains("SAMPLES"), "{e}");
+    for via in [Via::RemoteReadSamples, Via::Auto] {
+        let load = c.load_raw_via(&selector, lo, hi, via).await.unwrap();
+        assert_eq!(load.via, Via::RemoteReadSamples, "{via}");
+        let names: Vec<_> = load
+            .data
+            .series
+            .iter()
+            .map(|s| s.labels.metric_name())
+            .collect();
+        assert!(names.contains(&Some("up")), "{via}: {names:?}");
+        assert!(!names.contains(&Some(histogram)), "{via}: {names:?}");
+        assert!(
+            load.data.warnings.iter().any(|w| w.contains(histogram)),
+            "{via}: {:?}",
+            load.data.warnings
+        );
+    }
 }
