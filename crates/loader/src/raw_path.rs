@@ -5,6 +5,19 @@
 //! `/api/v1/export` where remote read is refused but export answers; else the JSON API
 //! ([`Client::query_raw`]), as for Thanos Query. A selector that is not a plain series selector
 //! always goes to the JSON API, which judges PromQL. [`Client::load_raw_via`] forces a path.
+//!
+//! Decisions, so that every path gives the same samples:
+//! - all keep `[start, end]` inclusive (streamed chunks reach past it and are cut here);
+//! - Prometheus's stale markers are dropped and every NaN is the canonical one, as PromQL and
+//!   the JSON API give them (JSON cannot carry a NaN's payload);
+//! - a chunk encoding this client does not decode (native histograms, newer kinds) fails a forced
+//!   `Via::RemoteRead` with its name; `Via::Auto` asks for `SAMPLES` instead, which loads the float
+//!   series and warns about each native-histogram series; `SAMPLES` cannot tell -0 from 0;
+//! - the client remembers "remote read", "export" or "JSON" only on a clear answer (a success, or
+//!   404/405/501/"unsupported path"), never on a failure that may pass or a refused selector;
+//! - `SAMPLES` is asked in [`ClientBuilder::raw_chunk`](crate::ClientBuilder::raw_chunk) spans
+//!   (each is one message the server builds whole), streamed remote read in one request (its
+//!   frames bound memory on both sides).
 
 use std::{collections::HashMap, fmt, sync::Mutex};
 
