@@ -220,7 +220,10 @@ async fn run() -> Result<(), String> {
     println!(
         "Prometheus {} backfilled by promtool with {} samples in {:.1?}",
         prometheus.url,
-        sets.iter().chain([&big]).map(DataSet::samples).sum::<usize>(),
+        sets.iter()
+            .chain([&big])
+            .map(DataSet::samples)
+            .sum::<usize>(),
         started.elapsed()
     );
 

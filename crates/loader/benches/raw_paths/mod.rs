@@ -4,6 +4,8 @@
 //! high-water mark per sample, medians of alternating rounds; the ratio line compares streamed
 //! remote read with the faster of the two JSON loads, on each data set, and reports the lower.
 
+#![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
+
 use std::{sync::atomic::Ordering, time::Duration, time::Instant};
 
 use promlearn_loader::{Client, RangeQuery, Via};
