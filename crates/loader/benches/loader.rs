@@ -10,6 +10,12 @@
 //! `cargo bench -p promlearn-loader --bench loader` (release build; about a minute).
 //! Environment: `LOADER_BENCH_ROUNDS` (default 5) measured rounds per data set; the median is shown.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
+
 #[path = "raw_paths/mod.rs"]
 mod raw_paths;
 #[path = "../tests/support/mod.rs"]
