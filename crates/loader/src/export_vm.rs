@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use reqwest::header::CONTENT_TYPE;
 use serde::de::IgnoredAny;
 
 use crate::{
@@ -257,12 +256,7 @@ impl Client {
             .await
             .map_err(|e| self.transport(e))?;
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("no content type")
-            .to_owned();
+        let content_type = crate::request::content_type(&response);
         if !response.status().is_success() || !content_type.contains("json") {
             let mut head = Vec::new();
             while head.len() < 512 {

@@ -20,3 +20,13 @@ impl Client {
         request
     }
 }
+
+/// The answer's `Content-Type` as text for checks and messages (`no content type` without one).
+pub(crate) fn content_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("no content type")
+        .to_owned()
+}

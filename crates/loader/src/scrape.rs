@@ -2,7 +2,7 @@
 //! rule, time-outs and error kinds as every API call, so that a program needs one client for
 //! both.
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::header::ACCEPT;
 
 use crate::{
     Client,
@@ -58,12 +58,7 @@ impl Client {
         let request = self.authorize(self.inner.http.get(url).header(ACCEPT, ACCEPT_TEXT));
         let response = request.send().await.map_err(|e| self.transport(e))?;
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("no content type")
-            .to_owned();
+        let content_type = crate::request::content_type(&response);
         let body = response.bytes().await.map_err(|e| self.transport(e))?;
         let at_ms = chrono::Utc::now().timestamp_millis();
         if !(200..300).contains(&status) {

@@ -22,7 +22,7 @@ use backon::{ExponentialBuilder, Retryable};
 use futures_util::{Stream, StreamExt, future, stream};
 use reqwest::{
     Url,
-    header::{CONTENT_TYPE, HeaderName, HeaderValue},
+    header::{HeaderName, HeaderValue},
 };
 
 use crate::{
@@ -311,12 +311,7 @@ impl Client {
             let request = self.authorize(self.inner.http.get(url));
             let mut response = request.send().await.map_err(|e| self.transport(e))?;
             let http_status = response.status().as_u16();
-            let content_type = response
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("no content type")
-                .to_owned();
+            let content_type = crate::request::content_type(&response);
             let mut decoder = Decoder::new(sink);
             let mut head = Vec::new();
             let mut failure = None;

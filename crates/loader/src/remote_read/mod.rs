@@ -125,12 +125,7 @@ impl Client {
             .await
             .map_err(|e| self.transport(e))?;
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("no content type")
-            .to_owned();
+        let content_type = crate::request::content_type(&response);
         let streamed = content_type.starts_with("application/x-streamed-protobuf");
         if !response.status().is_success()
             || !(streamed || content_type.starts_with("application/x-protobuf"))
