@@ -94,6 +94,41 @@ pub struct ThanosQuery {
     _workdir: tempfile::TempDir,
 }
 
+/// Polls Prometheus's `/-/ready` until it answers 200, the process exits, or `deadline` passes.
+async fn wait_prometheus_ready(
+    http: &reqwest::Client,
+    process: &mut ServerProcess,
+    port: u16,
+    deadline: Instant,
+) -> Result<()> {
+    let started = Instant::now();
+    let url = format!("http://127.0.0.1:{port}/-/ready");
+    loop {
+        if let Some(status) = process.exit_status() {
+            return Err(TestbedError::ServerExited {
+                server: process.name(),
+                status,
+                log: process.last_log_lines(20),
+            });
+        }
+        let detail = match http.get(&url).send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => format!("{url} answered {}", r.status()),
+            Err(e) => format!("{url}: {e}"),
+        };
+        if Instant::now() >= deadline {
+            return Err(TestbedError::NotReady {
+                what: "a Thanos replica's Prometheus to be ready".into(),
+                timeout: started.elapsed(),
+                detail,
+                server: process.name(),
+                log: process.last_log_lines(20),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// `n` loopback TCP ports the kernel reports free, held together until all are chosen.
 fn free_ports(n: usize) -> Result<Vec<u16>> {
     let held = (0..n)
@@ -206,7 +241,18 @@ impl ThanosQuery {
                 .arg("--storage.tsdb.retention.time=10y")
                 .args(&config.prometheus_args)
                 .current_dir(&dir);
-            let prometheus_process = ServerProcess::spawn("Prometheus (Thanos replica)", command)?;
+            let mut prometheus_process =
+                ServerProcess::spawn("Prometheus (Thanos replica)", command)?;
+            // The sidecar asks Prometheus for its version and external labels at start and, when
+            // Prometheus does not answer yet, asks again only 30 s later: start it once Prometheus
+            // is ready.
+            wait_prometheus_ready(
+                &setup.http,
+                &mut prometheus_process,
+                prometheus_port,
+                deadline,
+            )
+            .await?;
             let mut sidecar = Command::new(&thanos);
             sidecar
                 .arg("sidecar")
