@@ -87,17 +87,7 @@ impl ExportCollector {
             .into_values()
             .filter(|s| !s.timestamps.is_empty())
             .map(|mut s| {
-                if !s.timestamps.windows(2).all(|w| w[0] < w[1]) {
-                    let mut pairs: Vec<(i64, f64)> = s
-                        .timestamps
-                        .iter()
-                        .copied()
-                        .zip(s.values.iter().copied())
-                        .collect();
-                    pairs.sort_by_key(|p| p.0);
-                    pairs.dedup_by_key(|p| p.0);
-                    (s.timestamps, s.values) = pairs.into_iter().unzip();
-                }
+                s.sort_by_time();
                 s
             })
             .collect();

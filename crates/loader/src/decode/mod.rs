@@ -88,6 +88,25 @@ pub struct Series {
     pub values: Vec<f64>,
 }
 
+impl Series {
+    /// Puts the samples in time order and keeps one per timestamp (the first in the order they
+    /// came), for paths whose servers may send a series' samples out of order or twice.
+    pub(crate) fn sort_by_time(&mut self) {
+        if self.timestamps.windows(2).all(|w| w[0] < w[1]) {
+            return;
+        }
+        let mut pairs: Vec<(i64, f64)> = self
+            .timestamps
+            .iter()
+            .copied()
+            .zip(self.values.iter().copied())
+            .collect();
+        pairs.sort_by_key(|p| p.0);
+        pairs.dedup_by_key(|p| p.0);
+        (self.timestamps, self.values) = pairs.into_iter().unzip();
+    }
+}
+
 /// A [`Sink`] that keeps every series as sent.
 #[derive(Debug, Default)]
 pub struct Collect {

@@ -291,16 +291,10 @@ impl SeriesCollector {
         if !std::mem::take(&mut self.unsorted) {
             return;
         }
-        let s = self.series.last_mut().expect("unsorted implies a series");
-        let mut pairs: Vec<(i64, f64)> = s
-            .timestamps
-            .iter()
-            .copied()
-            .zip(s.values.iter().copied())
-            .collect();
-        pairs.sort_by_key(|p| p.0);
-        pairs.dedup_by_key(|p| p.0);
-        (s.timestamps, s.values) = pairs.into_iter().unzip();
+        self.series
+            .last_mut()
+            .expect("unsorted implies a series")
+            .sort_by_time();
     }
 
     /// Decodes one streamed frame's payload into the series.
