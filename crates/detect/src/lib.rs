@@ -60,6 +60,7 @@ mod error;
 mod grid;
 #[cfg(feature = "plot")]
 mod plot;
+mod stream;
 
 pub use analysis::{Analysis, EventScore, Injected, evaluate};
 pub use detectors::{
@@ -69,3 +70,4 @@ pub use detectors::{
 pub use error::{Error, Result};
 #[cfg(feature = "plot")]
 pub use plot::plot_png;
+pub use stream::StreamState;

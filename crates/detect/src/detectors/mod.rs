@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::Analysis;
 use crate::error::{Error, Result};
+use crate::stream::StreamState;
 
 mod lstm;
 mod rolling;
@@ -357,6 +358,22 @@ pub trait Fitted: Send + Sync + std::fmt::Debug {
     /// empty analysis; NaN, ±Inf and gaps are never judged and never poison their neighbours
     /// beyond the window they sit in.
     fn analyse(&self, timestamps: &[i64], values: &[f64]) -> Result<Analysis>;
+
+    /// Judges, oldest first, the points of `timestamps`/`values` newer than
+    /// [`state.judged_through_ms()`](StreamState::judged_through_ms), using the earlier points
+    /// given as context only (pass [`context`](DetectorSpec::context) points before the new
+    /// ones), and updates `state`. Returns an [`Analysis`] of exactly those new points (the ones
+    /// it could not judge with NaN score); with nothing new, an empty analysis and `state`
+    /// unchanged. The state outlives the model: after a refit, advance the new model with the
+    /// same state.
+    fn advance(
+        &self,
+        state: &mut StreamState,
+        timestamps: &[i64],
+        values: &[f64],
+    ) -> Result<Analysis> {
+        crate::stream::advance_stateless(self, state, timestamps, values)
+    }
 }
 
 /// Counts the finite values, erroring when there are fewer than `needed`.
