@@ -71,10 +71,14 @@ impl fmt::Display for Repair {
         match self.kind {
             RepairKind::BackwardSteps { largest_ms } => write!(
                 f,
-                "{}: {} step(s) back in time (the largest {} s): sorted by time",
+                "{}: {} step(s) back in time (the largest {}): sorted by time",
                 self.file,
                 self.rows,
-                largest_ms / 1000
+                if largest_ms % 60_000 == 0 {
+                    format!("{} min", largest_ms / 60_000)
+                } else {
+                    format!("{} ms", largest_ms)
+                }
             ),
             RepairKind::RepeatedTimestamps => write!(
                 f,
@@ -210,7 +214,7 @@ mod tests {
         );
         assert_eq!(
             repairs[0].to_string(),
-            "m.csv: 1 step(s) back in time (the largest 120 s): sorted by time"
+            "m.csv: 1 step(s) back in time (the largest 2 min): sorted by time"
         );
     }
 

@@ -297,3 +297,85 @@ pub fn score_at(
 ) -> Result<Scored, Error> {
     Ok(Sweep::new(corpus, results)?.score_at(profile, threshold))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DataFile, Window};
+
+    /// Twenty rows a minute apart (probation: 3 rows), one window over rows 8..=11, and a
+    /// detector that scores row 8 (the window's left edge) 0.9, row 10 0.8 and row 15 (after
+    /// the window) 0.7.
+    fn one_file() -> (Corpus, Results) {
+        let ts: Vec<i64> = (0..20).map(|i| i * 60_000).collect();
+        let window = Window {
+            start: ts[8],
+            end: ts[11],
+        };
+        let file = DataFile::new("cat/a.csv", ts.clone(), vec![0.0; 20], vec![window])
+            .expect("a valid file");
+        let corpus = Corpus::new(vec![file], Profile::nab());
+        let mut scores = vec![0.0; 20];
+        (scores[8], scores[10], scores[15]) = (0.9, 0.8, 0.7);
+        let mut results = Results::new("hand");
+        results.insert("cat/a.csv", ts, scores).expect("valid");
+        (corpus, results)
+    }
+
+    #[test]
+    fn a_detection_at_a_windows_left_edge_is_perfect() {
+        let (corpus, results) = one_file();
+        let sweep = Sweep::new(&corpus, &results).expect("fits");
+        let standard = Profile::standard();
+        let s = sweep.score_at(&standard, 0.9);
+        assert_eq!(
+            (s.raw, s.null, s.perfect, s.normalized),
+            (1.0, -1.0, 1.0, 100.0)
+        );
+        let f = &s.per_file[0];
+        assert_eq!((f.tp, f.tn, f.fp, f.fn_, f.total), (1, 13, 0, 3, 17));
+        // Never alerting is the null score.
+        assert_eq!(sweep.score_at(&standard, NEVER).normalized, 0.0);
+        // Row 15 is an FP 4 rows after a window 4 wide: sigmoid at 4 / 3, times 0.11.
+        let s = sweep.score_at(&standard, 0.7);
+        assert_eq!(s.raw, 1.0 + scaled_sigmoid(4.0 / 3.0) * 0.11);
+        assert_eq!((s.per_file[0].tp, s.per_file[0].fp), (2, 1));
+        // At 0: every row detected; the window still counts once, every other row costs.
+        let s = sweep.score_at(&Profile::reward_low_fn_rate(), 0.0);
+        assert_eq!(s.per_file[0].fp, 13);
+        assert!(s.raw < 1.0 - 13.0 * 0.11 * 0.5);
+    }
+
+    /// 0.9 and 0.8 detect the same window's best row, so they tie; NAB keeps the first of the
+    /// sorted scores, the higher threshold.
+    #[test]
+    fn the_optimiser_breaks_ties_towards_the_higher_threshold() {
+        let (corpus, results) = one_file();
+        let sweep = Sweep::new(&corpus, &results).expect("fits");
+        let standard = Profile::standard();
+        assert_eq!(sweep.score_at(&standard, 0.8).raw, 1.0);
+        let s = sweep.score(&standard);
+        assert_eq!((s.threshold, s.normalized), (0.9, 100.0));
+    }
+
+    /// Rows in probation are never scored, even inside a window: a window wholly in probation
+    /// neither rewards nor costs.
+    #[test]
+    fn probation_rows_never_count() {
+        let ts: Vec<i64> = (0..20).map(|i| i * 60_000).collect();
+        let early = Window {
+            start: ts[0],
+            end: ts[2],
+        };
+        let file = DataFile::new("cat/b.csv", ts.clone(), vec![0.0; 20], vec![early])
+            .expect("a valid file");
+        let corpus = Corpus::new(vec![file], Profile::nab());
+        let mut results = Results::new("early");
+        let mut scores = vec![0.0; 20];
+        scores[1] = 1.0;
+        results.insert("cat/b.csv", ts, scores).expect("valid");
+        let s = score_at(&corpus, &results, &Profile::standard(), 0.5).expect("scores");
+        assert_eq!((s.raw, s.null, s.perfect), (0.0, 0.0, 1.0));
+        assert_eq!((s.per_file[0].tp, s.per_file[0].total), (0, 17));
+    }
+}
