@@ -132,6 +132,14 @@ impl QueryConfig {
         (self.fit_window.as_millis() / self.step.as_millis().max(1)) as usize
     }
 
+    /// How long a fit window's read may take: `fit_every`, but at least `infer_every` and at
+    /// most 2 minutes unless `infer_every` is longer.
+    pub fn fit_deadline(&self) -> Duration {
+        self.fit_every
+            .min(Duration::from_secs(120))
+            .max(self.infer_every)
+    }
+
     /// Points each inference reads: the detector's context and a few more.
     pub fn infer_points(&self) -> usize {
         self.detector.context() + 1 + INFER_EXTRA_POINTS

@@ -27,19 +27,22 @@
 
 #![warn(missing_docs)]
 
+pub mod backtest;
+mod clock;
 mod config;
-mod engine;
+mod error;
 mod expo;
+mod export;
+mod schedule;
+mod series;
+mod source;
 
-use std::{
-    convert::Infallible, future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration,
-};
+use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode, body::Incoming, header, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use promlearn_loader::Client;
 use tokio::task::JoinSet;
 
 pub use config::{
@@ -47,69 +50,17 @@ pub use config::{
     DEFAULT_MAX_SERIES, DEFAULT_STALE_AFTER, DEFAULT_STEP, INFER_EXTRA_POINTS, MAX_FIT_POINTS,
     QueryConfig,
 };
-pub use engine::ERROR_KINDS;
+pub use error::{Error, Result};
 pub use expo::{CONTENT_TYPE, escape_label_value};
+pub use series::ERROR_KINDS;
 
-use engine::Shared;
-
-/// What can stop the service from starting or running.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The configuration file could not be read.
-    #[error("cannot read the watch configuration {}: {source}", path.display())]
-    ReadConfig {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The configuration is not valid: where, and what is wrong.
-    #[error("{origin}:{line}: {message}")]
-    Config {
-        /// The file (or the name given to [`Config::from_toml`]).
-        origin: String,
-        /// The 1-based line.
-        line: usize,
-        /// What is wrong, naming the field.
-        message: String,
-    },
-    /// A file the configuration names (password, token, CA certificate) could not be read.
-    #[error("cannot read {what} {}: {source}", path.display())]
-    ReadSecret {
-        /// Which setting names it.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The Prometheus client could not be built from the configuration.
-    #[error("the Prometheus client: {0}")]
-    Client(#[from] promlearn_loader::Error),
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server failed while running.
-    #[error("serving /metrics: {0}")]
-    Serve(#[source] std::io::Error),
-}
-
-/// The result type of this crate.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+use clock::Clock;
+use schedule::{Exec, Shared};
+use source::Source;
 
 /// The service: built from a [`Config`] (listening already), run by [`Watch::serve`].
 pub struct Watch {
     shared: Arc<Shared>,
-    client: Client,
     listener: std::net::TcpListener,
     addr: SocketAddr,
 }
@@ -118,7 +69,7 @@ impl std::fmt::Debug for Watch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Watch")
             .field("addr", &self.addr)
-            .field("client", &self.client)
+            .field("endpoint", &self.shared.config.endpoint)
             .field("queries", &self.shared.config.queries.len())
             .finish_non_exhaustive()
     }
@@ -139,7 +90,7 @@ impl std::fmt::Debug for Handle {
 impl Handle {
     /// The `/metrics` page as it would be served now.
     pub fn render_metrics(&self) -> String {
-        engine::render(&self.shared)
+        export::render(&self.shared)
     }
 
     /// How many series the query named `query` tracks now (`None` for an unknown name).
@@ -164,11 +115,11 @@ impl Watch {
     /// Reads the secret files the configuration names, builds the Prometheus client and binds
     /// the listen address (port 0 picks a free one: see [`Watch::bound_addr`]). Needs no runtime.
     pub fn new(config: Config) -> Result<Watch> {
-        Watch::with_fit_fn(config, engine::detector_fit())
+        Watch::with_fit_fn(config, schedule::detector_fit())
     }
 
-    pub(crate) fn with_fit_fn(config: Config, fit_fn: engine::FitFn) -> Result<Watch> {
-        let client = build_client(&config)?;
+    pub(crate) fn with_fit_fn(config: Config, fit_fn: schedule::FitFn) -> Result<Watch> {
+        let client = source::build_client(&config)?;
         let listener =
             std::net::TcpListener::bind(config.listen).map_err(|source| Error::Bind {
                 addr: config.listen,
@@ -184,10 +135,16 @@ impl Watch {
             addr: config.listen,
             source,
         })?;
-        let shared = Arc::new(Shared::new(config, fit_fn, fit_concurrency()));
+        let shared = Arc::new(Shared::new(
+            config,
+            Clock::wall(),
+            Source::Prometheus(client),
+            Exec::Pool,
+            fit_fn,
+            fit_concurrency(),
+        ));
         Ok(Watch {
             shared,
-            client,
             listener,
             addr,
         })
@@ -212,7 +169,7 @@ impl Watch {
 
     /// The `/metrics` page as it would be served now.
     pub fn render_metrics(&self) -> String {
-        engine::render(&self.shared)
+        export::render(&self.shared)
     }
 
     /// Runs the engine and serves `/metrics` and `/healthz` until `shutdown` resolves; then
@@ -222,21 +179,13 @@ impl Watch {
         let listener = tokio::net::TcpListener::from_std(self.listener).map_err(Error::Serve)?;
         let mut loops = JoinSet::new();
         for index in 0..self.shared.config.queries.len() {
-            loops.spawn(engine::infer_loop(
-                self.shared.clone(),
-                self.client.clone(),
-                index,
-            ));
-            loops.spawn(engine::fit_loop(
-                self.shared.clone(),
-                self.client.clone(),
-                index,
-            ));
+            loops.spawn(schedule::live_infer_loop(self.shared.clone(), index));
+            loops.spawn(schedule::live_fit_loop(self.shared.clone(), index));
         }
         tracing::info!(
             addr = %self.addr,
             queries = self.shared.config.queries.len(),
-            endpoint = self.client.endpoint(),
+            endpoint = self.shared.config.endpoint,
             "watch serving /metrics"
         );
         let mut connections = JoinSet::new();
@@ -263,46 +212,6 @@ impl Watch {
         tracing::info!("watch stopped");
         Ok(())
     }
-}
-
-fn build_client(config: &Config) -> Result<Client> {
-    let read = |what: &'static str, path: &PathBuf| {
-        std::fs::read(path).map_err(|source| Error::ReadSecret {
-            what,
-            path: path.clone(),
-            source,
-        })
-    };
-    let text = |bytes: Vec<u8>| {
-        String::from_utf8_lossy(&bytes)
-            .trim_end_matches(['\r', '\n'])
-            .to_owned()
-    };
-    // Each call is bounded by its own deadline (infer_every, or the fit's); the client's own
-    // time-out only has to be the longest of them.
-    let longest = config
-        .queries
-        .iter()
-        .map(|q| q.fit_every.clamp(q.infer_every, Duration::from_secs(120)))
-        .max()
-        .unwrap_or(Duration::from_secs(60));
-    let mut builder = Client::builder(config.endpoint.clone())
-        .timeout(longest)
-        .connect_timeout(Duration::from_secs(2))
-        .retries(1)
-        .retry_delays(Duration::from_millis(50), Duration::from_millis(200));
-    let auth = &config.auth;
-    if let Some(basic) = &auth.basic_auth {
-        let password = text(read("basic_auth.password_file", &basic.password_file)?);
-        builder = builder.basic_auth(basic.user.clone(), password);
-    }
-    if let Some(path) = &auth.bearer_token_file {
-        builder = builder.bearer_token(text(read("bearer_token_file", path)?));
-    }
-    if let Some(path) = &auth.ca_cert {
-        builder = builder.ca_certificate_pem(read("ca_cert", path)?);
-    }
-    Ok(builder.build()?)
 }
 
 async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
@@ -346,7 +255,7 @@ fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>
         return response;
     }
     match request.uri().path() {
-        "/metrics" => reply(StatusCode::OK, CONTENT_TYPE, engine::render(shared)),
+        "/metrics" => reply(StatusCode::OK, CONTENT_TYPE, export::render(shared)),
         "/healthz" | "/-/healthy" => {
             reply(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
         }

@@ -14,9 +14,9 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, body::Incoming, service::service_fn};
 use hyper_util::rt::TokioIo;
-use promlearn_detect::{Analysis, DetectorSpec, Fitted};
+use promlearn_detect::{Analysis, DetectorSpec, Fitted, StreamState};
 
-use crate::{Config, Handle, Watch, engine::FitFn};
+use crate::{Config, Handle, Watch, schedule::FitFn};
 
 /// How the fake Prometheus answers.
 #[derive(Debug, Clone)]
@@ -151,6 +151,17 @@ struct FakeModel {
 impl Fitted for FakeModel {
     fn spec(&self) -> &DetectorSpec {
         &self.spec
+    }
+
+    /// Its own analysis of everything given, whatever the detector crate's stream stage does:
+    /// these tests are about the schedule, which keeps to the new points by its own mark.
+    fn advance(
+        &self,
+        _state: &mut StreamState,
+        timestamps: &[i64],
+        values: &[f64],
+    ) -> promlearn_detect::Result<Analysis> {
+        self.analyse(timestamps, values)
     }
 
     fn analyse(&self, timestamps: &[i64], values: &[f64]) -> promlearn_detect::Result<Analysis> {

@@ -1,0 +1,520 @@
+//! The schedule, one copy for the service and for a backtest: per query, an inference every
+//! `infer_every` that judges each series' new samples with its current model, and a fit of the
+//! series that are due (every `fit_every`, once they have `min_history`) on the `fit_window`
+//! before now. Time comes from the [`Clock`], samples from the [`Source`], and where the work
+//! runs from [`Exec`]:
+//!
+//! - the service: real time, Prometheus, fits and analyses on the blocking pool (at most
+//!   `fit_permits` fits at a time), so inference never waits for a fit and keeps using the last
+//!   fitted model (an `Arc<dyn Fitted>`) until a new one replaces it;
+//! - a backtest: simulated time, series in memory, everything on the calling thread in order, so
+//!   a run is deterministic.
+//!
+//! All state is behind one mutex that is only held for bookkeeping, never across an `.await`, a
+//! fit, an analysis or the caller's sink.
+
+use std::{
+    collections::HashMap,
+    io,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use promlearn_detect::{Analysis, DetectorSpec, Fitted};
+use promlearn_loader::Labels;
+use tokio::sync::Semaphore;
+
+use crate::{
+    Config,
+    backtest::JudgedPoint,
+    clock::{self, Clock},
+    series::{ErrorKind, Point, SeriesState, State, Stream},
+    source::{SeriesData, Source, Want},
+};
+
+/// Fits a detector on a history; the detector crate's `DetectorSpec::fit`, or a stand-in in tests.
+pub(crate) type FitFn = Arc<
+    dyn Fn(&DetectorSpec, &[i64], &[f64]) -> promlearn_detect::Result<Arc<dyn Fitted>>
+        + Send
+        + Sync,
+>;
+
+/// The detector crate's own fit.
+pub(crate) fn detector_fit() -> FitFn {
+    Arc::new(|spec: &DetectorSpec, timestamps: &[i64], values: &[f64]| spec.fit(timestamps, values))
+}
+
+/// Where fits and analyses run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exec {
+    /// On tokio's blocking pool; fits are not waited for (the service).
+    Pool,
+    /// On the calling thread, in order, each fit finished before the schedule goes on (a backtest).
+    Inline,
+}
+
+/// Everything the schedule, the fits and `/metrics` share.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub clock: Clock,
+    pub source: Source,
+    exec: Exec,
+    state: Mutex<State>,
+    fit_permits: Arc<Semaphore>,
+    fit_fn: FitFn,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        config: Config,
+        clock: Clock,
+        source: Source,
+        exec: Exec,
+        fit_fn: FitFn,
+        fit_concurrency: usize,
+    ) -> Shared {
+        let queries = config.queries.iter().map(|_| Default::default()).collect();
+        Shared {
+            config,
+            clock,
+            source,
+            exec,
+            state: Mutex::new(State {
+                queries,
+                total_series: 0,
+            }),
+            fit_permits: Arc::new(Semaphore::new(fit_concurrency.max(1))),
+            fit_fn,
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain counters behind; keep serving them.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The service's inference loop of query `index`, on real ticks.
+pub(crate) async fn live_infer_loop(shared: Arc<Shared>, index: usize) {
+    let mut ticks = clock::live_ticks(shared.config.queries[index].infer_every);
+    loop {
+        ticks.tick().await;
+        // The service keeps no judged points but the newest, which the state holds.
+        let _ = infer_once(&shared, index, &mut |_: &JudgedPoint<'_>| Ok(())).await;
+    }
+}
+
+/// The service's fit loop of query `index`: it looks for due series at every inference tick.
+pub(crate) async fn live_fit_loop(shared: Arc<Shared>, index: usize) {
+    let mut ticks = clock::live_ticks(shared.config.queries[index].infer_every);
+    loop {
+        ticks.tick().await;
+        fit_once(&shared, index).await;
+    }
+}
+
+/// One series' share of an inference: its answer and how far its stream was judged.
+struct InferJob {
+    labels: Labels,
+    model: Option<Arc<dyn Fitted>>,
+    stream: Stream,
+    data: SeriesData,
+}
+
+/// What became of an [`InferJob`]'s new samples.
+enum Outcome {
+    /// Judged by the model: the analysis of the new samples only.
+    Judged(Analysis),
+    /// Passed on unjudged from index `first` on: no model yet.
+    NoModel { first: usize },
+    /// Passed on unjudged from index `first` on: the analysis failed.
+    Failed { first: usize, error: String },
+}
+
+fn run_infer_job(mut job: InferJob) -> (InferJob, Outcome) {
+    let outcome = match &job.model {
+        None => Outcome::NoModel {
+            first: job.stream.pass_over(&job.data.timestamps),
+        },
+        Some(model) => {
+            match job
+                .stream
+                .judge(model.as_ref(), &job.data.timestamps, &job.data.values)
+            {
+                Ok(analysis) => Outcome::Judged(analysis),
+                Err(e) => Outcome::Failed {
+                    first: job.stream.pass_over(&job.data.timestamps),
+                    error: e.to_string(),
+                },
+            }
+        }
+    };
+    (job, outcome)
+}
+
+/// One inference of query `index` at the clock's time: reads the new samples of every series
+/// (with context), judges them with the series' model, hands every new sample to `sink` exactly
+/// once (judged or not) and keeps the newest judged point for `/metrics`. Only the sink can fail.
+pub(crate) async fn infer_once<K>(
+    shared: &Arc<Shared>,
+    index: usize,
+    sink: &mut K,
+) -> io::Result<()>
+where
+    K: FnMut(&JudgedPoint<'_>) -> io::Result<()>,
+{
+    let query = &shared.config.queries[index];
+    let started = Instant::now();
+    let now = shared.clock.now_ms();
+    let after = shared.lock().queries[index].read_through_ms;
+    let answer = shared
+        .source
+        .fetch(
+            query,
+            now,
+            Want::Infer { after_ms: after },
+            query.infer_every,
+        )
+        .await;
+    let data = match answer {
+        Err((kind, message)) => {
+            let mut state = shared.lock();
+            let q = &mut state.queries[index];
+            if q.up || q.errors.iter().sum::<u64>() == 0 {
+                tracing::warn!(query = %query.name, "query failed, its series are not exported until it answers again: {message}");
+            } else {
+                tracing::debug!(query = %query.name, "query failed: {message}");
+            }
+            q.up = false;
+            q.error(kind);
+            for series in q.series.values_mut() {
+                series.last = None;
+            }
+            drop_stale(&mut state, index, now, shared.config.stale_after);
+            return Ok(());
+        }
+        Ok(data) => data,
+    };
+
+    // Bookkeeping: new series, last-seen times, what to judge.
+    let mut jobs = Vec::new();
+    {
+        let mut guard = shared.lock();
+        let state = &mut *guard;
+        let max_series = shared.config.max_series;
+        let q = &mut state.queries[index];
+        if !q.up {
+            tracing::info!(query = %query.name, series = data.len(), "query answers");
+        }
+        q.up = true;
+        q.read_through_ms = Some(now);
+        for data in data {
+            if !q.series.contains_key(&data.labels) {
+                if state.total_series >= max_series {
+                    q.error(ErrorKind::SeriesLimit);
+                    continue;
+                }
+                state.total_series += 1;
+                q.series_created += 1;
+                tracing::debug!(query = %query.name, series = %data.labels, "new series");
+                // What the answers before this one held is history, not new.
+                let series = SeriesState::new(&data.labels, now, after);
+                q.series.insert(data.labels.clone(), series);
+            }
+            let series = q
+                .series
+                .get_mut(&data.labels)
+                .expect("present or just added");
+            series.last_seen_ms = now;
+            if series.stream.first_new(&data.timestamps) == data.timestamps.len() {
+                // Nothing new: the newest judged point stands while it is in the answer.
+                let start = data.timestamps.first().copied().unwrap_or(now);
+                series.last = series.last.filter(|p| p.timestamp_ms >= start);
+                continue;
+            }
+            jobs.push(InferJob {
+                labels: data.labels.clone(),
+                model: series.model.clone(),
+                stream: series.stream.clone(),
+                data,
+            });
+        }
+        // A series missing from this answer exports nothing (its model stays until it is stale).
+        for series in q.series.values_mut() {
+            if series.last_seen_ms != now {
+                series.last = None;
+            }
+        }
+        drop_stale(state, index, now, shared.config.stale_after);
+    }
+
+    // Judging: an LSTM's forward pass is real work, so the service does it off the async threads.
+    let results: Vec<(InferJob, Outcome)> =
+        if shared.exec == Exec::Inline || jobs.iter().all(|j| j.model.is_none()) {
+            jobs.into_iter().map(run_infer_job).collect()
+        } else {
+            match tokio::task::spawn_blocking(move || {
+                jobs.into_iter().map(run_infer_job).collect::<Vec<_>>()
+            })
+            .await
+            {
+                Ok(results) => results,
+                Err(e) => {
+                    tracing::error!(query = %query.name, "analysis panicked: {e}");
+                    shared.lock().queries[index].error(ErrorKind::AnalyseFailed);
+                    return Ok(());
+                }
+            }
+        };
+
+    // Every new sample to the sink, outside the lock.
+    for (job, outcome) in &results {
+        emit(&query.name, job, outcome, sink)?;
+    }
+
+    let mut state = shared.lock();
+    let q = &mut state.queries[index];
+    for (job, outcome) in results {
+        let Some(series) = q.series.get_mut(&job.labels) else {
+            continue;
+        };
+        series.stream = job.stream;
+        let start = job.data.timestamps.first().copied().unwrap_or(now);
+        let newest = match &outcome {
+            Outcome::Judged(a) => a.last_judged().and_then(|i| Point::judged(a, i)),
+            Outcome::NoModel { .. } => None,
+            Outcome::Failed { error, .. } => {
+                tracing::warn!(query = %query.name, series = %job.labels, "analysis failed: {error}");
+                q.errors[ErrorKind::AnalyseFailed as usize] += 1;
+                None
+            }
+        };
+        series.last = newest.or(series.last.filter(|p| p.timestamp_ms >= start));
+    }
+    q.infer_durations.observe(started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Hands the new samples of one job to the sink.
+fn emit<K>(query: &str, job: &InferJob, outcome: &Outcome, sink: &mut K) -> io::Result<()>
+where
+    K: FnMut(&JudgedPoint<'_>) -> io::Result<()>,
+{
+    let (ts, vs) = (&job.data.timestamps, &job.data.values);
+    match outcome {
+        Outcome::Judged(a) => {
+            for i in 0..a.len() {
+                sink(&JudgedPoint {
+                    query,
+                    labels: &job.labels,
+                    timestamp_ms: a.timestamps[i],
+                    value: a.values[i],
+                    yhat: a.yhat[i],
+                    yhat_lower: a.yhat_lower[i],
+                    yhat_upper: a.yhat_upper[i],
+                    score: a.score[i],
+                    anomalous: a.anomalous[i],
+                })?;
+            }
+        }
+        Outcome::NoModel { first } | Outcome::Failed { first, .. } => {
+            for i in *first..ts.len() {
+                sink(&JudgedPoint::unjudged(query, &job.labels, ts[i], vs[i]))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Drops the series of query `index` not seen for `stale_after`.
+fn drop_stale(state: &mut State, index: usize, now_ms: i64, stale_after: Duration) {
+    let q = &mut state.queries[index];
+    let before = q.series.len();
+    let stale_ms = stale_after.as_millis() as i64;
+    q.series.retain(|labels, series| {
+        let keep = now_ms - series.last_seen_ms <= stale_ms;
+        if !keep {
+            tracing::info!(series = %labels, "series dropped: not seen for {}", promlearn_duration::format(stale_after));
+        }
+        keep
+    });
+    state.total_series -= before - q.series.len();
+}
+
+/// One fit round of query `index` at the clock's time: when series are due for a (re)fit, one
+/// read of the fit window, then one fit per due series that has `min_history`.
+pub(crate) async fn fit_once(shared: &Arc<Shared>, index: usize) {
+    let query = &shared.config.queries[index];
+    let now = shared.clock.now_ms();
+    let fit_every = query.fit_every.as_millis() as i64;
+    let due: Vec<Labels> = {
+        let mut state = shared.lock();
+        let q = &mut state.queries[index];
+        let mut due = Vec::new();
+        let mut skipped = 0;
+        for (labels, series) in q.series.iter_mut() {
+            if now < series.next_fit_ms {
+                continue;
+            }
+            if series.fitting {
+                // The previous fit still runs: skip this one, keep inferring with the last model.
+                skipped += 1;
+                series.next_fit_ms = now + fit_every;
+                tracing::debug!(query = %query.name, series = %labels, "fit skipped: the previous one still runs");
+            } else {
+                due.push(labels.clone());
+            }
+        }
+        q.fits_skipped += skipped;
+        due
+    };
+    if due.is_empty() {
+        return;
+    }
+    let deadline = query.fit_deadline();
+    let fetched = match shared.source.fetch(query, now, Want::Fit, deadline).await {
+        Ok(fetched) => fetched,
+        Err((kind, message)) => {
+            let mut state = shared.lock();
+            let q = &mut state.queries[index];
+            if q.up {
+                tracing::warn!(query = %query.name, "the fit window's query failed: {message}");
+            } else {
+                tracing::debug!(query = %query.name, "the fit window's query failed: {message}");
+            }
+            q.error(kind);
+            // Not every cycle: a Prometheus that is down is already counted by inference.
+            let retry = shared.clock.now_ms()
+                + (query.infer_every * 10).min(query.fit_every).as_millis() as i64;
+            for labels in &due {
+                if let Some(series) = q.series.get_mut(labels) {
+                    series.next_fit_ms = series.next_fit_ms.max(retry);
+                }
+            }
+            return;
+        }
+    };
+    let mut fetched: HashMap<Labels, SeriesData> =
+        fetched.into_iter().map(|s| (s.labels.clone(), s)).collect();
+    let min_history = query.detector.min_history();
+    let mut jobs = Vec::new();
+    {
+        let mut state = shared.lock();
+        let q = &mut state.queries[index];
+        for labels in due {
+            let Some(series) = q.series.get_mut(&labels) else {
+                continue;
+            };
+            let (timestamps, values) = match fetched.remove(&labels) {
+                Some(s) => (s.timestamps, s.values),
+                None => (Vec::new(), Vec::new()),
+            };
+            let finite = values.iter().filter(|v| v.is_finite()).count();
+            if finite < min_history {
+                // Not enough history yet: come back when there can be.
+                let wait = query.step * (min_history - finite) as u32;
+                series.next_fit_ms = now + wait.max(query.infer_every).as_millis() as i64;
+                tracing::debug!(query = %query.name, series = %labels, finite, min_history, "not enough history to fit yet");
+                continue;
+            }
+            series.fitting = true;
+            series.next_fit_ms = now + fit_every;
+            jobs.push(FitJob {
+                index,
+                labels,
+                spec: query.detector.clone(),
+                timestamps,
+                values,
+            });
+        }
+    }
+    for job in jobs {
+        match shared.exec {
+            Exec::Pool => {
+                tokio::spawn(job.run_on_pool(shared.clone()));
+            }
+            Exec::Inline => job.run_inline(shared),
+        }
+    }
+}
+
+/// One series' fit.
+struct FitJob {
+    index: usize,
+    labels: Labels,
+    spec: DetectorSpec,
+    timestamps: Vec<i64>,
+    values: Vec<f64>,
+}
+
+type FitOutcome = (promlearn_detect::Result<Arc<dyn Fitted>>, Duration);
+
+impl FitJob {
+    fn fit(&self, fit_fn: &FitFn) -> FitOutcome {
+        let started = Instant::now();
+        let result = fit_fn(&self.spec, &self.timestamps, &self.values);
+        (result, started.elapsed())
+    }
+
+    /// The service: wait for a fit slot, fit on the blocking pool.
+    async fn run_on_pool(self, shared: Arc<Shared>) {
+        let Ok(permit) = shared.fit_permits.clone().acquire_owned().await else {
+            return;
+        };
+        let fit_fn = shared.fit_fn.clone();
+        let job = Arc::new(self);
+        let fitting = job.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            fitting.fit(&fit_fn)
+        })
+        .await;
+        match outcome {
+            Ok(outcome) => job.finish(&shared, outcome),
+            Err(e) => {
+                let name = &shared.config.queries[job.index].name;
+                tracing::error!(query = %name, series = %job.labels, "fit panicked: {e}");
+                let mut state = shared.lock();
+                let q = &mut state.queries[job.index];
+                q.error(ErrorKind::FitFailed);
+                if let Some(series) = q.series.get_mut(&job.labels) {
+                    series.fitting = false;
+                }
+            }
+        }
+    }
+
+    /// A backtest: fit here and now.
+    fn run_inline(self, shared: &Shared) {
+        let outcome = self.fit(&shared.fit_fn);
+        self.finish(shared, outcome);
+    }
+
+    /// Records the fit's result: the new model replaces the old one; the stream goes on.
+    fn finish(&self, shared: &Shared, (result, took): FitOutcome) {
+        let name = &shared.config.queries[self.index].name;
+        let mut state = shared.lock();
+        let q = &mut state.queries[self.index];
+        q.fit_durations.observe(took.as_secs_f64());
+        match result {
+            Ok(model) => {
+                q.fits += 1;
+                q.last_fit_unix = Some(shared.clock.now_ms() as f64 / 1000.0);
+                if let Some(series) = q.series.get_mut(&self.labels) {
+                    series.fitting = false;
+                    if series.model.is_none() {
+                        tracing::debug!(query = %name, series = %self.labels, "first model fitted in {took:?}");
+                    }
+                    series.model = Some(model);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(query = %name, series = %self.labels, "fit failed: {e}");
+                q.error(ErrorKind::FitFailed);
+                if let Some(series) = q.series.get_mut(&self.labels) {
+                    series.fitting = false;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The per-series state: its fitted model, where its stream has been judged up to, when its next
+//! fit is due and what it exports; and the per-query state that holds them with the query's
+//! counters.
+//!
+//! Nothing here knows what time it is or where samples come from: the schedule hands in the time
+//! and the samples.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use promlearn_detect::{Analysis, Fitted, StreamState};
+use promlearn_loader::Labels;
+
+use crate::expo::Histogram;
+
+/// What counts as an error, by kind (the `kind` label of `promlearn_watch_errors_total`).
+pub const ERROR_KINDS: [&str; 5] = [
+    "query_failed",
+    "timeout",
+    "fit_failed",
+    "analyse_failed",
+    "series_limit",
+];
+
+/// An error kind; its value indexes [`ERROR_KINDS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorKind {
+    QueryFailed = 0,
+    Timeout = 1,
+    FitFailed = 2,
+    AnalyseFailed = 3,
+    SeriesLimit = 4,
+}
+
+/// One judged point of a series, as exported: the newest one is what `/metrics` shows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Point {
+    /// Unix ms.
+    pub timestamp_ms: i64,
+    pub value: f64,
+    pub yhat: f64,
+    pub lower: f64,
+    pub upper: f64,
+    pub score: f64,
+    pub anomalous: bool,
+}
+
+impl Point {
+    /// Point `i` of `analysis`, if the detector judged it.
+    pub(crate) fn judged(analysis: &Analysis, i: usize) -> Option<Point> {
+        (!analysis.score[i].is_nan()).then(|| Point {
+            timestamp_ms: analysis.timestamps[i],
+            value: analysis.values[i],
+            yhat: analysis.yhat[i],
+            lower: analysis.yhat_lower[i],
+            upper: analysis.yhat_upper[i],
+            score: analysis.score[i],
+            anomalous: analysis.anomalous[i],
+        })
+    }
+}
+
+/// Where a series' stream has been judged up to: every sample at or before `through_ms` has been
+/// handed on (judged, or passed by for want of a model) exactly once, and is only context from
+/// now on. Beside it, the detector's own [`StreamState`]. Both outlive refits.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Stream {
+    pub through_ms: Option<i64>,
+    /// The detector's state; it only moves when a model judges, so it may lag the mark (samples
+    /// passed by before the first model).
+    pub detector: StreamState,
+}
+
+impl Stream {
+    /// A stream whose samples up to `through_ms` (if given) count as already judged.
+    pub(crate) fn starting_after(through_ms: Option<i64>) -> Stream {
+        Stream {
+            through_ms,
+            detector: StreamState::new(),
+        }
+    }
+
+    /// The index of the first sample of `timestamps` (ascending) not yet judged.
+    pub(crate) fn first_new(&self, timestamps: &[i64]) -> usize {
+        match self.through_ms {
+            None => 0,
+            Some(t) => timestamps.partition_point(|&ts| ts <= t),
+        }
+    }
+
+    /// Judges the samples newer than the mark with the detector's `Fitted::advance`, the earlier
+    /// ones serving as context, moves the mark past them, and returns the analysis of exactly
+    /// the new samples.
+    pub(crate) fn judge(
+        &mut self,
+        model: &dyn Fitted,
+        timestamps: &[i64],
+        values: &[f64],
+    ) -> promlearn_detect::Result<Analysis> {
+        let first = self.first_new(timestamps);
+        let analysis = model.advance(&mut self.detector, timestamps, values)?;
+        self.pass_over(timestamps);
+        let new = timestamps.len() - first;
+        // The detector's state lags the mark until its first judgement: it then returns the
+        // samples passed by before too, which are not new.
+        if analysis.len() >= new {
+            return Ok(analysis.slice(analysis.len() - new..analysis.len()));
+        }
+        // Never expected (the detector's state is never ahead of the mark); if it were, the
+        // samples it did not return are handed on unjudged rather than lost.
+        let mut full = analysis.slice(0..0);
+        for i in first..timestamps.len() {
+            let j = analysis.timestamps.binary_search(&timestamps[i]).ok();
+            full.timestamps.push(timestamps[i]);
+            full.values.push(values[i]);
+            let pick = |column: &[f64]| j.map_or(f64::NAN, |j| column[j]);
+            full.yhat.push(pick(&analysis.yhat));
+            full.yhat_lower.push(pick(&analysis.yhat_lower));
+            full.yhat_upper.push(pick(&analysis.yhat_upper));
+            full.score.push(pick(&analysis.score));
+            full.anomalous
+                .push(j.is_some_and(|j| analysis.anomalous[j]));
+        }
+        Ok(full)
+    }
+
+    /// Moves the mark past `timestamps` without judging them; returns the index of the first
+    /// sample that was new.
+    pub(crate) fn pass_over(&mut self, timestamps: &[i64]) -> usize {
+        let first = self.first_new(timestamps);
+        if first < timestamps.len() {
+            self.through_ms = timestamps.last().copied();
+        }
+        first
+    }
+}
+
+/// One series of a query.
+pub(crate) struct SeriesState {
+    /// The labels exported with every value of this series (after `query`/`detector`).
+    pub exported: Vec<(String, String)>,
+    pub model: Option<Arc<dyn Fitted>>,
+    pub stream: Stream,
+    pub fitting: bool,
+    /// When the next fit is due (unix ms on the schedule's clock).
+    pub next_fit_ms: i64,
+    /// When an answer last held this series (unix ms on the schedule's clock).
+    pub last_seen_ms: i64,
+    /// The newest judged point; `None` while the query fails, the series is absent, or no point
+    /// in the latest answer was judged, so that nothing old is exported.
+    pub last: Option<Point>,
+}
+
+impl SeriesState {
+    /// A series first seen at `now_ms`, due for a fit at once, whose samples up to `through_ms`
+    /// count as judged.
+    pub(crate) fn new(labels: &Labels, now_ms: i64, through_ms: Option<i64>) -> SeriesState {
+        SeriesState {
+            exported: exported_labels(labels),
+            model: None,
+            stream: Stream::starting_after(through_ms),
+            fitting: false,
+            next_fit_ms: now_ms,
+            last_seen_ms: now_ms,
+            last: None,
+        }
+    }
+}
+
+/// One query: its series and counters.
+#[derive(Default)]
+pub(crate) struct QueryState {
+    pub up: bool,
+    pub series: BTreeMap<Labels, SeriesState>,
+    /// The clock's time of the last inference that read an answer: samples after it are new.
+    pub read_through_ms: Option<i64>,
+    pub series_created: u64,
+    pub errors: [u64; ERROR_KINDS.len()],
+    pub fits_skipped: u64,
+    pub fits: u64,
+    pub fit_durations: Histogram,
+    pub infer_durations: Histogram,
+    pub last_fit_unix: Option<f64>,
+}
+
+impl QueryState {
+    pub(crate) fn error(&mut self, kind: ErrorKind) {
+        self.errors[kind as usize] += 1;
+    }
+}
+
+/// Every query's state, and the series bound they share.
+pub(crate) struct State {
+    pub queries: Vec<QueryState>,
+    pub total_series: usize,
+}
+
+/// Labels exported for a series: its own, with `query` and `detector` renamed to
+/// `exported_query`/`exported_detector` (as Prometheus does on a clash) and `__name__` to
+/// `exported_name` (our metric names replace it).
+fn exported_labels(labels: &Labels) -> Vec<(String, String)> {
+    labels
+        .iter()
+        .map(|(name, value)| {
+            let name = match name {
+                "query" | "detector" => format!("exported_{name}"),
+                "__name__" => "exported_name".to_owned(),
+                other => other.to_owned(),
+            };
+            (name, value.to_owned())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use promlearn_detect::DetectorSpec;
+
+    use super::*;
+
+    /// A model whose `advance` returns the last `keep` points of what it is given (all of them
+    /// when `keep` is `usize::MAX`), each judged with its value as the score.
+    #[derive(Debug)]
+    struct Tail {
+        spec: DetectorSpec,
+        keep: usize,
+    }
+
+    impl Fitted for Tail {
+        fn spec(&self) -> &DetectorSpec {
+            &self.spec
+        }
+
+        fn analyse(&self, t: &[i64], v: &[f64]) -> promlearn_detect::Result<Analysis> {
+            let n = t.len();
+            Ok(Analysis {
+                detector: "tail".into(),
+                timestamps: t.to_vec(),
+                values: v.to_vec(),
+                yhat: vec![0.0; n],
+                yhat_lower: vec![-1.0; n],
+                yhat_upper: vec![1.0; n],
+                score: v.to_vec(),
+                anomalous: v.iter().map(|v| *v > 1.0).collect(),
+            })
+        }
+
+        fn advance(
+            &self,
+            _state: &mut StreamState,
+            t: &[i64],
+            v: &[f64],
+        ) -> promlearn_detect::Result<Analysis> {
+            let a = self.analyse(t, v)?;
+            Ok(a.slice(t.len().saturating_sub(self.keep)..t.len()))
+        }
+    }
+
+    #[test]
+    fn judging_returns_exactly_the_new_points_whatever_the_detector_returns() {
+        let spec = DetectorSpec::from_name("zscore").unwrap();
+        let (t, v) = ([10, 20, 30, 40], [0.1, 0.2, 3.0, 0.4]);
+        // The detector's state lags the mark: it returns more than is new.
+        let all = Tail {
+            spec: spec.clone(),
+            keep: usize::MAX,
+        };
+        let mut stream = Stream::starting_after(Some(20));
+        let a = stream.judge(&all, &t, &v).unwrap();
+        assert_eq!(a.timestamps, [30, 40]);
+        assert_eq!(a.anomalous, [true, false]);
+        assert_eq!(stream.through_ms, Some(40));
+        assert_eq!(stream.judge(&all, &t, &v).unwrap().len(), 0, "nothing new");
+        // It returns less than is new: the rest is handed on unjudged, not lost.
+        let one = Tail { spec, keep: 1 };
+        let mut stream = Stream::starting_after(Some(10));
+        let a = stream.judge(&one, &t, &v).unwrap();
+        assert_eq!(a.timestamps, [20, 30, 40]);
+        assert!(a.score[0].is_nan() && a.score[1].is_nan() && a.score[2] == 0.4);
+        assert_eq!(a.anomalous, [false, false, false]);
+    }
+
+    #[test]
+    fn a_stream_hands_on_only_what_is_newer_than_its_mark() {
+        let ts = [10, 20, 30, 40];
+        assert_eq!(Stream::default().first_new(&ts), 0);
+        assert_eq!(Stream::starting_after(Some(20)).first_new(&ts), 2);
+        assert_eq!(Stream::starting_after(Some(25)).first_new(&ts), 2);
+        assert_eq!(Stream::starting_after(Some(40)).first_new(&ts), 4);
+        assert_eq!(Stream::starting_after(Some(5)).first_new(&ts), 0);
+    }
+}

@@ -1,0 +1,72 @@
+//! Where the schedule's samples come from: Prometheus (through promlearn-loader's `Client`, as the
+//! service reads it) or series held in memory (a backtest: Prometheus history loaded once, or a
+//! caller's own series such as NAB's files).
+//!
+//! Both answer the same two questions, at the schedule clock's time `now`: what is new for an
+//! inference (with the detector's context before it), and what the fit window holds.
+
+mod memory;
+mod prometheus;
+
+use std::time::Duration;
+
+use promlearn_loader::{Client, Labels};
+
+pub use memory::MemorySource;
+pub(crate) use prometheus::{build_client, load_history};
+
+use crate::{QueryConfig, series::ErrorKind};
+
+/// One series of an answer: ascending timestamps (unix ms) and their values; a sample the server
+/// did not have is absent, a NaN it sent stays.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SeriesData {
+    pub labels: Labels,
+    pub timestamps: Vec<i64>,
+    pub values: Vec<f64>,
+}
+
+/// What the schedule asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// For an inference: the samples after `after_ms` (the last inference's time; `None` at the
+    /// first), with the detector's context before them. A series is in the answer while it has
+    /// samples in the query's inference window, even if none is new.
+    Infer { after_ms: Option<i64> },
+    /// For a fit: the samples of the fit window ending now.
+    Fit,
+}
+
+/// A fetch that failed: its kind (for the error counters) and the message to log.
+pub(crate) type FetchError = (ErrorKind, String);
+
+/// The schedule's source of samples.
+pub(crate) enum Source {
+    /// A Prometheus-compatible API, asked at each tick.
+    Prometheus(Client),
+    /// Series held in memory.
+    Memory(MemorySource),
+}
+
+impl Source {
+    /// The series of `query` for `want` at `now_ms`. Prometheus is bounded by `deadline`; memory
+    /// answers at once and never fails.
+    pub(crate) async fn fetch(
+        &self,
+        query: &QueryConfig,
+        now_ms: i64,
+        want: Want,
+        deadline: Duration,
+    ) -> Result<Vec<SeriesData>, FetchError> {
+        match self {
+            Source::Prometheus(client) => {
+                let points = match want {
+                    Want::Infer { .. } => query.infer_points(),
+                    Want::Fit => query.fit_points(),
+                };
+                prometheus::fetch(client, query, now_ms, points, deadline).await
+            }
+            Source::Memory(memory) => Ok(memory.fetch(query, now_ms, want)),
+        }
+    }
+}
