@@ -7,6 +7,7 @@ use std::{io, path::PathBuf, time::Duration};
 /// Each message names the thing that failed and what to do about it, because the reader is usually
 /// someone who just typed `cargo xtask demo` on a new machine.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TestbedError {
     /// A port the testbed was told to use is already bound on 127.0.0.1 by another process;
     /// from [`Ports::ensure_free`](crate::Ports::ensure_free). Free it, or pick other ports.

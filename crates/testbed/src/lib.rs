@@ -235,7 +235,8 @@ pub struct Testbed {
     runtime: Runtime,
     runtime_reason: String,
     ports: Ports,
-    http: reqwest::Client,
+    /// The loader's client for Prometheus's API (instant queries).
+    api: promlearn_loader::Client,
     // Declared before the work directory: servers stop before their files go.
     prometheus: Option<Server>,
     coredns: Option<Server>,
@@ -290,18 +291,21 @@ impl Testbed {
             .prefix("promlearn-testbed-")
             .tempdir()
             .map_err(TestbedError::io("creating the testbed's work directory"))?;
-        // ring as rustls's provider (reqwest is built without aws-lc-rs), unless one is set.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .no_proxy()
-            .build()
-            .expect("a plain HTTP client builds");
+        let api = prom::local_client(
+            &format!("http://127.0.0.1:{}", config.ports.prometheus),
+            Duration::from_secs(5),
+            &[],
+        )?;
+        let coredns_metrics = prom::local_client(
+            &format!("http://127.0.0.1:{}", config.ports.metrics),
+            Duration::from_secs(5),
+            &[],
+        )?;
         let mut testbed = Testbed {
             runtime,
             runtime_reason,
             ports: config.ports,
-            http,
+            api,
             prometheus: None,
             coredns: None,
             relaunch: Relaunch {
@@ -332,16 +336,15 @@ impl Testbed {
             #[cfg(not(feature = "containers"))]
             Runtime::Containers => unreachable!("choose_runtime never picks containers here"),
         });
-        let (http, metrics_url) = (testbed.http.clone(), testbed.metrics_url());
         testbed
             .wait_until(deadline, "CoreDNS's metrics endpoint to answer", || {
-                let (http, url) = (http.clone(), metrics_url.clone());
+                let client = coredns_metrics.clone();
                 async move {
-                    match http.get(&url).send().await {
-                        Ok(r) if r.status().is_success() => Ok(()),
-                        Ok(r) => Err(format!("{url} answered {}", r.status())),
-                        Err(e) => Err(format!("{url}: {e}")),
-                    }
+                    client
+                        .scrape("/metrics")
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
                 }
             })
             .await?;
@@ -386,14 +389,14 @@ impl Testbed {
 
     /// Waits until Prometheus reports the CoreDNS target up.
     async fn wait_prometheus_ready(&mut self, deadline: Instant) -> Result<()> {
-        let (http, prometheus_url) = (self.http.clone(), self.prometheus_url());
+        let api = self.api.clone();
         self.wait_until(
             deadline,
             "Prometheus to report the CoreDNS target up",
             || {
-                let (http, url) = (http.clone(), prometheus_url.clone());
+                let api = api.clone();
                 async move {
-                    let up = prom::instant_query(&http, &url, "up{job=\"coredns\"}")
+                    let up = prom::instant_query(&api, "up{job=\"coredns\"}", None)
                         .await
                         .map_err(|e| e.to_string())?;
                     match up.first() {
@@ -509,7 +512,7 @@ impl Testbed {
 
     /// An instant query against the testbed's Prometheus.
     pub async fn query(&self, promql: &str) -> Result<Vec<Sample>> {
-        prom::instant_query(&self.http, &self.prometheus_url(), promql).await
+        prom::instant_query(&self.api, promql, None).await
     }
 
     /// Polls an instant query until `accept` returns true for its answer, or `timeout` passes.

@@ -10,25 +10,60 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use promlearn_testbed::{Ports, RuntimeChoice, ServerId, Testbed, TestbedConfig};
 
-#[derive(Parser)]
-#[command(
-    about = "Start CoreDNS and Prometheus from the repository's Corefile and prometheus.yml; stop them on Ctrl-C"
-)]
+const USAGE: &str = "\
+Start CoreDNS and Prometheus from the repository's Corefile and prometheus.yml; stop them on Ctrl-C
+
+Usage: promlearn-testbed [--runtime auto|containers|processes] [--ephemeral-ports]
+
+  --runtime <RUNTIME>  auto, containers or processes [default: auto]
+  --ephemeral-ports    free ephemeral ports instead of the tutorial's 9053, 9153 and 9090";
+
+/// The two flags, read by hand: the testbed is a library first, and its program adds no
+/// argument parser to everything that depends on it.
 struct Args {
-    /// auto, containers or processes
-    #[arg(long, default_value = "auto")]
     runtime: RuntimeChoice,
-    /// Use free ephemeral ports instead of the tutorial's 9053, 9153 and 9090
-    #[arg(long)]
     ephemeral_ports: bool,
+}
+
+impl Args {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+        let mut parsed = Args {
+            runtime: RuntimeChoice::Auto,
+            ephemeral_ports: false,
+        };
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "-h" | "--help" => return Ok(None),
+                "--ephemeral-ports" => parsed.ephemeral_ports = true,
+                "--runtime" => {
+                    let value = args.next().ok_or("--runtime needs a value")?;
+                    parsed.runtime = value.parse()?;
+                }
+                other => match other.strip_prefix("--runtime=") {
+                    Some(value) => parsed.runtime = value.parse()?,
+                    None => return Err(format!("unexpected argument `{other}`")),
+                },
+            }
+        }
+        Ok(Some(parsed))
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(problem) => {
+            eprintln!("error: {problem}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
     let mut config = TestbedConfig::tutorial(args.runtime);
     if args.ephemeral_ports {
         match Ports::ephemeral() {

@@ -1,9 +1,11 @@
-//! The few Prometheus API calls the testbed itself needs: readiness and instant queries.
-//! (The full client is the loader crate; the testbed stays free of it.)
+//! The few Prometheus calls the testbed itself needs (instant queries, CoreDNS's metrics page),
+//! made through the loader's [`Client`]: the loader is the only code that speaks HTTP to a
+//! Prometheus API or a metrics page (ARCHITECTURE.md), so time-outs, proxies and error kinds are
+//! one rule here too.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
-use serde::Deserialize;
+use promlearn_loader::Client;
 
 use crate::{Result, TestbedError};
 
@@ -16,81 +18,64 @@ pub struct Sample {
     pub value: f64,
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    status: String,
-    data: Option<Data>,
-    error: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Data {
-    #[serde(rename = "resultType")]
-    result_type: String,
-    result: serde_json::Value,
-}
-
-#[derive(Deserialize)]
-struct VectorItem {
-    metric: BTreeMap<String, String>,
-    value: (f64, String),
-}
-
-/// Runs an instant query and returns the vector it answers (a scalar answers as one unlabelled sample).
-pub async fn instant_query(
-    client: &reqwest::Client,
+/// A client for a server the testbed started on the loopback interface: no proxy, no retries
+/// (the testbed polls, and its next poll is the retry), a short time-out. `params` go with every
+/// request (Thanos's `dedup=false`).
+pub(crate) fn local_client(
     base_url: &str,
+    timeout: Duration,
+    params: &[(&str, &str)],
+) -> Result<Client> {
+    promlearn_loader::install_crypto_provider();
+    let mut builder = Client::builder(base_url)
+        .no_proxy()
+        .retries(0)
+        .timeout(timeout);
+    for (name, value) in params {
+        builder = builder.query_param(*name, *value);
+    }
+    builder.build().map_err(|e| TestbedError::Query {
+        query: String::new(),
+        detail: format!("no client for {base_url}: {e}"),
+    })
+}
+
+/// Runs an instant query (at `time_ms`, or the server's now) and returns the vector it answers
+/// (a scalar answers as one unlabelled sample).
+pub(crate) async fn instant_query(
+    client: &Client,
     query: &str,
+    time_ms: Option<i64>,
 ) -> Result<Vec<Sample>> {
     let fail = |detail: String| TestbedError::Query {
         query: query.to_owned(),
         detail,
     };
-    let response = client
-        .get(format!("{base_url}/api/v1/query"))
-        .query(&[("query", query)])
-        .send()
+    let answer = client
+        .query(query, time_ms)
         .await
-        .map_err(|e| fail(format!("request to {base_url} failed: {e}")))?;
-    let status = response.status();
-    let body = response.text().await.map_err(|e| fail(e.to_string()))?;
-    let envelope: Envelope = serde_json::from_str(&body).map_err(|e| {
-        fail(format!(
-            "HTTP {status}, not a Prometheus API answer ({e}): {body:.200}"
-        ))
-    })?;
-    if envelope.status != "success" {
-        return Err(fail(envelope.error.unwrap_or(body)));
-    }
-    let data = envelope
-        .data
-        .ok_or_else(|| fail("answer has no data".into()))?;
-    let parse = |s: &str| {
-        s.parse::<f64>()
-            .map_err(|e| fail(format!("value {s:?}: {e}")))
-    };
-    match data.result_type.as_str() {
-        "vector" => {
-            let items: Vec<VectorItem> =
-                serde_json::from_value(data.result).map_err(|e| fail(e.to_string()))?;
-            items
-                .into_iter()
-                .map(|item| {
-                    Ok(Sample {
-                        labels: item.metric,
-                        value: parse(&item.value.1)?,
-                    })
-                })
-                .collect()
-        }
-        "scalar" => {
-            let (_, value): (f64, String) =
-                serde_json::from_value(data.result).map_err(|e| fail(e.to_string()))?;
-            Ok(vec![Sample {
+        .map_err(|e| fail(e.to_string()))?;
+    match answer.result_type.as_str() {
+        "vector" => Ok(answer
+            .series
+            .into_iter()
+            .map(|series| Sample {
+                labels: series
+                    .labels
+                    .iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect(),
+                value: series.values.first().copied().unwrap_or(f64::NAN),
+            })
+            .collect()),
+        "scalar" => Ok(answer
+            .scalar
+            .map(|(_, value)| Sample {
                 labels: BTreeMap::new(),
-                value: parse(&value)?,
-            }])
-        }
+                value,
+            })
+            .into_iter()
+            .collect()),
         other => Err(fail(format!("expected a vector or scalar, got {other}"))),
     }
 }

@@ -16,7 +16,7 @@ use std::{
 
 use tokio::process::Command;
 
-use crate::{PrometheusRelease, Result, ServerProcess, TestbedError, locate};
+use crate::{PrometheusRelease, Result, ServerProcess, TestbedError, locate, prom};
 
 /// The external label that tells the replicas apart, and that the querier deduplicates away.
 pub const REPLICA_LABEL: &str = "replica";
@@ -90,19 +90,24 @@ pub struct ThanosQuery {
     query: Option<ServerProcess>,
     replicas: Vec<Replica>,
     query_port: u16,
-    http: reqwest::Client,
+    /// The loader's client for the querier, asking with `dedup=false` so that each replica shows.
+    api: promlearn_loader::Client,
     _workdir: tempfile::TempDir,
 }
 
-/// Polls Prometheus's `/-/ready` until it answers 200, the process exits, or `deadline` passes.
+/// Polls Prometheus until its query API answers (it refuses queries with 503 until it is
+/// ready, as `/-/ready` does), the process exits, or `deadline` passes.
 async fn wait_prometheus_ready(
-    http: &reqwest::Client,
     process: &mut ServerProcess,
     port: u16,
     deadline: Instant,
 ) -> Result<()> {
     let started = Instant::now();
-    let url = format!("http://127.0.0.1:{port}/-/ready");
+    let client = prom::local_client(
+        &format!("http://127.0.0.1:{port}"),
+        Duration::from_secs(10),
+        &[],
+    )?;
     loop {
         if let Some(status) = process.exit_status() {
             return Err(TestbedError::ServerExited {
@@ -111,10 +116,9 @@ async fn wait_prometheus_ready(
                 log: process.last_log_lines(20),
             });
         }
-        let detail = match http.get(&url).send().await {
-            Ok(r) if r.status().is_success() => return Ok(()),
-            Ok(r) => format!("{url} answered {}", r.status()),
-            Err(e) => format!("{url}: {e}"),
+        let detail = match prom::instant_query(&client, "vector(1)", None).await {
+            Ok(_) => return Ok(()),
+            Err(e) => e.to_string(),
         };
         if Instant::now() >= deadline {
             return Err(TestbedError::NotReady {
@@ -191,18 +195,17 @@ impl ThanosQuery {
             .map_err(TestbedError::io(
                 "creating the Thanos set-up's work directory",
             ))?;
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .no_proxy()
-            .build()
-            .expect("a plain HTTP client builds");
         let ports = free_ports(3 * config.replicas + 2)?;
+        let api = prom::local_client(
+            &format!("http://127.0.0.1:{}", ports[0]),
+            Duration::from_secs(10),
+            &[("dedup", "false")],
+        )?;
         let mut setup = ThanosQuery {
             query: None,
             replicas: Vec::new(),
             query_port: ports[0],
-            http,
+            api,
             _workdir: workdir,
         };
         let targets: Vec<String> = (0..config.replicas)
@@ -246,13 +249,7 @@ impl ThanosQuery {
             // The sidecar asks Prometheus for its version and external labels at start and, when
             // Prometheus does not answer yet, asks again only 30 s later: start it once Prometheus
             // is ready.
-            wait_prometheus_ready(
-                &setup.http,
-                &mut prometheus_process,
-                prometheus_port,
-                deadline,
-            )
-            .await?;
+            wait_prometheus_ready(&mut prometheus_process, prometheus_port, deadline).await?;
             let mut sidecar = Command::new(&thanos);
             sidecar
                 .arg("sidecar")
@@ -334,27 +331,10 @@ impl ThanosQuery {
         promql: &str,
         time_ms: Option<i64>,
     ) -> std::result::Result<Vec<f64>, String> {
-        let mut params = vec![("query", promql.to_owned()), ("dedup", "false".to_owned())];
-        if let Some(ms) = time_ms {
-            params.push(("time", format!("{:.3}", ms as f64 / 1000.0)));
-        }
-        let body: serde_json::Value = self
-            .http
-            .get(format!("{}/api/v1/query", self.url()))
-            .query(&params)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
+        let samples = prom::instant_query(&self.api, promql, time_ms)
             .await
             .map_err(|e| e.to_string())?;
-        let result = body["data"]["result"]
-            .as_array()
-            .ok_or_else(|| format!("not a vector answer: {body}"))?;
-        Ok(result
-            .iter()
-            .filter_map(|s| s["value"][1].as_str()?.parse().ok())
-            .collect())
+        Ok(samples.into_iter().map(|s| s.value).collect())
     }
 
     fn exited(&mut self) -> Option<(&'static str, String, String)> {

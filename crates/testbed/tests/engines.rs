@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use promlearn_loader::{Client, decode::Answer};
 use promlearn_testbed::{
     PrometheusRelease, RuntimeChoice, Testbed, TestbedConfig,
     thanos::{REPLICA_LABEL, ThanosConfig, ThanosQuery},
@@ -63,25 +64,24 @@ async fn the_tutorial_testbed_runs_on_prometheus_3() {
     }
 }
 
-/// A Prometheus API call to the querier, as JSON.
-async fn api(url: &str, promql: &str, dedup: bool) -> serde_json::Value {
-    reqwest::Client::new()
-        .get(format!("{url}/api/v1/query"))
-        .query(&[("query", promql), ("dedup", &dedup.to_string())])
-        .send()
-        .await
+/// An instant query to the querier, through the loader's client (with or without `dedup`).
+async fn api(url: &str, promql: &str, dedup: bool) -> Answer {
+    promlearn_loader::install_crypto_provider();
+    Client::builder(url)
+        .no_proxy()
+        .query_param("dedup", dedup.to_string())
+        .build()
         .unwrap()
-        .json()
+        .query(promql, None)
         .await
         .unwrap()
 }
 
-fn replicas_of(answer: &serde_json::Value) -> Vec<Option<String>> {
-    let mut replicas: Vec<Option<String>> = answer["data"]["result"]
-        .as_array()
-        .unwrap()
+fn replicas_of(answer: &Answer) -> Vec<Option<String>> {
+    let mut replicas: Vec<Option<String>> = answer
+        .series
         .iter()
-        .map(|s| s["metric"][REPLICA_LABEL].as_str().map(str::to_owned))
+        .map(|s| s.labels.get(REPLICA_LABEL).map(str::to_owned))
         .collect();
     replicas.sort();
     replicas
@@ -102,11 +102,11 @@ async fn thanos_query_deduplicates_two_replicas_and_reports_a_lost_one() {
     assert_eq!(
         replicas_of(&raw),
         [r("r0"), r("r0"), r("r1"), r("r1")],
-        "{raw}"
+        "{raw:?}"
     );
     let deduplicated = api(&url, selector, true).await;
-    assert_eq!(replicas_of(&deduplicated), [None, None], "{deduplicated}");
-    assert!(deduplicated["warnings"].is_null(), "{deduplicated}");
+    assert_eq!(replicas_of(&deduplicated), [None, None], "{deduplicated:?}");
+    assert!(deduplicated.warnings.is_empty(), "{deduplicated:?}");
 
     // One sidecar gone: the querier still answers from the other replica, and says that the
     // answer is partial.
@@ -114,17 +114,15 @@ async fn thanos_query_deduplicates_two_replicas_and_reports_a_lost_one() {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let partial = loop {
         let answer = api(&url, selector, true).await;
-        if answer["warnings"].is_array() || std::time::Instant::now() > deadline {
+        if !answer.warnings.is_empty() || std::time::Instant::now() > deadline {
             break answer;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    assert_eq!(partial["status"], "success", "{partial}");
-    assert_eq!(replicas_of(&partial), [None, None], "{partial}");
-    let warnings = partial["warnings"].to_string();
+    assert_eq!(replicas_of(&partial), [None, None], "{partial:?}");
     assert!(
-        warnings.contains("127.0.0.1"),
-        "{partial}\n{}",
+        partial.warnings.iter().any(|w| w.contains("127.0.0.1")),
+        "{partial:?}\n{}",
         thanos.logs(5)
     );
 
