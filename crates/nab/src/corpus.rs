@@ -410,7 +410,7 @@ fn data_files(data_dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
 /// The rows of a data file: `timestamp,value`.
 fn read_data(path: &Path) -> Result<(Vec<i64>, Vec<f64>), Error> {
     let text = read_text(path)?;
-    let mut table = Table::new(path, &text)?;
+    let mut table = Table::new(path, &text);
     let (t_col, v_col) = (table.column("timestamp")?, table.column("value")?);
     let (mut timestamps, mut values) = (Vec::new(), Vec::new());
     while let Some(row) = table.next_row() {

@@ -45,8 +45,8 @@ impl Results {
         }
     }
 
-    /// The same `score` for every row of every file of `corpus`. With 0.5 this is NAB's null
-    /// detector, which normalisation is measured from.
+    /// The same `score` (clamped into `[0, 1]`) for every row of every file of `corpus`. With
+    /// 0.5 this is NAB's null detector, which normalisation is measured from.
     pub fn constant(corpus: &Corpus, detector: impl Into<String>, score: f64) -> Self {
         let mut results = Results::new(detector);
         for file in corpus.files() {
@@ -101,6 +101,30 @@ impl Results {
         self.files
             .insert(file.to_owned(), FileResults { timestamps, scores });
         Ok(())
+    }
+
+    /// Adds (or replaces) the results of `file` from one score per point of its cleaned series
+    /// ([`crate::DataFile::cleaned`]), spread back onto every original row
+    /// ([`crate::Cleaned::expand`]): the rows of a repeated timestamp share their point's score.
+    pub fn insert_cleaned(
+        &mut self,
+        file: &crate::DataFile,
+        per_point: &[f64],
+    ) -> Result<(), Error> {
+        let points = file.cleaned().timestamps.len();
+        if per_point.len() != points {
+            return Err(Error::results(
+                &self.detector,
+                file.name(),
+                format!(
+                    "{} scores for a cleaned series of {points} points: give one score per \
+                     point of DataFile::cleaned",
+                    per_point.len()
+                ),
+            ));
+        }
+        let scores = file.cleaned().expand(per_point);
+        self.insert(file.name(), file.timestamps().to_vec(), scores)
     }
 
     /// The results of the data file `file`, if there are any.
@@ -211,7 +235,7 @@ pub fn read_results(dir: &Path, detector: &str, corpus: &Corpus) -> Result<Resul
     for file in corpus.files() {
         let path = results_path(dir, detector, file.name());
         let text = read_text(&path)?;
-        let mut table = Table::new(&path, &text)?;
+        let mut table = Table::new(&path, &text);
         let (t_col, s_col) = (table.column("timestamp")?, table.column("anomaly_score")?);
         let (mut timestamps, mut scores) = (Vec::new(), Vec::new());
         while let Some(row) = table.next_row() {
@@ -234,7 +258,7 @@ pub fn read_published(path: &Path) -> Result<Results, Error> {
         .map_err(|e| Error::io("read", path, e))?;
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let detector = file_name.split('.').next().unwrap_or(file_name);
-    let mut table = Table::new(path, &text)?;
+    let mut table = Table::new(path, &text);
     let f_col = table.column("file")?;
     let (t_col, s_col) = (table.column("timestamp")?, table.column("anomaly_score")?);
     let mut per_file: BTreeMap<&str, (Vec<i64>, Vec<f64>)> = BTreeMap::new();

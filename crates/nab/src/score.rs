@@ -153,7 +153,12 @@ impl<'a> Sweep<'a> {
             file_rows.push((inside, outside));
         }
         // Stable, as Python's sorted(..., reverse=True): ties keep corpus and file order.
-        points.sort_by(|a, b| b.score.total_cmp(&a.score));
+        // (Results refuse NaN; -0.0 and 0.0 tie, as in Python.)
+        points.sort_by(|a, b| {
+            b.score
+                .partial_cmp(&a.score)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         let mut seen = vec![false; window_file.len()];
         let mut window_order = Vec::new();
         let mut file_windows = vec![Vec::new(); corpus.files().len()];

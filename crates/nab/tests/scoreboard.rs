@@ -312,6 +312,25 @@ fn results_files_round_trip_in_nabs_layout() {
             .len()
     );
 
+    // Scores NAB's scorer cannot sweep are refused, saying what to do.
+    let n = corpus.files()[0].timestamps().len();
+    let mut bad = vec![0.5; n];
+    for score in [f64::NAN, 1.5, -0.1] {
+        bad[n / 2] = score;
+        let err = Results::new("bad")
+            .insert(
+                corpus.files()[0].name(),
+                corpus.files()[0].timestamps().to_vec(),
+                bad.clone(),
+            )
+            .expect_err("a score outside [0, 1]")
+            .to_string();
+        assert!(
+            err.contains("map the detector's score into that range"),
+            "{err}"
+        );
+    }
+
     // A results file one row short is refused with a message that says what to do.
     let mut short = results.clone();
     let file = corpus.file("realTraffic/speed_t4013.csv").expect("a file");
@@ -396,4 +415,24 @@ fn repeated_and_backward_timestamps_are_repaired_never_refused() {
     let point = m.cleaned().point_of_row[10_149];
     assert_eq!(m.cleaned().point_of_row[10_137], point);
     assert_eq!(m.cleaned().values[point], 94.42340604);
+
+    // A detector's scores on the cleaned series go back onto every original row.
+    let points = m.cleaned().timestamps.len();
+    let per_point: Vec<f64> = (0..points).map(|p| p as f64 / points as f64).collect();
+    let mut results = Results::new("cleaned");
+    results
+        .insert_cleaned(m, &per_point)
+        .expect("one score per point");
+    let scores = &results.get(m.name()).expect("inserted").scores;
+    assert_eq!(scores.len(), m.timestamps().len());
+    assert_eq!(scores[10_149], scores[10_137]);
+    assert_eq!(scores[10_149], per_point[point]);
+    let err = results
+        .insert_cleaned(m, &per_point[1..])
+        .expect_err("one score short")
+        .to_string();
+    assert!(
+        err.contains("one score per point of DataFile::cleaned"),
+        "{err}"
+    );
 }
