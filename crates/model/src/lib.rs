@@ -7,12 +7,12 @@
 //!   `fit`, `evaluate`, `predict`, `forecast`, safetensors `save`/`load`. Its readable
 //!   definition in candle_nn is `src/model/spec.rs`, the specification that the fused training
 //!   kernels (`src/fused.rs`) and Keras's numbers are tested against.
-//! * [`anomaly`]: per-timestamp prediction errors against a quantile threshold.
+//!
+//! Anomaly thresholds are promlearn-detect's: this crate forecasts, it does not judge.
 //!
 //! Targets come in two modes, see [`TargetMode`]: the tutorial's quirky next-*window* target
 //! (reproduces its numbers) and a plain next-value forecast.
 
-pub mod anomaly;
 mod config;
 pub mod data;
 mod error;
@@ -20,8 +20,7 @@ mod fused;
 mod model;
 mod rng;
 
-pub use anomaly::{Anomaly, PointError, Threshold};
 pub use config::{Backend, FitEvent, FitOptions, History, Init, KerasWeights, Loss, ModelConfig};
 pub use data::{Batch, Dataset, ScaleKind, Scaler, TargetMode, windows};
 pub use error::{Error, Result};
-pub use model::Forecaster;
+pub use model::{Forecaster, SavedThreshold};

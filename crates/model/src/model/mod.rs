@@ -4,11 +4,12 @@
 
 mod init;
 mod persist;
+
+pub use persist::SavedThreshold;
 pub(crate) mod spec;
 
-use crate::anomaly::{Anomaly, PointError, Threshold};
 use crate::config::{Backend, FitEvent, FitOptions, History, KerasWeights, Loss, ModelConfig};
-use crate::data::{Batch, Scaler, TargetMode};
+use crate::data::{Batch, Scaler};
 use crate::error::{Error, Result, check_finite};
 use crate::fused::{self, Adam, Layout, Workspace};
 use init::initial_weights;
@@ -18,9 +19,8 @@ use init::initial_weights;
 ///
 /// Window- and batch-level methods ([`fit`](Self::fit), [`evaluate`](Self::evaluate),
 /// [`predict`](Self::predict)) work on already-scaled values. Series-level methods
-/// ([`forecast`](Self::forecast), [`prediction_errors`](Self::prediction_errors),
-/// [`fit_threshold`](Self::fit_threshold), [`detect`](Self::detect)) take values in original
-/// units and apply the attached [`Scaler`], if any.
+/// ([`forecast`](Self::forecast)) take values in original units and apply the attached
+/// [`Scaler`], if any. Anomaly thresholds are not the model's: promlearn-detect owns them.
 ///
 /// The tutorial, end to end:
 ///
@@ -52,7 +52,7 @@ pub struct Forecaster {
     part_grads: Vec<Vec<f32>>,
     threads: usize,
     scaler: Option<Scaler>,
-    threshold: Option<Threshold>,
+    threshold: Option<SavedThreshold>,
 }
 
 impl std::fmt::Debug for Forecaster {
@@ -226,8 +226,9 @@ impl Forecaster {
         self.scaler.as_ref()
     }
 
-    /// The anomaly threshold learned by [`fit_threshold`](Self::fit_threshold), if any.
-    pub fn threshold(&self) -> Option<&Threshold> {
+    /// The anomaly threshold an older `promlearn train` saved beside the model, if the loaded
+    /// `model.json` had one (read back only: promlearn-detect reads such models).
+    pub fn threshold(&self) -> Option<&SavedThreshold> {
         self.threshold.as_ref()
     }
 
@@ -473,67 +474,6 @@ impl Forecaster {
             Some(s) => s.inverse_transform(&out),
             None => out,
         })
-    }
-
-    /// The prediction error at each timestamp of `series` (original units) that has a full
-    /// window before it: for the window ending just before index `i`, the mean absolute
-    /// difference between the prediction and its target values, in scaled units, reported at
-    /// the index `i` of the newest target value.
-    pub fn prediction_errors(&self, series: &[f64]) -> Result<Vec<PointError>> {
-        let n = self.config.n_steps;
-        let scaled = self.scale(series)?;
-        if scaled.len() < n + 1 {
-            return Err(Error::TooFewSamples {
-                what: format!("prediction errors with windows of {n}"),
-                needed: n + 1,
-                got: scaled.len(),
-            });
-        }
-        let pairs = scaled.len() - n;
-        let flat: Vec<f32> = (0..pairs)
-            .flat_map(|i| scaled[i..i + n].iter().map(|&v| v as f32))
-            .collect();
-        let preds = self.predict_flat(&flat);
-        Ok(preds
-            .iter()
-            .enumerate()
-            .map(|(i, &p)| {
-                let targets: &[f64] = match self.config.target_mode {
-                    TargetMode::TutorialNextWindow => &scaled[i + 1..i + 1 + n],
-                    TargetMode::NextValue => &scaled[i + n..i + n + 1],
-                };
-                let error =
-                    targets.iter().map(|t| (p - t).abs()).sum::<f64>() / targets.len() as f64;
-                PointError {
-                    index: i + n,
-                    error,
-                }
-            })
-            .collect())
-    }
-
-    /// Learns the anomaly threshold as the `quantile` (e.g. 0.99) of the prediction errors on
-    /// `series` (original units, normally the training data), and keeps it with the model.
-    pub fn fit_threshold(&mut self, series: &[f64], quantile: f64) -> Result<Threshold> {
-        let errors: Vec<f64> = self
-            .prediction_errors(series)?
-            .iter()
-            .map(|e| e.error)
-            .collect();
-        let threshold = Threshold::from_errors(&errors, quantile)?;
-        self.threshold = Some(threshold);
-        Ok(threshold)
-    }
-
-    /// Timestamps of `series` (original units) whose prediction error exceeds the learned
-    /// threshold. Needs [`fit_threshold`](Self::fit_threshold) (or a loaded model that had it).
-    pub fn detect(&self, series: &[f64]) -> Result<Vec<Anomaly>> {
-        let threshold = self.threshold.ok_or_else(|| {
-            Error::InvalidConfig(
-                "no anomaly threshold: call fit_threshold on training data first".into(),
-            )
-        })?;
-        Ok(threshold.flag(&self.prediction_errors(series)?))
     }
 
     /// Gradients of the loss on `batch` without updating, from the chosen backend. For tests

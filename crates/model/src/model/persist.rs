@@ -7,7 +7,6 @@ use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::Forecaster;
-use crate::anomaly::Threshold;
 use crate::config::{KerasWeights, ModelConfig};
 use crate::data::Scaler;
 use crate::error::{Error, Result};
@@ -23,7 +22,19 @@ struct Settings {
     version: u32,
     config: ModelConfig,
     scaler: Option<Scaler>,
-    threshold: Option<Threshold>,
+    threshold: Option<SavedThreshold>,
+}
+
+/// The anomaly threshold an older `promlearn train` saved in `model.json`: a quantile of the
+/// training errors, and its value in scaled units. Kept only so that such models still load;
+/// how a threshold is learned and applied is promlearn-detect's (ARCHITECTURE.md), and nothing
+/// here computes one.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SavedThreshold {
+    /// The quantile it was learned at, in [0, 1].
+    pub quantile: f64,
+    /// The error at that quantile, in scaled units.
+    pub value: f64,
 }
 
 impl Forecaster {
