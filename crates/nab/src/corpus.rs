@@ -102,7 +102,7 @@ impl DataFile {
     ) -> Result<Self, Error> {
         let name = name.into();
         if timestamps.len() != values.len() {
-            return Err(Error::Windows {
+            return Err(Error::Data {
                 file: name,
                 problem: format!(
                     "{} timestamps but {} values: give one value per row",

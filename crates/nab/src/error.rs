@@ -44,6 +44,14 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A data file made in memory ([`crate::DataFile::new`]) is not one series.
+    #[error("data file {file}: {problem}")]
+    Data {
+        /// The data file's name.
+        file: String,
+        /// What is wrong, and what to do.
+        problem: String,
+    },
     /// The anomaly windows do not fit the data files (NAB's scorer refuses the same).
     #[error("anomaly windows of {file}: {problem}; the windows file must match the data files")]
     Windows {
