@@ -1,10 +1,20 @@
-//! `promlearn watch`: the long-running detection service of `promlearn-watch`, from a TOML file.
+//! `promlearn watch`: the long-running detection service of `promlearn-watch`, from a TOML file;
+//! with `--backtest`, the same schedule replayed over a past range, every judged point to CSV.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{io::Write, net::SocketAddr, path::PathBuf, time::Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
 use clap::Args;
-use promlearn_watch::{Config, Watch};
+use promlearn_watch::{
+    Config, ERROR_KINDS, Watch,
+    backtest::{self, CsvWriter, Summary},
+};
+
+use crate::{
+    output::{self, Format},
+    timeutil::{self, parse_duration, parse_time},
+};
 
 #[derive(Args, Debug)]
 pub struct WatchArgs {
@@ -17,8 +27,44 @@ pub struct WatchArgs {
     pub listen: Option<SocketAddr>,
 
     /// Check the configuration and exit (0 if it is valid), as `promtool check config` does.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "backtest")]
     pub check: bool,
+
+    /// Replay a past range through the service's schedule (simulated clock, no look-ahead) and
+    /// write every point of it, judged or not, as CSV; nothing is served.
+    #[arg(long, requires = "from", help_heading = "Backtest")]
+    pub backtest: bool,
+
+    /// Start of the backtest: RFC 3339, unix seconds, `now`, or a duration before now (`-7d`).
+    #[arg(long, value_name = "TIME", value_parser = parse_when, allow_hyphen_values = true,
+          requires = "backtest", help_heading = "Backtest")]
+    pub from: Option<DateTime<Utc>>,
+
+    /// End of the backtest [default: now].
+    #[arg(long, value_name = "TIME", value_parser = parse_when, allow_hyphen_values = true,
+          requires = "backtest", help_heading = "Backtest")]
+    pub to: Option<DateTime<Utc>>,
+
+    /// The backtest's CSV file [default: stdout].
+    #[arg(
+        long,
+        short = 'o',
+        value_name = "FILE",
+        requires = "backtest",
+        help_heading = "Backtest"
+    )]
+    pub output: Option<PathBuf>,
+}
+
+/// A time as `load` reads it (RFC 3339, unix seconds, `now`), or `-DURATION` before now (`-7d`,
+/// `-1h30m`, `-90`: durations in promlearn's one grammar).
+fn parse_when(text: &str) -> Result<DateTime<Utc>, String> {
+    let Some(ago) = text.trim().strip_prefix('-') else {
+        return parse_time(text);
+    };
+    let ago = parse_duration(ago)?;
+    let ago = chrono::Duration::from_std(ago).map_err(|_| format!("`{text}` is too far back"))?;
+    Ok(Utc::now() - ago)
 }
 
 pub async fn run(args: WatchArgs) -> Result<()> {
@@ -30,6 +76,9 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         println!("{}", config.summary());
         println!("{}: OK", args.config.display());
         return Ok(());
+    }
+    if args.backtest {
+        return run_backtest(&args, config).await;
     }
     let watch = Watch::new(config)?;
     eprintln!(
@@ -68,5 +117,95 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn run_backtest(args: &WatchArgs, config: Config) -> Result<()> {
+    let from = args.from.context("--backtest needs --from")?;
+    let to = args.to.unwrap_or_else(Utc::now);
+    if from > to {
+        bail!(
+            "--from ({}) must be before --to ({})",
+            timeutil::rfc3339(from),
+            timeutil::rfc3339(to)
+        );
+    }
+    Format::choose(None, args.output.as_deref(), &[Format::Csv])?;
+    let (from_ms, to_ms) = (from.timestamp_millis(), to.timestamp_millis());
+    let loading = Instant::now();
+    let source = backtest::load(&config, from_ms, to_ms).await?;
+    // The summary goes where the CSV does not.
+    let to_stdout = args.output.is_some();
+    let say = |line: String| -> Result<()> {
+        if to_stdout {
+            output::print(format!("{line}\n"))
+        } else {
+            eprintln!("{line}");
+            Ok(())
+        }
+    };
+    say(format!(
+        "backtest {} .. {}: {} samples loaded from {} in {:.2} s",
+        timeutil::rfc3339(from),
+        timeutil::rfc3339(to),
+        source.sample_count(),
+        config.endpoint,
+        loading.elapsed().as_secs_f64()
+    ))?;
+    let out = output::open(args.output.as_deref())?;
+    let summary = tokio::task::spawn_blocking(move || -> Result<Summary> {
+        let mut csv = CsvWriter::new(out)?;
+        let summary = backtest::run(&config, &source, from_ms, to_ms, &mut |p| csv.write(p))?;
+        csv.finish()?.flush()?;
+        Ok(summary)
+    })
+    .await??;
+    for q in &summary.queries {
+        let errors: Vec<String> = ERROR_KINDS
+            .iter()
+            .zip(q.errors)
+            .filter(|(_, n)| *n > 0)
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        say(format!(
+            "query {} ({}): {} series, {} points, {} judged, {} flagged, {} fits, {:.2} s{}",
+            q.query,
+            q.detector,
+            q.series,
+            q.points,
+            q.judged,
+            q.flagged,
+            q.fits,
+            q.wall.as_secs_f64(),
+            if errors.is_empty() {
+                String::new()
+            } else {
+                format!("; errors: {}", errors.join(", "))
+            }
+        ))?;
+    }
+    if let Some(path) = &args.output {
+        say(format!("wrote {}", path.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backtest_times_are_loads_times_or_a_duration_before_now() {
+        assert_eq!(
+            parse_when("2024-05-01T12:00:00Z").unwrap().timestamp(),
+            1_714_564_800
+        );
+        assert_eq!(parse_when("1714564800").unwrap().timestamp(), 1_714_564_800);
+        let ago = Utc::now() - parse_when("-7d").unwrap();
+        assert!((ago.num_seconds() - 7 * 86_400).abs() <= 2, "{ago}");
+        let ago = Utc::now() - parse_when("-1h30m").unwrap();
+        assert!((ago.num_seconds() - 5_400).abs() <= 2, "{ago}");
+        assert!(parse_when("-7 days").is_err());
+        assert!(parse_when("yesterday").is_err());
     }
 }
