@@ -168,7 +168,7 @@ async fn run_backtest(args: &WatchArgs, config: Config) -> Result<()> {
             .map(|(kind, n)| format!("{kind} {n}"))
             .collect();
         say(format!(
-            "query {} ({}): {} series, {} points, {} judged, {} flagged, {} fits, {:.2} s{}",
+            "query {} ({}): {} series, {} points, {} judged, {} flagged, {} fits, {:.3} s{}",
             q.query,
             q.detector,
             q.series,

@@ -1,5 +1,6 @@
-//! `promlearn watch` as a process: `--check`, a broken configuration, and SIGTERM. None of these
-//! needs a server (a Prometheus that does not answer is part of what the service survives).
+//! `promlearn watch` as a process: `--check`, a broken configuration, SIGTERM, and `--backtest`'s
+//! mistakes. None of these needs a server (a Prometheus that does not answer is part of what the
+//! service survives).
 
 use std::{process::Stdio, time::Duration};
 
@@ -208,4 +209,72 @@ async fn sigterm_stops_the_service_cleanly() {
         "stopped {:.0} ms after SIGTERM",
         sent.elapsed().as_secs_f64() * 1000.0
     );
+}
+
+#[tokio::test]
+async fn backtest_mistakes_and_an_unreachable_prometheus_are_one_line_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("watch.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "endpoint = \"http://127.0.0.1:{}\"\n[[query]]\nname = \"q\"\nexpr = \"up\"\ndetector = {{ kind = \"zscore\" }}\n",
+            closed_port()
+        ),
+    )
+    .unwrap();
+    let config = path.to_str().unwrap();
+    let parquet = dir.path().join("out.parquet");
+    let cases: [(&[&str], &str); 5] = [
+        (&["--backtest"], "--from"),
+        (&["--from", "-1h"], "--backtest"),
+        (&["--backtest", "--from", "-1h", "--check"], "--check"),
+        (
+            &[
+                "--backtest",
+                "--from",
+                "-1h",
+                "-o",
+                parquet.to_str().unwrap(),
+            ],
+            "writes csv, not parquet",
+        ),
+        (
+            &["--backtest", "--from", "-1h", "--to", "-2h"],
+            "must be before --to",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec!["watch", "--config", config];
+        args.extend_from_slice(extra);
+        let out = run(&args).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra:?} should fail");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{extra:?}: one line: {stderr}");
+        assert!(lines[0].starts_with("error:"), "{stderr}");
+        assert!(
+            lines[0].contains(needle),
+            "{extra:?}: `{}` should say {needle}",
+            lines[0]
+        );
+    }
+    // A Prometheus that does not answer: one line naming the query, nothing written.
+    let csv = dir.path().join("out.csv");
+    let out = run(&[
+        "watch",
+        "--config",
+        config,
+        "--backtest",
+        "--from",
+        "-1h",
+        "-o",
+        csv.to_str().unwrap(),
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("query `q`"), "{stderr}");
+    assert!(!csv.exists());
 }
