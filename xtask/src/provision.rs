@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 use crate::steps::Step;
 
 /// The CoreDNS release we build and test: the newest whose go.mod lets `go install` work.
-/// The testbed's upstream image tag (`crates/testbed/src/docker.rs`) names the same release;
+/// The testbed's upstream image tag (`crates/testbed/src/containers.rs`) names the same release;
 /// the tidy test keeps the two equal.
 pub const COREDNS_VERSION: &str = "v1.15.0";
 /// Tags of the images built here from the local binaries.
@@ -25,7 +25,7 @@ pub const COREDNS_LOCAL_IMAGE: &str = "promlearn-local/coredns:1.15.0";
 pub const PROMETHEUS_LOCAL_IMAGE: &str = "promlearn-local/prometheus:local";
 pub const PROMETHEUS3_LOCAL_IMAGE: &str = "promlearn-local/prometheus:3";
 
-/// The variables the testbed reads (see `promlearn_testbed::env`).
+/// The variables the testbed reads (see `promlearn_testbed::locate`).
 pub const COREDNS_BIN_ENV: &str = "COREDNS_BIN";
 pub const PROMETHEUS_BIN_ENV: &str = "PROMETHEUS_BIN";
 pub const COREDNS_IMAGE_ENV: &str = "COREDNS_IMAGE";

@@ -8,8 +8,15 @@
 //! - every library crate follows the workspace's lints: documented public items, and no printing
 //!   (progress and results reach the caller through return values and callbacks, logs through
 //!   `tracing`);
-//! - library source files stay short enough to read (about 700 lines);
-//! - the CoreDNS release that xtask builds is the one the testbed's upstream image names.
+//! - library source files stay short enough to read (about 700 lines), and no Rust file at all,
+//!   tests included, grows past 800;
+//! - the CoreDNS release that xtask builds is the one the testbed's upstream image names;
+//! - the layers run one way: each library depends only on the workspace crates below it;
+//! - only the loader speaks HTTP to Prometheus (the one library with an HTTP client; the watch
+//!   service is the one HTTP server), only the model depends on candle;
+//! - threshold logic lives in promlearn-detect, duration parsing in promlearn-duration;
+//! - libraries return their own error types (no anyhow), and the model does no I/O besides
+//!   save/load.
 
 use std::{
     fs,
@@ -169,6 +176,323 @@ fn every_library_follows_the_workspace_lints() {
 /// Files allowed over the limit, each with the reason the closing note gives.
 const LONG_FILES: &[(&str, &str)] = &[];
 
+/// Every Rust file under `crates/` and `xtask/` (sources, tests, benches, examples), build
+/// output left out.
+fn all_rust_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in crate_dirs() {
+        for sub in ["src", "tests", "benches", "examples"] {
+            rust_files(&dir.join(sub), &mut files);
+        }
+    }
+    for sub in ["src", "tests"] {
+        rust_files(&repository_root().join("xtask").join(sub), &mut files);
+    }
+    files
+}
+
+fn shown(path: &Path) -> String {
+    path.strip_prefix(repository_root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn no_rust_file_grows_past_800_lines() {
+    const LIMIT: usize = 800;
+    let long: Vec<String> = all_rust_files()
+        .into_iter()
+        .filter_map(|file| {
+            let lines = fs::read_to_string(&file).ok()?.lines().count();
+            (lines > LIMIT).then(|| format!("{}: {lines} lines", shown(&file)))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "Rust files over {LIMIT} lines, tests included; cut them along their seams (a test file \
+         by sub-command or concern, as crates/cli/tests/ is):\n  {}",
+        long.join("\n  ")
+    );
+}
+
+/// The workspace crates each library may depend on (`[dependencies]`): the layers of
+/// ARCHITECTURE.md, run one way. The programs (cli, demo) may depend on any library.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("duration", &[]),
+    ("loader", &[]),
+    ("model", &[]),
+    ("nab", &[]),
+    ("testbed", &["promlearn-loader"]),
+    ("dns", &["promlearn-duration"]),
+    ("detect", &["promlearn-model", "promlearn-duration"]),
+    (
+        "watch",
+        &["promlearn-loader", "promlearn-detect", "promlearn-duration"],
+    ),
+];
+
+#[test]
+fn the_layers_run_one_way() {
+    for dir in crate_dirs().iter().filter(|d| !is_program(d)) {
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let Some((_, allowed)) = LAYERS.iter().find(|(crate_dir, _)| *crate_dir == name) else {
+            panic!(
+                "crates/{name} is a library missing from LAYERS in xtask/src/tidy.rs: say which \
+                 workspace crates it may depend on (and put it on ARCHITECTURE.md's map)"
+            );
+        };
+        let bad: Vec<String> = dependencies(&dir.join("Cargo.toml"))
+            .into_iter()
+            .filter(|d| d.starts_with("promlearn") && !allowed.contains(&d.as_str()))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "crates/{name} depends on {bad:?}, which its layer may not (allowed: {allowed:?}); \
+             ARCHITECTURE.md's map says which way the layers run"
+        );
+    }
+}
+
+/// Which crates may depend on which heavy or boundary-setting dependencies (`[dependencies]`
+/// of every crate, programs and xtask included).
+const DEPENDENCY_OWNERS: &[(&str, &[&str], &str)] = &[
+    (
+        "reqwest",
+        &["loader"],
+        "the loader is the only code that speaks HTTP to a Prometheus API or a metrics page; \
+         everything else goes through promlearn_loader::Client",
+    ),
+    (
+        "ureq",
+        &[],
+        "the loader is the only code that speaks HTTP; use promlearn_loader::Client",
+    ),
+    (
+        "isahc",
+        &[],
+        "the loader is the only code that speaks HTTP; use promlearn_loader::Client",
+    ),
+    (
+        "curl",
+        &[],
+        "the loader is the only code that speaks HTTP; use promlearn_loader::Client",
+    ),
+    (
+        "hyper",
+        &["watch"],
+        "hyper is the watch service's /metrics server (server features only); a client belongs \
+         in the loader",
+    ),
+    (
+        "hyper-util",
+        &["watch"],
+        "hyper is the watch service's /metrics server; a client belongs in the loader",
+    ),
+    (
+        "candle-core",
+        &["model"],
+        "candle is the model's specification and tensor I/O; other crates call promlearn-model",
+    ),
+    (
+        "candle-nn",
+        &["model"],
+        "candle is the model's specification; other crates call promlearn-model",
+    ),
+    (
+        "anyhow",
+        &["cli", "demo", "xtask"],
+        "libraries return their own thiserror enums; only programs use anyhow",
+    ),
+];
+
+#[test]
+fn http_candle_and_anyhow_stay_where_the_map_puts_them() {
+    let mut dirs = crate_dirs();
+    dirs.push(repository_root().join("xtask"));
+    let mut broken = Vec::new();
+    for dir in &dirs {
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        for dep in dependencies(&dir.join("Cargo.toml")) {
+            if let Some((_, owners, why)) = DEPENDENCY_OWNERS.iter().find(|(d, ..)| *d == dep)
+                && !owners.contains(&name)
+            {
+                broken.push(format!("{name} depends on {dep}: {why}"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// Lines of library and program sources (tests, examples and benches too) outside `crates/`'s
+/// `owner`, with what each names.
+fn lines_outside(owner: &str) -> Vec<(String, usize, String)> {
+    let mut out = Vec::new();
+    for file in all_rust_files() {
+        let path = shown(&file);
+        // This file names the patterns it looks for.
+        if path.starts_with(&format!("crates/{owner}/")) || path == "xtask/src/tidy.rs" {
+            continue;
+        }
+        let text = fs::read_to_string(&file).expect("a readable source file");
+        for (i, line) in text.lines().enumerate() {
+            out.push((path.clone(), i + 1, line.to_owned()));
+        }
+    }
+    out
+}
+
+/// Threshold-like items allowed outside crates/detect (a path prefix and an item; an empty item
+/// allows the whole path), each with its reason.
+const THRESHOLD_EXCEPTIONS: &[(&str, &str, &str)] = &[
+    (
+        "crates/model/src/model/",
+        "SavedThreshold",
+        "the plain value an older `promlearn train` saved in model.json, read back so that \
+         detect still loads such models; it computes nothing",
+    ),
+    (
+        "crates/nab/",
+        "",
+        "NAB's scorer sweeps the threshold over a detector's scores to score it, as NAB does: \
+         scoring, not detection",
+    ),
+];
+
+/// The name of the item a line defines (`fn name`, `struct Name`, `enum Name`), if any.
+fn defined_item(code: &str) -> Option<&str> {
+    ["fn ", "struct ", "enum ", "trait "]
+        .iter()
+        .find_map(|keyword| {
+            let at = code.find(keyword)?;
+            let before = &code[..at];
+            if !(before.is_empty() || before.ends_with(' ') || before.ends_with('(')) {
+                return None;
+            }
+            let rest = &code[at + keyword.len()..];
+            let end = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            Some(&rest[..end])
+        })
+}
+
+#[test]
+fn threshold_logic_lives_in_detect() {
+    let mut found = Vec::new();
+    for (path, number, line) in lines_outside("detect") {
+        let code = line.trim_start();
+        if code.starts_with("//") || path.contains("/tests/") {
+            continue;
+        }
+        let Some(item) = defined_item(code) else {
+            continue;
+        };
+        let lower = item.to_ascii_lowercase();
+        let is_threshold = lower.contains("threshold")
+            || lower == "quantile"
+            || lower == "percentile"
+            || lower.ends_with("_quantile");
+        if is_threshold
+            && !THRESHOLD_EXCEPTIONS
+                .iter()
+                .any(|(p, allowed, _)| path.starts_with(p) && code.contains(allowed))
+        {
+            found.push(format!("{path}:{number}: {code}"));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "threshold logic outside promlearn-detect, the one place with detection and threshold \
+         logic (ARCHITECTURE.md); call detect, or list an exception with its reason in \
+         THRESHOLD_EXCEPTIONS:\n  {}",
+        found.join("\n  ")
+    );
+}
+
+/// Files that turn plain numbers into durations themselves, each with its reason.
+const DURATION_EXCEPTIONS: &[(&str, &str)] = &[(
+    "crates/watch/src/config.rs",
+    "a watch TOML's plain numbers (seconds) are read by the config's own serde visitor; \
+     the watch engineer is to move that reading into promlearn-duration",
+)];
+
+#[test]
+fn durations_users_type_are_read_by_promlearn_duration() {
+    let mut found = Vec::new();
+    let mut visitors = Vec::new();
+    for (path, number, line) in lines_outside("duration") {
+        let code = line.trim_start();
+        if code.starts_with("//") {
+            continue;
+        }
+        // A duration parsed from text by hand: `Duration::from_secs_f64(text.parse()?)`, or a
+        // unit suffix stripped.
+        let hand_parsed = code
+            .find("Duration::from_")
+            .is_some_and(|at| code[at..].contains(".parse"));
+        let suffix = [
+            "\"ms\"", "\"s\"", "'s'", "\"m\"", "'m'", "\"h\"", "'h'", "\"d\"", "'d'",
+        ]
+        .iter()
+        .any(|unit| {
+            ["strip_suffix(", "trim_end_matches(", "ends_with("]
+                .iter()
+                .any(|call| code.contains(&format!("{call}{unit})")))
+        });
+        if hand_parsed || suffix {
+            found.push(format!("{path}:{number}: {code}"));
+        }
+        // A serde visitor that makes a Duration from a number.
+        if code.contains("fn visit_") && (code.contains("64")) {
+            visitors.push(path);
+        }
+    }
+    for path in visitors {
+        let text = fs::read_to_string(repository_root().join(&path)).expect("readable");
+        if text.contains("Duration::from_secs")
+            && !DURATION_EXCEPTIONS.iter().any(|(p, _)| *p == path)
+            && !found.iter().any(|f| f.starts_with(&path))
+        {
+            found.push(format!(
+                "{path}: a serde visitor makes durations from numbers"
+            ));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "durations read outside promlearn-duration, the one grammar for every duration a user \
+         types (ARCHITECTURE.md); call promlearn_duration::parse, or list the file in \
+         DURATION_EXCEPTIONS with its reason:\n  {}",
+        found.join("\n  ")
+    );
+}
+
+#[test]
+fn the_model_does_no_io_besides_save_and_load() {
+    let mut files = Vec::new();
+    rust_files(
+        &repository_root().join("crates").join("model").join("src"),
+        &mut files,
+    );
+    let io: Vec<String> = files
+        .iter()
+        .map(|f| shown(f))
+        .filter(|path| !path.ends_with("model/persist.rs"))
+        .filter(|path| {
+            let text = fs::read_to_string(repository_root().join(path)).expect("readable");
+            ["std::fs", "File::", "std::net", "std::process", "std::env"]
+                .iter()
+                .any(|api| text.contains(api))
+        })
+        .collect();
+    assert!(
+        io.is_empty(),
+        "the model takes plain &[f64] and does no I/O besides save/load (model/persist.rs): \
+         {io:?}"
+    );
+}
+
 #[test]
 fn library_files_stay_short_enough_to_read() {
     const LIMIT: usize = 750;
@@ -215,4 +539,76 @@ fn the_coredns_release_is_the_same_everywhere() {
         "xtask builds CoreDNS {version}, but the testbed's upstream image names another release"
     );
     assert!(crate::provision::COREDNS_LOCAL_IMAGE.ends_with(version));
+}
+
+/// Repository paths (`crates/...`, `xtask/...`, `fixtures/...`, `examples/...`) named in `text`,
+/// as written; names with a pattern in them (`{a,b}`, `*`, `<name>`) are left out.
+fn named_paths(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for root in ["crates/", "xtask/", "fixtures/", "examples/"] {
+        let mut from = 0;
+        while let Some(at) = text[from..].find(root) {
+            let start = from + at;
+            from = start + root.len();
+            // A path starts the name: not `foo/crates/...` or `self.crates/`.
+            let before = text[..start].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || matches!(c, '/' | '_' | '.' | '-')) {
+                continue;
+            }
+            let rest = &text[start..];
+            let end = rest
+                .find(|c: char| !(c.is_alphanumeric() || matches!(c, '/' | '_' | '.' | '-')))
+                .unwrap_or(rest.len());
+            if rest[end..].starts_with(['{', '*', '<']) {
+                continue;
+            }
+            let path = rest[..end].trim_end_matches(['.', '-']);
+            if path.len() > root.len() {
+                found.push(path.to_owned());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_path_the_docs_and_comments_name_exists() {
+    let root = repository_root();
+    let mut files: Vec<PathBuf> = all_rust_files();
+    for doc in ["ARCHITECTURE.md", "README.md", "xtask/tools/thanos/go.mod"] {
+        files.push(root.join(doc));
+    }
+    for dir in crate_dirs() {
+        files.push(dir.join("Cargo.toml"));
+    }
+    let mut stale = Vec::new();
+    for file in files {
+        let Ok(text) = fs::read_to_string(&file) else {
+            continue;
+        };
+        if shown(&file) == "xtask/src/tidy.rs" {
+            continue;
+        }
+        // A crate's own files may name paths from the crate's directory (`examples/x.rs`).
+        let crate_dir = file
+            .strip_prefix(root.join("crates"))
+            .ok()
+            .and_then(|p| p.components().next())
+            .map(|c| root.join("crates").join(c));
+        for path in named_paths(&text) {
+            let exists = root.join(&path).exists()
+                || crate_dir.as_ref().is_some_and(|d| d.join(&path).exists());
+            if !exists {
+                stale.push(format!("{} names {path}", shown(&file)));
+            }
+        }
+    }
+    stale.sort();
+    stale.dedup();
+    assert!(
+        stale.is_empty(),
+        "paths named in docs and comments that do not exist (moved or renamed: point at the new \
+         place):\n  {}",
+        stale.join("\n  ")
+    );
 }

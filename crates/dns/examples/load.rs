@@ -35,7 +35,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         server.parse()?,
         profile.parse()?,
         max_queries.parse()?,
-        Duration::from_secs_f64(seconds.parse()?),
+        promlearn_duration::parse(seconds)?,
     );
     if let Some(transport) = rest.first() {
         load.transport = transport.parse::<Transport>()?;

@@ -1,9 +1,9 @@
 // The Thanos release promlearn's end-to-end tests run, pinned with every dependency (go.sum).
 // `go install` refuses Thanos because its go.mod has replace directives, so this tool module
 // copies them; `cargo xtask setup` builds the binary from here into the tool cache
-// (xtask/src/thanos.rs). To move to another release: copy that release's replace block here,
+// (xtask/src/engines.rs). To move to another release: copy that release's replace block here,
 // then `go get -tool github.com/thanos-io/thanos/cmd/thanos@vX.Y.Z && go mod tidy`, and change
-// THANOS_VERSION in xtask/src/thanos.rs.
+// THANOS_VERSION in xtask/src/engines.rs.
 module promlearn.invalid/xtask/tools/thanos
 
 go 1.25.0
