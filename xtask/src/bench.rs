@@ -1,7 +1,9 @@
-//! `cargo xtask bench [dns|loader|train|watch]`: each benchmark measures ours and its peer in one run.
+//! `cargo xtask bench [detect|dns|loader|train|watch]`: each benchmark measures ours and its peer
+//! in one run.
 //!
-//! The Python peers (Keras; prometheus-api-client and tensorflow-io) are installed first when
-//! missing (`peers.rs`), and their Python is handed to the benchmarks in `PROMLEARN_PEER_PYTHON`.
+//! The Python peers (Keras; prometheus-api-client and tensorflow-io; pandas for NAB's own scorer)
+//! are installed first when missing (`peers.rs`), and their Python is handed to the benchmarks in
+//! `PROMLEARN_PEER_PYTHON`.
 
 use anyhow::{Context, bail};
 
@@ -11,19 +13,22 @@ use crate::{compile, peers, setup, steps::Ui};
 const KERAS: &[&str] = &["tensorflow-cpu==2.16.2", "keras==3.3.3", "numpy<2"];
 /// The loader's Python peers, beside the same TensorFlow.
 const LOADER_PEERS: &[&str] = &["tensorflow-io==0.37.1", "prometheus-api-client==0.7.2"];
+/// What NAB's own Python scorer (`fixtures/nab/scorer`) needs, for the detect benchmark's
+/// independent check of its figures.
+const NAB_SCORER: &[&str] = &["pandas", "simplejson"];
+/// Every benchmark, in the order `cargo xtask bench` runs them.
+const ALL: [&str; 5] = ["detect", "dns", "loader", "train", "watch"];
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Which benchmarks to run (all when none is named)
-    #[arg(value_parser = ["dns", "loader", "train", "watch"])]
+    #[arg(value_parser = ALL)]
     which: Vec<String>,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let which = if args.which.is_empty() {
-        ["dns", "loader", "train", "watch"]
-            .map(str::to_owned)
-            .to_vec()
+        ALL.map(str::to_owned).to_vec()
     } else {
         args.which
     };
@@ -35,6 +40,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wants("loader") {
         packages.extend_from_slice(LOADER_PEERS);
+    }
+    if wants("detect") {
+        packages.extend_from_slice(NAB_SCORER);
     }
     let python = if packages.is_empty() {
         None
@@ -58,11 +66,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let package = match name.as_str() {
             "dns" => "promlearn-dns",
             "loader" => "promlearn-loader",
-            "watch" => "promlearn-watch",
+            "watch" | "detect" => "promlearn-watch",
             _ => "promlearn-model",
         };
         let mut command = compile::cargo();
         command.args(["bench", "--package", package, "--bench", &name]);
+        if name == "detect" {
+            // The detection benchmark measures quality, not speed: the test build's profile
+            // (whose numeric crates are optimised, `Cargo.toml`) saves a release build of the
+            // whole service for figures that do not depend on it.
+            command.args(["--profile", "dev"]);
+        }
         if let Some(provisioned) = &provisioned {
             provisioned.apply_env(&mut command);
         }

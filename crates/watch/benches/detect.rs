@@ -1,0 +1,308 @@
+//! `cargo xtask bench detect`: every shipped detector, at its defaults, on every file of the
+//! Numenta Anomaly Benchmark (NAB), replayed through the watch's own backtest (the live service's
+//! schedule with a simulated clock), scored by NAB's rules with `promlearn-nab`'s port of NAB's
+//! scorer, and checked by NAB's own Python scorer where a Python with pandas is given.
+//!
+//! How NAB's rules are kept:
+//! - streaming: the backtest refits every `fit_every` on the `fit_window` before the tick and
+//!   judges each sample when the simulated clock reaches it; nothing sees a later sample;
+//! - probation: the detector sees the first 15% of each file, the scorer does not score it;
+//! - one setting: one configuration ([`NAB_SCHEDULE`] and each detector's defaults) for all 58
+//!   files; no label is read before scoring;
+//! - the threshold is optimised once per profile across the corpus (NAB's sweep), and "as
+//!   deployed" is the detector's own 0/1 flag, scored at no optimised threshold.
+//!
+//! Output: one `published NAME: ...` line per scoreboard detector, re-scored in the same run; one
+//! `detector NAME: ...` line per shipped detector; NAB's own scorer's figures when it ran; last,
+//! `nab score: ...`. The results directories (NAB's format, so NAB's scorer can check any
+//! figure) are written to `target/nab-results/`.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Mutex,
+    time::Instant,
+};
+
+use anyhow::{Context, bail};
+use promlearn_detect::DETECTOR_NAMES;
+use promlearn_loader::Labels;
+use promlearn_nab::{Corpus, DataFile, Profile, Results, Scored, Sweep, score, write_results};
+use promlearn_watch::{
+    Config,
+    backtest::{self, MemorySource},
+};
+
+/// The schedule every file is replayed with, the same for the whole corpus: NAB's data is mostly
+/// 5-minute samples, so the watch infers every 5 minutes; refits come daily on a week of history
+/// (long enough for a daily profile, short enough to follow a new normal).
+const NAB_SCHEDULE: &str = r#"
+step = "5m"
+infer_every = "5m"
+fit_every = "1d"
+fit_window = "7d"
+"#;
+
+/// The scoreboard detectors whose published results are re-scored in the same run.
+const PUBLISHED: [&str; 3] = ["windowedGaussian", "numenta", "ARTime"];
+/// The scoreboard's best, for the last line.
+const ARTIME_STANDARD: f64 = 74.85;
+/// What the best shipped detector must reach (HTM's level).
+const TARGET: f64 = 70.0;
+/// The largest difference allowed between our scorer and NAB's own on the same results files.
+const SCORER_TOLERANCE: f64 = 0.01;
+
+fn main() -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .context("finding the repository's root")?;
+    let nab_dir = root.join("fixtures/nab");
+    let out_dir = root.join("target/nab-results");
+    let corpus = Corpus::load(&nab_dir).context("reading NAB from fixtures/nab")?;
+    for repair in corpus.repairs() {
+        eprintln!("warning: {repair}");
+    }
+    eprintln!(
+        "NAB: {} files, {} rows, {} windows; results in {}",
+        corpus.files().len(),
+        corpus.row_count(),
+        corpus.window_count(),
+        out_dir.display()
+    );
+    let profiles = [
+        Profile::standard(),
+        Profile::reward_low_fp_rate(),
+        Profile::reward_low_fn_rate(),
+    ];
+
+    for name in PUBLISHED {
+        let results = promlearn_nab::read_published(
+            &nab_dir.join("published").join(format!("{name}.csv.gz")),
+        )?;
+        let sweep = Sweep::new(&corpus, &results)?;
+        let [s, f, n] = profiles.each_ref().map(|p| sweep.score(p).normalized);
+        println!("published {name}: standard {s:.2}, low-FP {f:.2}, low-FN {n:.2}");
+    }
+
+    std::fs::create_dir_all(&out_dir)?;
+    write_results(&out_dir, &corpus, &Results::constant(&corpus, "null", 0.5))?;
+    let mut best: Option<(String, f64)> = None;
+    for kind in DETECTOR_NAMES {
+        let config = nab_config(kind)?;
+        let started = Instant::now();
+        let replayed = replay(&corpus, &config, kind)?;
+        let wall = started.elapsed();
+        let sweep = Sweep::new(&corpus, &replayed.scores)?;
+        let [s, f, n] = profiles.each_ref().map(|p| sweep.score(p).normalized);
+        let deployed = score_at_flag(&corpus, &replayed.flags)?;
+        println!(
+            "detector {kind}: standard {s:.2}, low-FP {f:.2}, low-FN {n:.2}; as deployed {:.2}; \
+             corpus {:.1} s",
+            deployed.normalized,
+            wall.as_secs_f64()
+        );
+        write_results(&out_dir, &corpus, &replayed.scores)?;
+        write_results(&out_dir, &corpus, &replayed.flags)?;
+        if best.as_ref().is_none_or(|(_, b)| s > *b) {
+            best = Some((kind.to_owned(), s));
+        }
+    }
+    let (best_name, best_standard) = best.context("no detector was run")?;
+
+    match std::env::var_os("PROMLEARN_PEER_PYTHON") {
+        Some(python) => check_with_nab_scorer(
+            Path::new(&python),
+            &nab_dir,
+            &out_dir,
+            &corpus,
+            &detector_name(&best_name),
+        )?,
+        None => eprintln!(
+            "NAB's own scorer: not run (no PROMLEARN_PEER_PYTHON; `cargo xtask bench detect` \
+             installs pandas and sets it)"
+        ),
+    }
+    println!(
+        "nab score: {best_standard:.2} (standard, detector {best_name}; target >= {TARGET:.1}; \
+         ARTime {ARTIME_STANDARD})"
+    );
+    Ok(())
+}
+
+/// The results directory name of a detector (NAB's scorer keys everything by it).
+fn detector_name(kind: &str) -> String {
+    format!("promlearn-{kind}")
+}
+
+/// One configuration for the whole corpus: the schedule and the detector at its defaults.
+fn nab_config(kind: &str) -> anyhow::Result<Config> {
+    let toml = format!(
+        "endpoint = \"http://127.0.0.1:9\"\n\
+         [[query]]\n\
+         name = \"nab\"\n\
+         expr = \"unused: the series come from NAB's files\"\n\
+         detector = {{ kind = \"{kind}\" }}\n\
+         {NAB_SCHEDULE}"
+    );
+    Ok(Config::from_toml(
+        &toml,
+        "the NAB benchmark's configuration",
+    )?)
+}
+
+/// A detector's replay of the corpus: its scores mapped to NAB's [0, 1], and its 0/1 flag.
+struct Replayed {
+    scores: Results,
+    flags: Results,
+}
+
+/// Replays every file through the backtest, two files at a time (the machine's cores).
+fn replay(corpus: &Corpus, config: &Config, kind: &str) -> anyhow::Result<Replayed> {
+    let name = detector_name(kind);
+    let out = Mutex::new(Replayed {
+        scores: Results::new(name.clone()),
+        flags: Results::new(format!("{name}-flag")),
+    });
+    let next = Mutex::new(corpus.files().iter());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<()> {
+                    loop {
+                        let Some(file) = next.lock().expect("not poisoned").next() else {
+                            return Ok(());
+                        };
+                        let (scores, flags) = replay_file(config, file)
+                            .with_context(|| format!("replaying {} with {kind}", file.name()))?;
+                        let mut out = out.lock().expect("not poisoned");
+                        out.scores.insert_cleaned(file, &scores)?;
+                        out.flags.insert_cleaned(file, &flags)?;
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().expect("a replay thread panicked")?;
+        }
+        Ok(())
+    })?;
+    Ok(out.into_inner().expect("not poisoned"))
+}
+
+/// One file through the backtest: per cleaned point, the score mapped to [0, 1] by
+/// `s / (1 + s)` (monotonic, so the optimised threshold is the same; the flag's edge, score 1,
+/// becomes 0.5) and the 0/1 flag. Points the detector did not judge score 0.
+fn replay_file(config: &Config, file: &DataFile) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let cleaned = file.cleaned();
+    let source = MemorySource::new(vec![(
+        Labels::from_pairs([("file", file.name())]),
+        cleaned.timestamps.clone(),
+        cleaned.values.clone(),
+    )])?;
+    let n = cleaned.timestamps.len();
+    let (mut scores, mut flags) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (first, last) = (cleaned.timestamps[0], cleaned.timestamps[n - 1]);
+    backtest::run(config, &source, first, last, &mut |p| {
+        let s = if p.score.is_nan() { 0.0 } else { p.score };
+        scores.push(if s.is_infinite() { 1.0 } else { s / (1.0 + s) });
+        flags.push(if p.anomalous { 1.0 } else { 0.0 });
+        Ok(())
+    })?;
+    if scores.len() != n {
+        bail!(
+            "the backtest handed on {} of the file's {n} points (each must come exactly once)",
+            scores.len()
+        );
+    }
+    Ok((scores, flags))
+}
+
+/// NAB's standard score of alerting exactly on the 0/1 flag: a row is a detection when its flag
+/// is 1, which is the threshold 0.5 on a 0/1 score.
+fn score_at_flag(corpus: &Corpus, flags: &Results) -> anyhow::Result<Scored> {
+    Ok(promlearn_nab::score_at(
+        corpus,
+        flags,
+        &Profile::standard(),
+        0.5,
+    )?)
+}
+
+/// Runs NAB's own Python scorer (`fixtures/nab/scorer`) on the results files of `detector`
+/// (scores and flag) and fails when its standard figures differ from ours.
+fn check_with_nab_scorer(
+    python: &Path,
+    nab_dir: &Path,
+    out_dir: &Path,
+    corpus: &Corpus,
+    detector: &str,
+) -> anyhow::Result<()> {
+    let flag = format!("{detector}-flag");
+    let thresholds = out_dir.join("nab-thresholds.json");
+    std::fs::copy(nab_dir.join("config/thresholds.json"), &thresholds)?;
+    let started = Instant::now();
+    let output = Command::new(python)
+        .current_dir(nab_dir.join("scorer"))
+        .args(["run.py", "-d", &format!("null,{detector},{flag}")])
+        .args(["--optimize", "--score", "--normalize", "--skipConfirmation"])
+        .arg("--dataDir")
+        .arg(nab_dir.join("data"))
+        .arg("--windowsFile")
+        .arg(nab_dir.join("labels/combined_windows.json"))
+        .arg("-p")
+        .arg(nab_dir.join("config/profiles.json"))
+        .arg("-t")
+        .arg(thresholds)
+        .arg("--resultsDir")
+        .arg(out_dir)
+        .output()
+        .context("starting NAB's scorer")?;
+    if !output.status.success() {
+        bail!(
+            "NAB's scorer failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let text = std::fs::read_to_string(out_dir.join("final_results.json"))
+        .context("reading NAB's final_results.json")?;
+    let theirs: serde_json::Value = serde_json::from_str(&text)?;
+    let read = |name: &str| -> anyhow::Result<f64> {
+        theirs[name]["standard"]
+            .as_f64()
+            .with_context(|| format!("final_results.json has no standard score for {name}"))
+    };
+    let ours_scores = score(
+        corpus,
+        &promlearn_nab::read_results(out_dir, detector, corpus)?,
+        &Profile::standard(),
+    )?
+    .normalized;
+    let ours_flag = score_at_flag(
+        corpus,
+        &promlearn_nab::read_results(out_dir, &flag, corpus)?,
+    )?
+    .normalized;
+    let (theirs_scores, theirs_flag) = (read(detector)?, read(&flag)?);
+    println!(
+        "NAB's own scorer: {detector} standard {theirs_scores:.2} (ours {ours_scores:.2}), \
+         {flag} {theirs_flag:.2} (ours as deployed {ours_flag:.2}); {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    // NAB optimises the flag's threshold too; on a 0/1 score its best is 1.0 (the flag) unless
+    // never alerting scores higher, in which case ours (at the flag) is the lower one.
+    if (theirs_scores - ours_scores).abs() > SCORER_TOLERANCE
+        || theirs_flag + SCORER_TOLERANCE < ours_flag
+    {
+        bail!("NAB's own scorer disagrees with promlearn-nab on the same results files");
+    }
+    Ok(())
+}
