@@ -117,7 +117,7 @@ pub struct QuerySummary {
     pub query: String,
     /// The detector's name.
     pub detector: String,
-    /// Series tracked over the run.
+    /// Series tracked over the run (one dropped as stale and seen again counts twice).
     pub series: u64,
     /// Samples of the range handed to the sink.
     pub points: u64,
@@ -151,8 +151,8 @@ pub async fn load(config: &Config, from_ms: i64, to_ms: i64) -> Result<MemorySou
 }
 
 /// Replays `[from_ms, to_ms]` of `source` through the schedule of `config` (see the module's
-/// docs) and hands every sample of the range to `sink`, in time order per query. Needs no async
-/// runtime. Errors on an empty range, on a source naming a query the configuration does not
+/// docs) and hands every sample of the range to `sink` exactly once, each series' in time order
+/// (series interleave tick by tick). Needs no async runtime. Errors on an empty range, on a source naming a query the configuration does not
 /// have, and when the sink fails.
 pub fn run(
     config: &Config,

@@ -14,6 +14,10 @@
 //!
 //! One alerting rule then covers every query and detector: `promlearn_anomaly_score > 1`.
 //!
+//! [`backtest`] replays a past range through the same schedule with a simulated clock (no
+//! look-ahead, at the CPU's pace) and hands every point of it to the caller, judged or not: to
+//! choose a detector on one's own history before deploying it.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), promlearn_watch::Error> {
 //! use promlearn_watch::{Config, Watch};

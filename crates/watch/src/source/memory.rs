@@ -21,6 +21,12 @@ struct Series {
 /// is judged on its own timestamp, none is moved onto a grid. Cheap to clone (the series are
 /// shared).
 ///
+/// A series is in an inference's answer while it has a sample within the query's inference
+/// window (`context + 1 +` [`INFER_EXTRA_POINTS`](crate::INFER_EXTRA_POINTS) steps), as a
+/// Prometheus series is while its range query has a point; after a longer gap it counts as
+/// absent and, past `stale_after`, is dropped with its model (and refitted when it returns), as
+/// the service does. Give series with long gaps a long `stale_after`.
+///
 /// ```
 /// use promlearn_loader::Labels;
 /// use promlearn_watch::backtest::MemorySource;
