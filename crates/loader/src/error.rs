@@ -4,6 +4,35 @@ use std::{fmt, time::Duration};
 
 use crate::Labels;
 
+/// The HTTP client's own error behind [`Error::Connect`] and [`Error::Transport`]: its message,
+/// and its causes through [`source`](std::error::Error::source). Opaque, so that the HTTP client
+/// the loader is built on is not part of its API (an upgrade of it is not a breaking change here).
+pub struct HttpError(reqwest::Error);
+
+impl HttpError {
+    pub(crate) fn new(e: reqwest::Error) -> HttpError {
+        HttpError(e.without_url())
+    }
+}
+
+impl fmt::Debug for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for HttpError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
 /// Everything that can go wrong while loading. Messages name the endpoint (never a credential),
 /// quote the server's own words where there are any, and suggest a fix.
 #[derive(Debug, thiserror::Error)]
@@ -35,9 +64,9 @@ pub enum Error {
         endpoint: String,
         /// How many times a connection was tried, retries included.
         attempts: Attempts,
-        /// reqwest's error (DNS failure, connection refused, ...).
+        /// The HTTP client's error (DNS failure, connection refused, ...).
         #[source]
-        source: reqwest::Error,
+        source: HttpError,
     },
 
     /// The server's TLS certificate was not accepted (an unknown CA, another host's name, expired).
@@ -75,9 +104,9 @@ pub enum Error {
         endpoint: String,
         /// How many times the request was tried, retries included.
         attempts: Attempts,
-        /// reqwest's error.
+        /// The HTTP client's error.
         #[source]
-        source: reqwest::Error,
+        source: HttpError,
     },
 
     /// The answer stopped before its JSON was complete; nothing of it was used.

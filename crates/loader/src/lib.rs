@@ -18,7 +18,7 @@ pub mod tutorial;
 
 pub use client::{Client, ClientBuilder, Progress, RawSeries, install_crypto_provider};
 pub use decode::Series;
-pub use error::{Attempts, DecodeError, Error, Result};
+pub use error::{Attempts, DecodeError, Error, HttpError, Result};
 pub use labels::Labels;
 pub use matrix::{MISSING, MISSING_BITS, Matrix, MissingPolicy, is_missing};
 pub use query::{PROMETHEUS_MAX_POINTS, RangeQuery};

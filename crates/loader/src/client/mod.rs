@@ -361,13 +361,13 @@ impl Client {
             Error::Connect {
                 endpoint,
                 attempts,
-                source: e.without_url(),
+                source: crate::error::HttpError::new(e),
             }
         } else {
             Error::Transport {
                 endpoint,
                 attempts,
-                source: e.without_url(),
+                source: crate::error::HttpError::new(e),
             }
         }
     }
