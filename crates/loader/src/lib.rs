@@ -3,10 +3,9 @@
 mod client;
 pub mod decode;
 mod error;
-#[cfg(feature = "export")]
-mod export;
-mod export_vm;
 pub mod exposition;
+#[cfg(feature = "export")]
+mod files;
 mod labels;
 mod matrix;
 mod query;
@@ -15,6 +14,7 @@ pub mod remote_read;
 mod request;
 mod scrape;
 pub mod tutorial;
+mod vm_export;
 
 pub use client::{Client, ClientBuilder, Progress, RawSeries, install_crypto_provider};
 pub use decode::Series;

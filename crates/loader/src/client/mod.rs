@@ -9,16 +9,9 @@ mod tests;
 pub use builder::{ClientBuilder, install_crypto_provider};
 pub use raw::RawSeries;
 
-use std::{
-    fmt,
-    sync::{
-        Arc,
-        atomic::{AtomicU32, Ordering},
-    },
-    time::Duration,
-};
+use std::{fmt, sync::Arc, time::Duration};
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::ExponentialBuilder;
 use futures_util::{Stream, StreamExt, future, stream};
 use reqwest::{
     Url,
@@ -283,18 +276,8 @@ impl Client {
         query: &str,
         mut sink: impl FnMut() -> S,
     ) -> Result<(Envelope, S)> {
-        let attempts = AtomicU32::new(0);
-        let outcome = (|| {
-            attempts.fetch_add(1, Ordering::Relaxed);
-            self.fetch_once(path, params, query, sink())
-        })
-        .retry(self.inner.backoff)
-        .when(Error::is_retryable)
-        .notify(|e, delay| {
-            tracing::warn!(endpoint = %self.inner.shown, "retrying in {delay:?}: {e}");
-        })
-        .await;
-        outcome.map_err(|e| e.with_attempts(attempts.load(Ordering::Relaxed)))
+        self.retried(|| self.fetch_once(path, params, query, sink()))
+            .await
     }
 
     async fn fetch_once<S: Sink>(

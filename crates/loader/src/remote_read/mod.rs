@@ -23,9 +23,6 @@ pub use chunk::{ChunkError, decode_xor_chunk};
 pub use frames::{FrameReader, MAX_FRAME_BYTES, RemoteReadError, STALE_NAN_BITS, SeriesCollector};
 pub use selector::parse as parse_selector;
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
-use backon::Retryable;
 use prost::Message;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 
@@ -87,18 +84,8 @@ impl Client {
         accept: &[ResponseType],
     ) -> Result<ReadAnswer> {
         let body = read_request_body(matchers, lo, hi, accept);
-        let attempts = AtomicU32::new(0);
-        let outcome = (|| {
-            attempts.fetch_add(1, Ordering::Relaxed);
-            self.remote_read_once(selector, body.clone(), lo, hi)
-        })
-        .retry(self.inner.backoff)
-        .when(Error::is_retryable)
-        .notify(|e, delay| {
-            tracing::warn!(endpoint = %self.inner.shown, "retrying in {delay:?}: {e}");
-        })
-        .await;
-        outcome.map_err(|e| e.with_attempts(attempts.load(Ordering::Relaxed)))
+        self.retried(|| self.remote_read_once(selector, body.clone(), lo, hi))
+            .await
     }
 
     async fn remote_read_once(
@@ -130,14 +117,7 @@ impl Client {
         if !response.status().is_success()
             || !(streamed || content_type.starts_with("application/x-protobuf"))
         {
-            let mut head = Vec::new();
-            while head.len() < 512 {
-                match response.chunk().await {
-                    Ok(Some(bytes)) => head.extend_from_slice(&bytes),
-                    _ => break,
-                }
-            }
-            head.truncate(512);
+            let head = crate::request::error_head(&mut response).await;
             let message = crate::decode::snippet(&head);
             if response.status().is_success() {
                 return Err(Error::NotPrometheus {

@@ -1,4 +1,4 @@
-//! Columnar export: an Arrow record batch, written as CSV or Parquet.
+//! A matrix as files: an Arrow record batch, written as CSV or Parquet (cargo feature `export`).
 
 use std::{collections::HashMap, io::Write, sync::Arc};
 

@@ -217,17 +217,7 @@ fn numbers<T>(
 impl Client {
     /// VictoriaMetrics' export of `selector` over `[lo, hi]`, retried as configured.
     pub(crate) async fn vm_export(&self, selector: &str, lo: i64, hi: i64) -> Result<Vec<Series>> {
-        let attempts = std::sync::atomic::AtomicU32::new(0);
-        let outcome = backon::Retryable::retry(
-            || {
-                attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.vm_export_once(selector, lo, hi)
-            },
-            self.inner.backoff,
-        )
-        .when(Error::is_retryable)
-        .await;
-        outcome.map_err(|e| e.with_attempts(attempts.load(std::sync::atomic::Ordering::Relaxed)))
+        self.retried(|| self.vm_export_once(selector, lo, hi)).await
     }
 
     async fn vm_export_once(&self, selector: &str, lo: i64, hi: i64) -> Result<Vec<Series>> {
@@ -248,14 +238,7 @@ impl Client {
         let status = response.status().as_u16();
         let content_type = crate::request::content_type(&response);
         if !response.status().is_success() || !content_type.contains("json") {
-            let mut head = Vec::new();
-            while head.len() < 512 {
-                match response.chunk().await {
-                    Ok(Some(bytes)) => head.extend_from_slice(&bytes),
-                    _ => break,
-                }
-            }
-            head.truncate(512);
+            let head = crate::request::error_head(&mut response).await;
             return Err(Error::Refused {
                 url: shown.to_string(),
                 api: "export",
