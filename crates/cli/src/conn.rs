@@ -151,14 +151,9 @@ impl HttpArgs {
     }
 }
 
+/// The secret in the file a flag names, by the loader's one rule for secret files.
 fn read_secret_file(path: &std::path::Path, flag: &str) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow!("cannot read {flag} {}: {}", path.display(), e.kind()))?;
-    let line = text.lines().next().unwrap_or("").trim().to_owned();
-    if line.is_empty() {
-        bail!("{flag} {} is empty", path.display());
-    }
-    Ok(line)
+    promlearn_loader::read_secret_file(path).map_err(|e| anyhow!("{flag}: {e}"))
 }
 
 #[cfg(test)]

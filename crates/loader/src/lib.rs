@@ -13,6 +13,7 @@ pub mod raw_path;
 pub mod remote_read;
 mod request;
 mod scrape;
+mod secret_file;
 pub mod tutorial;
 mod vm_export;
 
@@ -24,3 +25,4 @@ pub use matrix::{MISSING, MISSING_BITS, Matrix, MissingPolicy, is_missing};
 pub use query::{PROMETHEUS_MAX_POINTS, RangeQuery};
 pub use raw_path::{RawLoad, Via};
 pub use scrape::Scrape;
+pub use secret_file::{SecretFileError, read_secret_file};
