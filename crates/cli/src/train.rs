@@ -3,6 +3,7 @@
 
 use std::{
     path::{Path, PathBuf},
+    sync::LazyLock,
     time::{Duration, Instant},
 };
 
@@ -22,6 +23,39 @@ use crate::{
 /// The file next to the model's own files that says what it was trained on.
 pub const META_FILE: &str = "promlearn.json";
 
+/// promlearn-detect's LSTM defaults, the flags' defaults: detect owns them, the CLI shows them.
+struct LstmDefaults {
+    window: usize,
+    hidden: usize,
+    epochs: usize,
+    learning_rate: f64,
+    quantile: f64,
+    margin: f64,
+}
+
+static LSTM: LazyLock<LstmDefaults> = LazyLock::new(lstm_defaults);
+
+fn lstm_defaults() -> LstmDefaults {
+    match DetectorSpec::from_name("lstm") {
+        Ok(DetectorSpec::Lstm {
+            window,
+            hidden,
+            epochs,
+            learning_rate,
+            quantile,
+            margin,
+        }) => LstmDefaults {
+            window,
+            hidden,
+            epochs,
+            learning_rate,
+            quantile,
+            margin,
+        },
+        other => unreachable!("detect names its LSTM `lstm`: {other:?}"),
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// PromQL selecting the one series to learn, e.g. 'sum(rate(coredns_dns_requests_total[1m]))'.
@@ -39,15 +73,15 @@ pub struct TrainArgs {
     pub step: Duration,
 
     /// Input window: how many past steps each prediction sees.
-    #[arg(long, default_value_t = 8, value_parser = crate::positive)]
+    #[arg(long, default_value_t = LSTM.window, value_parser = crate::positive)]
     pub window: usize,
 
     /// LSTM units.
-    #[arg(long, default_value_t = 16, value_parser = crate::positive)]
+    #[arg(long, default_value_t = LSTM.hidden, value_parser = crate::positive)]
     pub hidden: usize,
 
     /// Passes over the training windows.
-    #[arg(long, default_value_t = 40, value_parser = crate::positive)]
+    #[arg(long, default_value_t = LSTM.epochs, value_parser = crate::positive)]
     pub epochs: usize,
 
     /// Windows per training step [default: 8, more for a long series so that an epoch is at
@@ -56,16 +90,16 @@ pub struct TrainArgs {
     pub batch_size: Option<usize>,
 
     /// Adam's learning rate.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = LSTM.learning_rate)]
     pub learning_rate: f64,
 
     /// The band is built on this quantile of the absolute training errors (0 to 1).
-    #[arg(long, default_value_t = 0.99, value_parser = crate::unit_interval)]
+    #[arg(long, default_value_t = LSTM.quantile, value_parser = crate::unit_interval)]
     pub quantile: f64,
 
     /// The band's half-width around the forecast, as a multiple of that quantile: a point
     /// further from the forecast is an anomaly.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = LSTM.margin)]
     pub margin: f64,
 
     /// Seed for the initial weights and the shuffling: the same seed and data give the same model.
