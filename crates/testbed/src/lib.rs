@@ -29,6 +29,7 @@ mod process;
 mod prom;
 mod server;
 pub mod thanos;
+pub mod victoria;
 
 use std::{
     fmt,

@@ -24,6 +24,8 @@ pub const PROMETHEUS3_BIN_ENV: &str = "PROMETHEUS3_BIN";
 pub const PROMETHEUS3_IMAGE_ENV: &str = "PROMETHEUS3_IMAGE";
 /// Thanos (`cargo xtask setup` builds it from `xtask/tools/thanos` into the tool cache).
 pub const THANOS_BIN_ENV: &str = "THANOS_BIN";
+/// The VictoriaMetrics single-node binary ([`victoria_metrics`]).
+pub const VICTORIA_METRICS_BIN_ENV: &str = "VICTORIA_METRICS_BIN";
 /// The tool cache's directory, instead of `$XDG_CACHE_HOME/promlearn` (see [`cache_dir`]).
 pub const CACHE_DIR_ENV: &str = "PROMLEARN_CACHE_DIR";
 
@@ -120,6 +122,20 @@ pub fn thanos() -> Result<PathBuf> {
                  or set {THANOS_BIN_ENV}",
                 named_but_missing(THANOS_BIN_ENV),
                 cached_thanos().display()
+            ),
+        }
+    })
+}
+
+/// `$VICTORIA_METRICS_BIN`, else `victoria-metrics` on PATH (Debian's package).
+pub fn victoria_metrics() -> Result<PathBuf> {
+    locate(VICTORIA_METRICS_BIN_ENV, "victoria-metrics", None).ok_or_else(|| {
+        TestbedError::BinaryMissing {
+            what: "the victoria-metrics binary",
+            advice: format!(
+                "{}run `cargo xtask setup` (it installs Debian's `victoria-metrics`), or set \
+                 {VICTORIA_METRICS_BIN_ENV}",
+                named_but_missing(VICTORIA_METRICS_BIN_ENV)
             ),
         }
     })

@@ -16,6 +16,7 @@ use promlearn_testbed::{
     Ports, PrometheusRelease, ServerProcess,
     locate::{prometheus_of, promtool as locate_promtool, promtool_of},
     thanos::{ThanosConfig, ThanosQuery},
+    victoria::{VictoriaConfig, VictoriaMetrics},
 };
 
 /// The query engines the end-to-end suite runs against, and where they differ for a client.
@@ -508,43 +509,21 @@ pub async fn start_prometheus_of(
     (process, format!("{scheme}://127.0.0.1:{port}"))
 }
 
-/// A real VictoriaMetrics holding known series, imported as Prometheus text.
+/// A real VictoriaMetrics (started by the testbed) holding known series, imported as Prometheus
+/// text.
 pub struct Victoria {
     pub url: String,
-    process: ServerProcess,
-    _dir: tempfile::TempDir,
+    server: VictoriaMetrics,
 }
 
 impl Victoria {
     pub async fn start(series: &[SeriesData]) -> Victoria {
-        let dir = tempfile::Builder::new()
-            .prefix("promlearn-loader-vm-")
-            .tempdir()
-            .unwrap();
-        let port = Ports::ephemeral().unwrap().prometheus;
-        let binary = which_victoria();
-        let mut command = Command::new(binary);
-        command
-            .arg(format!(
-                "-storageDataPath={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg("-retentionPeriod=100y");
-        let process = ServerProcess::spawn("victoria-metrics", command).unwrap();
-        let url = format!("http://127.0.0.1:{port}");
+        let server = VictoriaMetrics::start(VictoriaConfig::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let url = server.url();
         promlearn_loader::install_crypto_provider();
         let http = reqwest::Client::new();
-        poll(
-            "VictoriaMetrics",
-            Duration::from_secs(60),
-            async || match http.get(format!("{url}/health")).send().await {
-                Ok(r) if r.status().is_success() => Ok(()),
-                Ok(r) => Err(r.status().to_string()),
-                Err(e) => Err(e.to_string()),
-            },
-        )
-        .await;
         let text = prometheus_text(series);
         let r = http
             .post(format!("{url}/api/v1/import/prometheus"))
@@ -584,22 +563,12 @@ impl Victoria {
             },
         )
         .await;
-        Victoria {
-            url,
-            process,
-            _dir: dir,
-        }
+        Victoria { url, server }
     }
 
     pub fn log(&self) -> String {
-        self.process.last_log_lines(20)
+        self.server.logs(20)
     }
-}
-
-fn which_victoria() -> std::path::PathBuf {
-    std::env::var_os("VICTORIA_METRICS_BIN")
-        .map(Into::into)
-        .unwrap_or_else(|| "victoria-metrics".into())
 }
 
 /// What the scripted server does with one request.
