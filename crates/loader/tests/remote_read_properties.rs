@@ -1,7 +1,8 @@
 //! The remote-read decoders' properties (crates/loader/fuzz/remote_read_check.rs) on stable Rust,
 //! in every test run: over Prometheus 2.42's own answers recorded in fixtures/loader (the
 //! streamed chunks checked against the SAMPLES answer of the same query, which Prometheus decoded
-//! itself), over corrupted and truncated copies of them, and over seeded random samples and bytes.
+//! itself), over corrupted and truncated copies of them, over seeded random samples (written by a
+//! mirror of Prometheus's encoder and read back to the bit) and over random bytes.
 
 #[path = "../fuzz/remote_read_check.rs"]
 mod check;
@@ -211,10 +212,67 @@ impl Rng {
     }
 }
 
+/// `n` increasing samples drawn by `rng`: timestamps a scrape interval apart with jitter, 1 ms
+/// apart, or hours apart (every delta-of-delta width of the encoding); values that repeat, count
+/// up, move by small steps, jump to raw bit patterns, or are special (NaN, infinities, -0, the
+/// stale marker, subnormals).
+fn random_samples(rng: &mut Rng, n: usize) -> Vec<(i64, f64)> {
+    let mut t = (rng.next() % 2_000_000_000_000) as i64 - 500_000_000_000;
+    let mut v = 0.0f64;
+    (0..n)
+        .map(|_| {
+            let r = rng.next();
+            t += match r % 5 {
+                0 | 1 => 15_000 + (r >> 8) as i64 % 201 - 100,
+                2 => 1,
+                3 => 1 + (r >> 8) as i64 % 100_000,
+                _ => 1 + (r >> 8) as i64 % 100_000_000_000,
+            };
+            let r = rng.next();
+            v = match r % 7 {
+                0 => v,
+                1 => v + 1.0,
+                2 => v + ((r >> 8) % 1_000) as f64 / 64.0,
+                3 => f64::from_bits(rng.next()),
+                4 => [
+                    f64::NAN,
+                    f64::INFINITY,
+                    f64::NEG_INFINITY,
+                    -0.0,
+                    f64::MIN_POSITIVE / 2.0,
+                    f64::from_bits(promlearn_loader::remote_read::STALE_NAN_BITS),
+                ][(r >> 8) as usize % 6],
+                5 => f64::from_bits(v.to_bits() ^ (rng.next() >> (r >> 8) % 64)),
+                _ => -((r >> 11) as f64) * 1e-3,
+            };
+            (t, v)
+        })
+        .collect()
+}
+
 #[test]
-fn random_samples_read_back_and_random_bytes_never_panic() {
+fn random_samples_read_back_to_the_bit() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for round in 0..400 {
+        // Mostly Prometheus-sized chunks (up to 120 samples), some far longer.
+        let n = match round % 10 {
+            0 => 1 + (rng.next() % 5_000) as usize,
+            _ => 1 + (rng.next() % 120) as usize,
+        };
+        let samples = random_samples(&mut rng, n);
+        let written: Vec<(i64, u64)> = samples.iter().map(|&(t, v)| (t, v.to_bits())).collect();
+        assert_eq!(
+            check::roundtrip(&samples),
+            written,
+            "round {round}: {n} samples written by Prometheus's encoder do not read back"
+        );
+    }
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    let mut rng = Rng(0x5851_f42d_4c95_7f2d);
+    for _ in 0..400 {
         let len = (rng.next() % 2_000) as usize;
         let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         check::chunk(&data);
@@ -222,9 +280,6 @@ fn random_samples_read_back_and_random_bytes_never_panic() {
         framed.extend_from_slice(&data);
         check::frames(&framed);
         check::frames(&data);
-        if round % 50 == 0 {
-            eprintln!("round {round}: ok");
-        }
     }
 }
 
