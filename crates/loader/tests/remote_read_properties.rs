@@ -242,7 +242,7 @@ fn random_samples(rng: &mut Rng, n: usize) -> Vec<(i64, f64)> {
                     f64::MIN_POSITIVE / 2.0,
                     f64::from_bits(promlearn_loader::remote_read::STALE_NAN_BITS),
                 ][(r >> 8) as usize % 6],
-                5 => f64::from_bits(v.to_bits() ^ (rng.next() >> (r >> 8) % 64)),
+                5 => f64::from_bits(v.to_bits() ^ (rng.next() >> ((r >> 8) % 64))),
                 _ => -((r >> 11) as f64) * 1e-3,
             };
             (t, v)
