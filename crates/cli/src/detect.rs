@@ -174,12 +174,7 @@ async fn load(
 ) -> Result<(Vec<i64>, Vec<f64>)> {
     let loaded = promapi::load_series(http, query, range).await?;
     let one = series::single(&loaded, query)?;
-    let timestamps = one
-        .timestamps
-        .iter()
-        .map(|t| (t * 1000.0).round() as i64)
-        .collect();
-    Ok((timestamps, one.values.clone()))
+    Ok((one.timestamps_ms.clone(), one.values.clone()))
 }
 
 /// `range` started `by` earlier.

@@ -10,11 +10,12 @@ use promlearn_loader::{Client, Error as LoaderError, RangeQuery};
 use crate::conn::{Auth, ConnArgs, HttpArgs};
 use crate::timeutil::format_duration;
 
-/// One labelled series: sample times (unix seconds) and values, oldest first.
+/// One labelled series: sample times (unix milliseconds, as at every API edge) and values,
+/// oldest first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
     pub labels: BTreeMap<String, String>,
-    pub timestamps: Vec<f64>,
+    pub timestamps_ms: Vec<i64>,
     pub values: Vec<f64>,
 }
 
@@ -124,7 +125,7 @@ fn to_series(labels: &promlearn_loader::Labels, timestamps_ms: &[i64], values: &
             .iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
-        timestamps: timestamps_ms.iter().map(|t| *t as f64 / 1000.0).collect(),
+        timestamps_ms: timestamps_ms.to_vec(),
         values: values.to_vec(),
     }
 }

@@ -1,54 +1,40 @@
-//! From a loaded series to what the model needs: finite values on a regular step grid.
+//! From a loaded series to what the model needs: one series, and how many of its steps are missing.
+
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 
 use crate::promapi::Series;
 
-/// A series on a regular grid: gaps (missing steps, NaN or infinite values) filled by linear
-/// interpolation and marked in `filled`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Regular {
-    pub timestamps: Vec<f64>,
-    pub values: Vec<f64>,
-    pub filled: Vec<bool>,
-}
-
-impl Regular {
-    pub fn filled_count(&self) -> usize {
-        self.filled.iter().filter(|f| **f).count()
-    }
-}
-
-/// Puts `series` on a grid of `step` seconds (or keeps its own times when `step` is `None`),
-/// filling gaps linearly.
-pub fn regularize(series: &Series, step: Option<f64>) -> Regular {
-    let points: Vec<(f64, f64)> = series
-        .timestamps
+/// How many steps of a `step` grid have no finite value in `series`: NaN or infinite values,
+/// and steps with no sample between two that have one.
+pub fn missing_steps(series: &Series, step: Duration) -> usize {
+    let step_ms = (step.as_millis() as i64).max(1);
+    let finite: Vec<i64> = series
+        .timestamps_ms
         .iter()
         .zip(&series.values)
         .filter(|(_, v)| v.is_finite())
-        .map(|(t, v)| (*t, *v))
+        .map(|(t, _)| *t)
         .collect();
-    let mut out = Regular {
-        timestamps: Vec::with_capacity(points.len()),
-        values: Vec::with_capacity(points.len()),
-        filled: Vec::with_capacity(points.len()),
-    };
-    for (i, &(t, v)) in points.iter().enumerate() {
-        if let (Some(step), Some(&(t0, v0))) = (step, i.checked_sub(1).map(|j| &points[j])) {
-            let missing = ((t - t0) / step).round() as i64 - 1;
-            for k in 1..=missing.max(0) {
-                let frac = k as f64 / (missing + 1) as f64;
-                out.timestamps.push(t0 + k as f64 * step);
-                out.values.push(v0 + (v - v0) * frac);
-                out.filled.push(true);
-            }
-        }
-        out.timestamps.push(t);
-        out.values.push(v);
-        out.filled.push(false);
-    }
-    out
+    let not_finite = series.values.len() - finite.len();
+    let skipped: i64 = finite
+        .windows(2)
+        .map(|pair| ((pair[1] - pair[0]) as f64 / step_ms as f64).round() as i64 - 1)
+        .map(|gap| gap.max(0))
+        .sum();
+    // A non-finite value inside a gap is counted once: as the gap's step.
+    let inside_gaps = series
+        .timestamps_ms
+        .iter()
+        .zip(&series.values)
+        .filter(|(t, v)| {
+            !v.is_finite()
+                && finite.first().is_some_and(|first| *t > first)
+                && finite.last().is_some_and(|last| *t < last)
+        })
+        .count();
+    not_finite - inside_gaps + skipped as usize
 }
 
 /// The one series a model works on; several are an error that says how to pick one.
@@ -76,17 +62,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gaps_are_filled_linearly() {
+    fn missing_steps_count_gaps_and_non_finite_values_once() {
         let s = Series {
             labels: Default::default(),
-            timestamps: vec![0.0, 10.0, 40.0, 50.0],
-            values: vec![1.0, 2.0, 5.0, f64::NAN],
+            timestamps_ms: vec![0, 10_000, 20_000, 40_000, 50_000, 60_000],
+            values: vec![1.0, 2.0, f64::NAN, 5.0, f64::INFINITY, 7.0],
         };
-        let r = regularize(&s, Some(10.0));
-        assert_eq!(r.timestamps, vec![0.0, 10.0, 20.0, 30.0, 40.0]);
-        assert_eq!(r.values, vec![1.0, 2.0, 3.0, 4.0, 5.0]);
-        assert_eq!(r.filled, vec![false, false, true, true, false]);
-        let raw = regularize(&s, None);
-        assert_eq!(raw.timestamps, vec![0.0, 10.0, 40.0]);
+        // 20 s is NaN and 30 s has no sample: one gap of two steps; 50 s is infinite.
+        assert_eq!(missing_steps(&s, Duration::from_secs(10)), 3);
+        let whole = Series {
+            timestamps_ms: vec![0, 10_000, 20_000],
+            values: vec![1.0, 2.0, 3.0],
+            ..s.clone()
+        };
+        assert_eq!(missing_steps(&whole, Duration::from_secs(10)), 0);
+        let edges = Series {
+            timestamps_ms: vec![0, 10_000, 20_000],
+            values: vec![f64::NAN, 2.0, f64::NAN],
+            ..s
+        };
+        assert_eq!(missing_steps(&edges, Duration::from_secs(10)), 2);
     }
 }

@@ -164,18 +164,14 @@ pub async fn run(args: TrainArgs) -> Result<()> {
         .resolve(Some(args.step), Duration::from_secs(3600))?;
     let loaded = promapi::load_series(&http, &args.query, &range).await?;
     let one = series::single(&loaded, &args.query)?;
-    let missing = series::regularize(one, Some(args.step.as_secs_f64())).filled_count();
+    let missing = series::missing_steps(one, args.step);
     if missing > 0 {
         tracing::warn!(
             "{missing} steps had no finite value; windows with more than a quarter of their \
              points missing are left out of training, fewer are filled linearly"
         );
     }
-    let timestamps: Vec<i64> = one
-        .timestamps
-        .iter()
-        .map(|t| (t * 1000.0).round() as i64)
-        .collect();
+    let timestamps = one.timestamps_ms.clone();
 
     let bar = ProgressBar::with_draw_target(
         Some(args.epochs as u64),
