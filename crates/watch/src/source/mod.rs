@@ -61,12 +61,58 @@ impl Source {
         match self {
             Source::Prometheus(client) => {
                 let points = match want {
-                    Want::Infer { .. } => query.infer_points(),
+                    Want::Infer { after_ms } => infer_points_since(query, now_ms, after_ms),
                     Want::Fit => query.fit_points(),
                 };
                 prometheus::fetch(client, query, now_ms, points, deadline).await
             }
             Source::Memory(memory) => Ok(memory.fetch(query, now_ms, want)),
         }
+    }
+}
+
+/// Grid points an inference at `now_ms` reads from Prometheus: those since the last read
+/// (`after_ms`) plus the detector's context and a few more, so that no step goes unjudged when
+/// `infer_every` spans many steps or a read failed; at least [`QueryConfig::infer_points`], at
+/// most a fit window's worth (a long outage is not caught up beyond it).
+fn infer_points_since(query: &QueryConfig, now_ms: i64, after_ms: Option<i64>) -> usize {
+    let step = query.step_ms();
+    let new = after_ms.map_or(0, |after| {
+        (now_ms.div_euclid(step) - after.div_euclid(step)).max(0) as usize
+    });
+    let wanted = query.detector.context() + new + 1 + crate::INFER_EXTRA_POINTS;
+    wanted
+        .max(query.infer_points())
+        .min(query.fit_points().max(query.infer_points()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_reads_what_is_new_since_the_last_read_and_the_context() {
+        let config = crate::Config::from_toml(
+            r#"
+endpoint = "http://localhost:9090"
+[[query]]
+name = "q"
+expr = "x"
+step = "1s"
+infer_every = "30s"
+detector = { kind = "zscore", window = 10 }
+fit_window = "5m"
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        let q = &config.queries[0];
+        assert_eq!(q.infer_points(), 16);
+        // The first read: the context and a few more.
+        assert_eq!(infer_points_since(q, 100_500, None), 16);
+        // 30 s since the last read: 30 new steps on top.
+        assert_eq!(infer_points_since(q, 130_500, Some(100_500)), 46);
+        // After a long outage, at most the fit window.
+        assert_eq!(infer_points_since(q, 10_000_000, Some(100_500)), 300);
     }
 }
