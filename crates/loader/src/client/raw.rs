@@ -65,7 +65,7 @@ impl RawSeries {
 impl Client {
     /// Raw samples as stored, between `start_ms` and `end_ms` inclusive, of the series `selector`
     /// picks (a plain selector such as `up{job="coredns"}`): it asks for `selector[<span>]` with
-    /// instant queries, one per [`ClientBuilder::raw_chunk`] span, keeping each sample once.
+    /// instant queries, one per [`ClientBuilder::raw_chunk`](crate::ClientBuilder::raw_chunk) span, keeping each sample once.
     pub async fn query_raw(&self, selector: &str, start_ms: i64, end_ms: i64) -> Result<RawSeries> {
         if end_ms < start_ms {
             return Err(Error::InvalidArgument(format!(
