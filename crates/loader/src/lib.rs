@@ -1,5 +1,5 @@
 //! Load Prometheus-API query results as aligned, ML-ready data: the one HTTP client of promlearn
-//! for Prometheus, Thanos Query, Mimir (with its path prefix) and VictoriaMetrics, and for the
+//! for Prometheus, Thanos Query and VictoriaMetrics (and Mimir under its path prefix, untested), and for the
 //! metrics pages they scrape.
 //!
 //! A [`Client`] (built by [`ClientBuilder`]: endpoint, basic auth or bearer token, extra headers,
