@@ -30,6 +30,7 @@ use std::{
 
 use futures_util::StreamExt;
 use promlearn_loader::{Client, RangeQuery};
+use promlearn_testbed::peer::{median, run_python_peer};
 use support::{BackfilledPrometheus, SeriesData};
 
 /// Counts live heap bytes and their high-water mark.
@@ -114,11 +115,6 @@ impl DataSet {
 fn value(series: usize, i: usize) -> f64 {
     let x = (i * 7919 + series * 104_729) % 1_000_003;
     (x as f64) / 8.0 + series as f64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Samples per second, short: `5.21 M`, `318 k`, `812`.
@@ -362,34 +358,14 @@ async fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// Runs benches/python_peers.py with `$PROMLEARN_PEER_PYTHON` (set by `cargo xtask bench`),
-/// else `python3`; its one JSON line, or why the peers could not be measured.
+/// benches/python_peers.py, run by the testbed's peer runner: its one JSON line, or why the
+/// peers could not be measured.
 fn python_peers(config: &serde_json::Value) -> Result<serde_json::Value, String> {
-    let python = std::env::var("PROMLEARN_PEER_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python_peers.py");
-    let out = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(config.to_string())
-        .env("TF_CPP_MIN_LOG_LEVEL", "3")
-        .output()
-        .map_err(|e| format!("the Python peers could not run ({python}: {e})"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    match stdout.lines().rev().find(|l| l.starts_with('{')) {
-        Some(line) if out.status.success() => serde_json::from_str(line).map_err(|e| e.to_string()),
-        _ => Err(format!(
-            "the Python peers (prometheus-api-client, tensorflow-io) could not be measured with \
-             {python} ({}): {}\n`cargo xtask bench loader` installs them into the tool cache; \
-             or set PROMLEARN_PEER_PYTHON to a Python that has them",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n")
-        )),
-    }
+    run_python_peer(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python_peers.py"),
+        config,
+        "the Python peers (prometheus-api-client, tensorflow-io)",
+        "`cargo xtask bench loader` installs them into the tool cache; or set \
+         PROMLEARN_PEER_PYTHON to a Python that has them",
+    )
 }

@@ -11,8 +11,8 @@
     reason = "a benchmark prints its figures"
 )]
 
+use promlearn_testbed::peer::{median, run_python_peer};
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use promlearn_model::{
@@ -86,14 +86,6 @@ fn run() -> Result<(), String> {
     );
     println!("train ratio: {:.2} (target >= 1.00)", keras_ms / lstm.ms);
     Ok(())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn losses_text(losses: &[f64]) -> String {
@@ -217,7 +209,6 @@ fn lstm64(series: &[f64]) -> Lstm {
 
 /// Keras on both workloads, on the same data (benches/keras_peer.py): its one JSON line.
 fn keras(tutorial: &[f64], long: &[f64]) -> Result<serde_json::Value, String> {
-    let python = std::env::var("PROMLEARN_PEER_PYTHON").unwrap_or_else(|_| "python3".into());
     let data =
         std::env::temp_dir().join(format!("promlearn-train-bench-{}.f64", std::process::id()));
     let bytes: Vec<u8> = long.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -231,31 +222,13 @@ fn keras(tutorial: &[f64], long: &[f64]) -> Result<serde_json::Value, String> {
         "batch": BATCH,
         "steps": STEPS,
     });
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/keras_peer.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .arg(config.to_string())
-        .env("TF_CPP_MIN_LOG_LEVEL", "3")
-        .output();
+    let answer = run_python_peer(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/keras_peer.py"),
+        &config,
+        "Keras (so there is no train ratio)",
+        "`cargo xtask bench train` installs TensorFlow and Keras into the tool cache; or set \
+         PROMLEARN_PEER_PYTHON to a Python that has them",
+    );
     let _ = std::fs::remove_file(&data);
-    let out = out.map_err(|e| format!("Keras could not be measured: {python}: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    match stdout.lines().rev().find(|l| l.starts_with('{')) {
-        Some(line) if out.status.success() => serde_json::from_str(line).map_err(|e| e.to_string()),
-        _ => Err(format!(
-            "Keras could not be measured with {python} ({}), so there is no train ratio:\n{}\n\
-             `cargo xtask bench train` installs TensorFlow and Keras into the tool cache; or set \
-             PROMLEARN_PEER_PYTHON to a Python that has them",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n")
-        )),
-    }
+    answer
 }

@@ -24,6 +24,7 @@ mod config;
 pub mod containers;
 mod error;
 pub mod locate;
+pub mod peer;
 mod ports;
 mod process;
 mod prom;
