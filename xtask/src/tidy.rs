@@ -612,3 +612,70 @@ fn every_path_the_docs_and_comments_name_exists() {
         stale.join("\n  ")
     );
 }
+
+/// Declared dependencies a library does not use yet, each with its reason.
+const UNUSED_DEPENDENCIES: &[(&str, &str, &str)] = &[(
+    "detect",
+    "promlearn-duration",
+    "left for the lead, who is changing crates/detect (house notes, issue 18)",
+)];
+
+#[test]
+fn every_library_uses_the_dependencies_it_declares() {
+    let mut unused = Vec::new();
+    for dir in crate_dirs().iter().filter(|d| !is_program(d)) {
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let mut files = Vec::new();
+        rust_files(&dir.join("src"), &mut files);
+        let source: String = files
+            .iter()
+            .map(|f| fs::read_to_string(f).expect("a readable source file"))
+            .collect();
+        for dep in dependencies(&dir.join("Cargo.toml")) {
+            let path = dep.replace('-', "_");
+            let used = source.contains(&format!("{path}::"))
+                || source.contains(&format!("use {path}"))
+                || source.contains(&format!("{path}!"))
+                || source.contains(&format!("extern crate {path}"));
+            if !used
+                && !UNUSED_DEPENDENCIES
+                    .iter()
+                    .any(|(c, d, _)| *c == name && *d == dep)
+            {
+                unused.push(format!("crates/{name}: {dep}"));
+            }
+        }
+    }
+    assert!(
+        unused.is_empty(),
+        "declared but unused [dependencies] (each costs every build; remove them, or move them to \
+         [dev-dependencies]):\n  {}",
+        unused.join("\n  ")
+    );
+}
+
+#[test]
+fn every_test_the_map_names_exists() {
+    let map = fs::read_to_string(repository_root().join("ARCHITECTURE.md")).expect("the map");
+    let tidy = fs::read_to_string(repository_root().join("xtask").join("src").join("tidy.rs"))
+        .expect("this file");
+    let mut missing = Vec::new();
+    let mut rest = map.as_str();
+    while let Some(at) = rest.find("[`") {
+        rest = &rest[at + 2..];
+        let Some(end) = rest.find("`]") else { break };
+        let name = &rest[..end];
+        if name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
+            && !tidy.contains(&format!("fn {name}()"))
+        {
+            missing.push(name.to_owned());
+        }
+        rest = &rest[end..];
+    }
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md names tidy tests that xtask/src/tidy.rs does not have: {missing:?}"
+    );
+}
