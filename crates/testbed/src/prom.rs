@@ -3,11 +3,14 @@
 //! Prometheus API or a metrics page (ARCHITECTURE.md), so time-outs, proxies and error kinds are
 //! one rule here too.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use promlearn_loader::Client;
 
-use crate::{Result, TestbedError};
+use crate::{Result, ServerProcess, TestbedError};
 
 /// One series of an instant-query answer: its labels and its value.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,5 +80,45 @@ pub(crate) async fn instant_query(
             .into_iter()
             .collect()),
         other => Err(fail(format!("expected a vector or scalar, got {other}"))),
+    }
+}
+
+/// Polls the query API of `process` (on loopback `port`) until it answers an instant query
+/// (Prometheus refuses queries with 503 until it is ready, as `/-/ready` does), the process
+/// exits, or `deadline` passes; `what` names the wait in the error.
+pub(crate) async fn wait_until_answering(
+    process: &mut ServerProcess,
+    port: u16,
+    what: &str,
+    deadline: Instant,
+) -> Result<()> {
+    let started = Instant::now();
+    let client = local_client(
+        &format!("http://127.0.0.1:{port}"),
+        Duration::from_secs(10),
+        &[],
+    )?;
+    loop {
+        if let Some(status) = process.exit_status() {
+            return Err(TestbedError::ServerExited {
+                server: process.name(),
+                status,
+                log: process.last_log_lines(20),
+            });
+        }
+        let detail = match instant_query(&client, "vector(1)", None).await {
+            Ok(_) => return Ok(()),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            return Err(TestbedError::NotReady {
+                what: what.to_owned(),
+                timeout: started.elapsed(),
+                detail,
+                server: process.name(),
+                log: process.last_log_lines(20),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

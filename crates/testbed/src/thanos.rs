@@ -95,44 +95,6 @@ pub struct ThanosQuery {
     _workdir: tempfile::TempDir,
 }
 
-/// Polls Prometheus until its query API answers (it refuses queries with 503 until it is
-/// ready, as `/-/ready` does), the process exits, or `deadline` passes.
-async fn wait_prometheus_ready(
-    process: &mut ServerProcess,
-    port: u16,
-    deadline: Instant,
-) -> Result<()> {
-    let started = Instant::now();
-    let client = prom::local_client(
-        &format!("http://127.0.0.1:{port}"),
-        Duration::from_secs(10),
-        &[],
-    )?;
-    loop {
-        if let Some(status) = process.exit_status() {
-            return Err(TestbedError::ServerExited {
-                server: process.name(),
-                status,
-                log: process.last_log_lines(20),
-            });
-        }
-        let detail = match prom::instant_query(&client, "vector(1)", None).await {
-            Ok(_) => return Ok(()),
-            Err(e) => e.to_string(),
-        };
-        if Instant::now() >= deadline {
-            return Err(TestbedError::NotReady {
-                what: "a Thanos replica's Prometheus to be ready".into(),
-                timeout: started.elapsed(),
-                detail,
-                server: process.name(),
-                log: process.last_log_lines(20),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// `n` loopback TCP ports the kernel reports free, held together until all are chosen.
 fn free_ports(n: usize) -> Result<Vec<u16>> {
     let held = (0..n)
@@ -249,7 +211,13 @@ impl ThanosQuery {
             // The sidecar asks Prometheus for its version and external labels at start and, when
             // Prometheus does not answer yet, asks again only 30 s later: start it once Prometheus
             // is ready.
-            wait_prometheus_ready(&mut prometheus_process, prometheus_port, deadline).await?;
+            prom::wait_until_answering(
+                &mut prometheus_process,
+                prometheus_port,
+                "a Thanos replica's Prometheus to be ready",
+                deadline,
+            )
+            .await?;
             let mut sidecar = Command::new(&thanos);
             sidecar
                 .arg("sidecar")

@@ -75,32 +75,13 @@ impl VictoriaMetrics {
             .args(&config.args)
             .current_dir(workdir.path());
         let mut process = ServerProcess::spawn("victoria-metrics", command)?;
-        let url = format!("http://127.0.0.1:{port}");
-        let client = prom::local_client(&url, Duration::from_secs(5), &[])?;
-        let started = Instant::now();
-        loop {
-            if let Some(status) = process.exit_status() {
-                return Err(TestbedError::ServerExited {
-                    server: process.name(),
-                    status,
-                    log: process.last_log_lines(20),
-                });
-            }
-            let detail = match prom::instant_query(&client, "vector(1)", None).await {
-                Ok(_) => break,
-                Err(e) => e.to_string(),
-            };
-            if started.elapsed() >= config.start_timeout {
-                return Err(TestbedError::NotReady {
-                    what: "VictoriaMetrics's query API to answer".into(),
-                    timeout: started.elapsed(),
-                    detail,
-                    server: process.name(),
-                    log: process.last_log_lines(20),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        prom::wait_until_answering(
+            &mut process,
+            port,
+            "VictoriaMetrics's query API to answer",
+            Instant::now() + config.start_timeout,
+        )
+        .await?;
         Ok(VictoriaMetrics {
             process: Some(process),
             port,

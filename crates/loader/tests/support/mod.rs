@@ -103,6 +103,34 @@ async fn poll<T>(
     }
 }
 
+/// Waits until every one of `expected` series of `selector` answers at some time in the day
+/// before `last` (ms), asking `flush` (a path) first on each try where the server buffers.
+pub async fn wait_for_series(
+    what: &str,
+    url: &str,
+    selector: &str,
+    last: i64,
+    expected: usize,
+    flush: Option<&str>,
+) {
+    let http = reqwest::Client::new();
+    poll(what, Duration::from_secs(60), async || {
+        if let Some(path) = flush {
+            http.get(format!("{url}/{path}"))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let n = count_series(&http, url, &format!("last_over_time({selector}[1d])"), last).await?;
+        if n >= expected {
+            Ok(())
+        } else {
+            Err(format!("{n} of {expected} series"))
+        }
+    })
+    .await;
+}
+
 async fn count_series(
     http: &reqwest::Client,
     url: &str,

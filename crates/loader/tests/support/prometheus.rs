@@ -79,25 +79,13 @@ impl BackfilledPrometheus {
             };
         }
         let (process, url) = start_prometheus_of(engine.release(), dir.path(), &data, None).await;
-        let http = reqwest::Client::new();
-        poll(
+        wait_for_series(
             "the backfilled Prometheus",
-            Duration::from_secs(60),
-            async || {
-                // Every series answers at some time in the last 5 minutes of the data.
-                let n = count_series(
-                    &http,
-                    &url,
-                    &format!("last_over_time({selector}[1d])"),
-                    last,
-                )
-                .await?;
-                if n >= expected {
-                    Ok(())
-                } else {
-                    Err(format!("{n} of {expected} series"))
-                }
-            },
+            &url,
+            &selector,
+            last,
+            expected,
+            None,
         )
         .await;
         BackfilledPrometheus {

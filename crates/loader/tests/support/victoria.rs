@@ -33,27 +33,13 @@ impl Victoria {
         let names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
         let selector = format!("{{__name__=~\"{}\"}}", names.join("|"));
         let expected = series.len();
-        poll(
+        wait_for_series(
             "VictoriaMetrics' import",
-            Duration::from_secs(60),
-            async || {
-                http.get(format!("{url}/internal/force_flush"))
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let n = count_series(
-                    &http,
-                    &url,
-                    &format!("last_over_time({selector}[1d])"),
-                    last,
-                )
-                .await?;
-                if n >= expected {
-                    Ok(())
-                } else {
-                    Err(format!("{n} of {expected} series"))
-                }
-            },
+            &url,
+            &selector,
+            last,
+            expected,
+            Some("internal/force_flush"),
         )
         .await;
         Victoria { url, server }
