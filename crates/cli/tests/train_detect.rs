@@ -107,21 +107,27 @@ async fn train_learns_normal_traffic_and_detect_flags_a_burst() {
     let png = dir.path().join("anomalies.png");
     // One range for the report and the CSV below, so that the two can be compared row by row.
     let end = scraped_to.to_string();
-    let detect = promlearn([
-        "detect",
-        "--model",
-        common::path_str(&model),
-        "--endpoint",
-        &endpoint,
-        "--last",
-        "30s",
-        "--end",
-        &end,
+    let detect_over_that_range = |more: &[&str]| {
+        let mut args = vec![
+            "detect",
+            "--model",
+            common::path_str(&model),
+            "--endpoint",
+            &endpoint,
+            "--last",
+            "30s",
+            "--end",
+            &end,
+        ];
+        args.extend_from_slice(more);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let detect = promlearn(detect_over_that_range(&[
         "--output",
         common::path_str(&report),
         "--plot",
         common::path_str(&png),
-    ])
+    ]))
     .await
     .ok();
     assert!(detect.stderr.contains("written to"), "{}", detect.stderr);
@@ -150,21 +156,9 @@ async fn train_learns_normal_traffic_and_detect_flags_a_burst() {
 
     // CSV to stdout, over the same range, agrees with the JSON report: the same anomalies, in
     // the same order, every field equal.
-    let csv = promlearn([
-        "detect",
-        "--model",
-        common::path_str(&model),
-        "--endpoint",
-        &endpoint,
-        "--last",
-        "30s",
-        "--end",
-        &end,
-        "--format",
-        "csv",
-    ])
-    .await
-    .ok();
+    let csv = promlearn(detect_over_that_range(&["--format", "csv"]))
+        .await
+        .ok();
     let mut rows = csv.stdout.lines();
     let header = "timestamp,unix_seconds,value,predicted,error,score,lower,upper";
     assert_eq!(rows.next(), Some(header));
