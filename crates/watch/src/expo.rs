@@ -108,6 +108,20 @@ impl Exposition {
         self.out.push('\n');
     }
 
+    /// One sample line whose label set is already written out and escaped (`a="x",b="y"`,
+    /// without braces; empty for none).
+    pub fn sample_with_label_text(&mut self, name: &str, label_text: &str, value: f64) {
+        self.out.push_str(name);
+        if !label_text.is_empty() {
+            self.out.push('{');
+            self.out.push_str(label_text);
+            self.out.push('}');
+        }
+        self.out.push(' ');
+        self.out.push_str(&format_value(value));
+        self.out.push('\n');
+    }
+
     /// A histogram's `_bucket`, `_sum` and `_count` lines for one label set.
     pub fn histogram<'a>(
         &mut self,

@@ -1,12 +1,120 @@
 //! What `/metrics` shows: the table of exported families (each row naming its family and how its
-//! value is read from a series' newest judged point) and the page rendered from the state in the
-//! exposition format of `expo.rs`.
+//! value is read from a series' newest judged point), the labels a series is exported with (its
+//! own, clashes renamed as Prometheus renames them), and the page: rendered from a snapshot of
+//! the state after each inference round and swapped in whole, so that a scrape only copies a
+//! pointer and never waits on the engine, a fit's bookkeeping or another scrape.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, RwLock},
+};
+
+use bytes::Bytes;
+use promlearn_loader::Labels;
+use tokio::sync::Notify;
 
 use crate::{
-    expo::Exposition,
+    expo::{Exposition, Histogram, escape_label_value},
     schedule::Shared,
-    series::{ERROR_KINDS, Point, QueryState},
+    series::{ERROR_KINDS, Point},
 };
+
+/// The labels written before a series' own on every per-series family. A series label of the
+/// same name is renamed (see [`exported_labels`]).
+pub(crate) const OUR_LABELS: [&str; 2] = ["query", "detector"];
+
+/// A series' own labels as exported: renamed where they would clash, the way Prometheus renames
+/// a scraped label that clashes with a target label (`honor_labels: false`): `exported_<name>`,
+/// prefixed again until unique. Clashing are: a label named as one of [`OUR_LABELS`],
+/// `__name__` (our family names replace it; exported from `name`, so as `exported_name`), and a
+/// name the text format cannot carry (Prometheus 3's UTF-8 names: every other character becomes
+/// `_`, as Prometheus's own `underscores` escaping does) that then meets a name already taken.
+/// Labels whose names are fine keep them, so `exported_query` of the series stays and its
+/// `query` becomes `exported_exported_query`. Order: the series' own.
+pub(crate) fn exported_labels(labels: &Labels) -> Vec<(String, String)> {
+    let mut taken: HashSet<String> = OUR_LABELS.iter().map(|n| (*n).to_owned()).collect();
+    for (name, _) in labels.iter() {
+        if is_label_name(name) && !OUR_LABELS.contains(&name) && name != "__name__" {
+            taken.insert(name.to_owned());
+        }
+    }
+    labels
+        .iter()
+        .map(|(name, value)| {
+            let renamed = if name == "__name__" {
+                prefixed_until_free("name", &mut taken)
+            } else if OUR_LABELS.contains(&name) {
+                prefixed_until_free(name, &mut taken)
+            } else if is_label_name(name) {
+                name.to_owned()
+            } else {
+                let plain = legal_label_name(name);
+                if taken.insert(plain.clone()) {
+                    plain
+                } else {
+                    prefixed_until_free(&plain, &mut taken)
+                }
+            };
+            (renamed, value.to_owned())
+        })
+        .collect()
+}
+
+/// `exported_<name>`, `exported_exported_<name>`, ... : the first that is not taken (now it is).
+fn prefixed_until_free(name: &str, taken: &mut HashSet<String>) -> String {
+    let mut candidate = format!("exported_{name}");
+    while !taken.insert(candidate.clone()) {
+        candidate.insert_str(0, "exported_");
+    }
+    candidate
+}
+
+/// A label name the text format 0.0.4 can carry: `[a-zA-Z_][a-zA-Z0-9_]*`.
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `name` with every character the format cannot carry replaced by `_` (and `_` before a
+/// leading digit).
+fn legal_label_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if !out.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// The label set written with every value of a series, escaped, without braces:
+/// `query="…",detector="…"` and then the series' [`exported_labels`].
+pub(crate) fn label_text(query: &str, detector: &str, labels: &Labels) -> Arc<str> {
+    let mut out = String::new();
+    for (i, (name, value)) in [(OUR_LABELS[0], query), (OUR_LABELS[1], detector)]
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .chain(exported_labels(labels))
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&name);
+        out.push_str("=\"");
+        out.push_str(&escape_label_value(&value));
+        out.push('"');
+    }
+    out.into()
+}
 
 /// One per-series family: its name, its HELP text and its value at a judged point.
 struct SeriesFamily {
@@ -48,31 +156,113 @@ const SERIES_FAMILIES: [SeriesFamily; 6] = [
     },
 ];
 
-/// Renders every family, HELP and TYPE included, even when there is nothing to report yet.
-pub(crate) fn render(shared: &Shared) -> String {
+/// The page served on `/metrics`: the last rendered snapshot, swapped in whole.
+pub(crate) struct Page {
+    current: RwLock<Bytes>,
+    wanted: Notify,
+}
+
+impl Page {
+    /// A page holding `first` until the first render.
+    pub(crate) fn new(first: String) -> Page {
+        Page {
+            current: RwLock::new(Bytes::from(first)),
+            wanted: Notify::new(),
+        }
+    }
+
+    /// The page now: a reference-counted copy, taken under a lock held for a pointer copy.
+    pub(crate) fn get(&self) -> Bytes {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set(&self, page: Bytes) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = page;
+    }
+
+    /// Asks the render loop for a new page; requests made while it renders coalesce into one.
+    pub(crate) fn want_render(&self) {
+        self.wanted.notify_one();
+    }
+}
+
+/// The service's render loop: after each inference round (any query's), one render of the whole
+/// page on the blocking pool, from a snapshot copied under the state lock (pointers and
+/// counters, no formatting), then swapped in.
+pub(crate) async fn render_loop(shared: Arc<Shared>) {
+    loop {
+        shared.page.wanted.notified().await;
+        let rendering = shared.clone();
+        match tokio::task::spawn_blocking(move || render(&rendering)).await {
+            Ok(page) => shared.page.set(Bytes::from(page)),
+            Err(e) if e.is_cancelled() => return,
+            Err(e) => tracing::error!("rendering /metrics panicked: {e}"),
+        }
+    }
+}
+
+/// Renders the page now and serves it (before the first inference round).
+pub(crate) fn render_now(shared: &Shared) {
+    shared.page.set(Bytes::from(render(shared)));
+}
+
+/// What one query shows, copied out of the state.
+struct QuerySnapshot {
+    up: bool,
+    /// Each exported series' label text and newest judged point (empty while the query is down).
+    points: Vec<(Arc<str>, Point)>,
+    series: usize,
+    models: usize,
+    fits: u64,
+    fits_skipped: u64,
+    last_fit_unix: Option<f64>,
+    errors: [u64; ERROR_KINDS.len()],
+    fit_durations: Histogram,
+    infer_durations: Histogram,
+}
+
+/// Copies what the page shows; the lock is held for pointer copies and counters only.
+fn snapshot(shared: &Shared) -> Vec<QuerySnapshot> {
     let state = shared.lock();
+    state
+        .queries
+        .iter()
+        .map(|q| QuerySnapshot {
+            up: q.up,
+            points: if q.up {
+                q.series
+                    .values()
+                    .filter_map(|s| Some((s.label_text.clone(), s.last?)))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            series: q.series.len(),
+            models: q.series.values().filter(|s| s.model.is_some()).count(),
+            fits: q.fits,
+            fits_skipped: q.fits_skipped,
+            last_fit_unix: q.last_fit_unix,
+            errors: q.errors,
+            fit_durations: q.fit_durations.clone(),
+            infer_durations: q.infer_durations.clone(),
+        })
+        .collect()
+}
+
+/// Renders every family, HELP and TYPE included, even when there is nothing to report yet, from
+/// a snapshot of the state now (the lock is not held while formatting).
+pub(crate) fn render(shared: &Shared) -> String {
+    let queries = snapshot(shared);
     let config = &shared.config;
     let mut e = Exposition::new();
     for family in &SERIES_FAMILIES {
         e.family(family.name, "gauge", family.help);
-        for (qc, q) in config.queries.iter().zip(&state.queries) {
-            if !q.up {
-                continue;
-            }
-            for series in q.series.values() {
-                let Some(p) = series.last else { continue };
-                let labels = [
-                    ("query", qc.name.as_str()),
-                    ("detector", qc.detector.name()),
-                ]
-                .into_iter()
-                .chain(
-                    series
-                        .exported
-                        .iter()
-                        .map(|(n, v)| (n.as_str(), v.as_str())),
-                );
-                e.sample(family.name, labels, (family.value)(&p));
+        for q in &queries {
+            for (labels, p) in &q.points {
+                e.sample_with_label_text(family.name, labels, (family.value)(p));
             }
         }
     }
@@ -80,9 +270,9 @@ pub(crate) fn render(shared: &Shared) -> String {
                      name: &str,
                      kind: &str,
                      help: &str,
-                     value: &dyn Fn(&QueryState) -> Option<f64>| {
+                     value: &dyn Fn(&QuerySnapshot) -> Option<f64>| {
         e.family(name, kind, help);
-        for (qc, q) in config.queries.iter().zip(&state.queries) {
+        for (qc, q) in config.queries.iter().zip(&queries) {
             if let Some(v) = value(q) {
                 e.sample(name, [("query", qc.name.as_str())], v);
             }
@@ -100,14 +290,14 @@ pub(crate) fn render(shared: &Shared) -> String {
         "promlearn_watch_series",
         "gauge",
         "Series the query currently tracks.",
-        &|q| Some(q.series.len() as f64),
+        &|q| Some(q.series as f64),
     );
     per_query(
         &mut e,
         "promlearn_watch_models",
         "gauge",
         "Series of the query that have a fitted model.",
-        &|q| Some(q.series.values().filter(|s| s.model.is_some()).count() as f64),
+        &|q| Some(q.models as f64),
     );
     per_query(
         &mut e,
@@ -136,7 +326,7 @@ pub(crate) fn render(shared: &Shared) -> String {
         "counter",
         "Errors by kind: query_failed, timeout, fit_failed, analyse_failed, series_limit.",
     );
-    for (qc, q) in config.queries.iter().zip(&state.queries) {
+    for (qc, q) in config.queries.iter().zip(&queries) {
         for (kind, count) in ERROR_KINDS.iter().zip(q.errors) {
             e.sample(
                 "promlearn_watch_errors_total",
@@ -158,7 +348,7 @@ pub(crate) fn render(shared: &Shared) -> String {
         ),
     ] {
         e.family(name, "histogram", help);
-        for (qc, q) in config.queries.iter().zip(&state.queries) {
+        for (qc, q) in config.queries.iter().zip(&queries) {
             let histogram = if fits {
                 &q.fit_durations
             } else {
@@ -169,3 +359,6 @@ pub(crate) fn render(shared: &Shared) -> String {
     }
     e.finish()
 }
+
+#[cfg(test)]
+mod tests;

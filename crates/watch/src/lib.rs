@@ -92,9 +92,15 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Handle {
-    /// The `/metrics` page as it would be served now.
+    /// The `/metrics` page rendered now from the state (`/metrics` itself serves the page
+    /// rendered after the last inference round, which this one shows after the next).
     pub fn render_metrics(&self) -> String {
         export::render(&self.shared)
+    }
+
+    /// The page `/metrics` serves now.
+    pub fn served_metrics(&self) -> Bytes {
+        self.shared.page.get()
     }
 
     /// How many series the query named `query` tracks now (`None` for an unknown name).
@@ -147,6 +153,7 @@ impl Watch {
             fit_fn,
             fit_concurrency(),
         ));
+        export::render_now(&shared);
         Ok(Watch {
             shared,
             listener,
@@ -171,14 +178,15 @@ impl Watch {
         }
     }
 
-    /// The `/metrics` page as it would be served now.
+    /// The `/metrics` page rendered now from the state (see [`Handle::render_metrics`]).
     pub fn render_metrics(&self) -> String {
         export::render(&self.shared)
     }
 
     /// Runs the engine and serves `/metrics` and `/healthz` until `shutdown` resolves; then
     /// stops accepting, ends the query loops and returns. Fits still running on the blocking
-    /// pool finish on their own (their results are discarded).
+    /// pool finish on their own (their results are discarded); fits waiting for a slot do not
+    /// start, and neither is logged as an error.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let listener = tokio::net::TcpListener::from_std(self.listener).map_err(Error::Serve)?;
         let mut loops = JoinSet::new();
@@ -186,6 +194,7 @@ impl Watch {
             loops.spawn(schedule::live_infer_loop(self.shared.clone(), index));
             loops.spawn(schedule::live_fit_loop(self.shared.clone(), index));
         }
+        loops.spawn(export::render_loop(self.shared.clone()));
         tracing::info!(
             addr = %self.addr,
             queries = self.shared.config.queries.len(),
@@ -211,6 +220,7 @@ impl Watch {
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
+        self.shared.stop();
         loops.shutdown().await;
         connections.shutdown().await;
         tracing::info!("watch stopped");
@@ -235,11 +245,11 @@ async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
 }
 
 fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let reply = |status: StatusCode, content_type: &str, body: String| {
+    let reply = |status: StatusCode, content_type: &str, body: Bytes| {
         let body = if request.method() == Method::HEAD {
             Bytes::new()
         } else {
-            Bytes::from(body)
+            body
         };
         Response::builder()
             .status(status)
@@ -259,7 +269,7 @@ fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>
         return response;
     }
     match request.uri().path() {
-        "/metrics" => reply(StatusCode::OK, CONTENT_TYPE, export::render(shared)),
+        "/metrics" => reply(StatusCode::OK, CONTENT_TYPE, shared.page.get()),
         "/healthz" | "/-/healthy" => {
             reply(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
         }

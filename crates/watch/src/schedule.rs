@@ -11,12 +11,16 @@
 //!   a run is deterministic.
 //!
 //! All state is behind one mutex that is only held for bookkeeping, never across an `.await`, a
-//! fit, an analysis or the caller's sink.
+//! fit, an analysis or the caller's sink. `/metrics` does not take it: it serves the page the
+//! render loop made after the last inference round (`export.rs`).
 
 use std::{
     collections::HashMap,
     io,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -28,6 +32,7 @@ use crate::{
     Config,
     backtest::JudgedPoint,
     clock::{self, Clock},
+    export::{self, Page},
     series::{ErrorKind, Point, SeriesState, State, Stream},
     source::{SeriesData, Source, Want},
 };
@@ -58,7 +63,11 @@ pub(crate) struct Shared {
     pub config: Config,
     pub clock: Clock,
     pub source: Source,
+    /// What `/metrics` serves.
+    pub page: Page,
     exec: Exec,
+    /// Set when the service stops: fits not started yet are not started.
+    stopping: AtomicBool,
     state: Mutex<State>,
     fit_permits: Arc<Semaphore>,
     fit_fn: FitFn,
@@ -78,7 +87,9 @@ impl Shared {
             config,
             clock,
             source,
+            page: Page::new(String::new()),
             exec,
+            stopping: AtomicBool::new(false),
             state: Mutex::new(State {
                 queries,
                 total_series: 0,
@@ -86,6 +97,17 @@ impl Shared {
             fit_permits: Arc::new(Semaphore::new(fit_concurrency.max(1))),
             fit_fn,
         }
+    }
+
+    /// The service stops: no fit starts any more, and a fit cancelled by the runtime's shutdown
+    /// is not an error.
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.fit_permits.close();
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -101,6 +123,7 @@ pub(crate) async fn live_infer_loop(shared: Arc<Shared>, index: usize) {
         ticks.tick().await;
         // The service keeps no judged points but the newest, which the state holds.
         let _ = infer_once(&shared, index, &mut |_: &JudgedPoint<'_>| Ok(())).await;
+        shared.page.want_render();
     }
 }
 
@@ -190,7 +213,7 @@ where
             for series in q.series.values_mut() {
                 series.last = None;
             }
-            drop_stale(&mut state, index, now, shared.config.stale_after);
+            drop_stale(&mut state, index, now, &shared.config);
             return Ok(());
         }
         Ok(data) => data,
@@ -201,51 +224,71 @@ where
     {
         let mut guard = shared.lock();
         let state = &mut *guard;
-        let max_series = shared.config.max_series;
         let q = &mut state.queries[index];
         if !q.up {
             tracing::info!(query = %query.name, series = data.len(), "query answers");
         }
         q.up = true;
         q.read_through_ms = Some(now);
+        q.newest_sample_ms = data
+            .iter()
+            .filter_map(|d| d.timestamps.last().copied())
+            .max()
+            .or(q.newest_sample_ms);
+        let mut new = Vec::new();
         for data in data {
-            if !q.series.contains_key(&data.labels) {
-                if state.total_series >= max_series {
-                    q.error(ErrorKind::SeriesLimit);
+            let Some(series) = q.series.get_mut(&data.labels) else {
+                new.push(data);
+                continue;
+            };
+            series.last_seen_ms = now;
+            if let Some(&newest) = data.timestamps.last() {
+                series.last_sample_ms = series.last_sample_ms.max(newest);
+            }
+            if let Some(job) = infer_job(series, data, now) {
+                jobs.push(job);
+            }
+        }
+        // Stopped series go before live ones are refused: a series at the limit may take the
+        // place of the one whose newest sample is the oldest and a step behind its query's.
+        let mut room = Evictions::default();
+        let newest = state.queries[index].newest_sample_ms;
+        for data in new {
+            if state.total_series >= shared.config.max_series {
+                // A series that has already stopped takes no one's place, and is no error.
+                let stopped = |t: i64| newest.is_some_and(|n| t + query.step_ms() < n);
+                if data.timestamps.last().is_none_or(|t| stopped(*t)) {
                     continue;
                 }
-                state.total_series += 1;
-                q.series_created += 1;
-                tracing::debug!(query = %query.name, series = %data.labels, "new series");
-                // What the answers before this one held is history, not new.
-                let series = SeriesState::new(&data.labels, now, after);
-                q.series.insert(data.labels.clone(), series);
             }
-            let series = q
-                .series
-                .get_mut(&data.labels)
-                .expect("present or just added");
-            series.last_seen_ms = now;
-            if series.stream.first_new(&data.timestamps) == data.timestamps.len() {
-                // Nothing new: the newest judged point stands while it is in the answer.
-                let start = data.timestamps.first().copied().unwrap_or(now);
-                series.last = series.last.filter(|p| p.timestamp_ms >= start);
+            if state.total_series >= shared.config.max_series
+                && !room.evict_one(state, &shared.config)
+            {
+                state.queries[index].error(ErrorKind::SeriesLimit);
                 continue;
             }
-            jobs.push(InferJob {
-                labels: data.labels.clone(),
-                model: series.model.clone(),
-                stream: series.stream.clone(),
-                data,
-            });
+            let q = &mut state.queries[index];
+            state.total_series += 1;
+            q.series_created += 1;
+            tracing::debug!(query = %query.name, series = %data.labels, "new series");
+            // What the answers before this one held is history, not new.
+            let text = export::label_text(&query.name, query.detector.name(), &data.labels);
+            let newest = data.timestamps.last().copied().unwrap_or(now);
+            let series = q
+                .series
+                .entry(data.labels.clone())
+                .or_insert(SeriesState::new(text, now, newest, after));
+            if let Some(job) = infer_job(series, data, now) {
+                jobs.push(job);
+            }
         }
         // A series missing from this answer exports nothing (its model stays until it is stale).
-        for series in q.series.values_mut() {
+        for series in state.queries[index].series.values_mut() {
             if series.last_seen_ms != now {
                 series.last = None;
             }
         }
-        drop_stale(state, index, now, shared.config.stale_after);
+        drop_stale(state, index, now, &shared.config);
     }
 
     // Judging: an LSTM's forward pass is real work, so the service does it off the async threads.
@@ -326,19 +369,79 @@ where
     Ok(())
 }
 
-/// Drops the series of query `index` not seen for `stale_after`.
-fn drop_stale(state: &mut State, index: usize, now_ms: i64, stale_after: Duration) {
+/// What to judge of `series` in this answer (`None` when nothing in it is new: the newest
+/// judged point then stands while it is in the answer).
+fn infer_job(series: &mut SeriesState, data: SeriesData, now: i64) -> Option<InferJob> {
+    if series.stream.first_new(&data.timestamps) == data.timestamps.len() {
+        let start = data.timestamps.first().copied().unwrap_or(now);
+        series.last = series.last.filter(|p| p.timestamp_ms >= start);
+        return None;
+    }
+    Some(InferJob {
+        labels: data.labels.clone(),
+        model: series.model.clone(),
+        stream: series.stream.clone(),
+        data,
+    })
+}
+
+/// How old a series' newest sample may be before the series is forgotten: `stale_after`, but at
+/// least two steps, so that a series sampled once per step is never taken for stopped.
+pub(crate) fn stale_ms(config: &Config, query: usize) -> i64 {
+    (config.stale_after.as_millis() as i64).max(2 * config.queries[query].step_ms())
+}
+
+/// Drops the series of query `index` whose newest sample is older than [`stale_ms`] at `now_ms`.
+fn drop_stale(state: &mut State, index: usize, now_ms: i64, config: &Config) {
     let q = &mut state.queries[index];
     let before = q.series.len();
-    let stale_ms = stale_after.as_millis() as i64;
+    let stale_ms = stale_ms(config, index);
     q.series.retain(|labels, series| {
-        let keep = now_ms - series.last_seen_ms <= stale_ms;
+        let keep = now_ms - series.last_sample_ms <= stale_ms;
         if !keep {
-            tracing::info!(series = %labels, "series dropped: not seen for {}", promlearn_duration::format(stale_after));
+            tracing::info!(series = %labels, "series dropped: no sample for {}", promlearn_duration::format(Duration::from_millis(stale_ms as u64)));
         }
         keep
     });
     state.total_series -= before - q.series.len();
+}
+
+/// Stopped series that may make room for new ones at `max_series`, oldest newest-sample first;
+/// listed once per inference, at the first need.
+#[derive(Default)]
+struct Evictions {
+    candidates: Option<std::vec::IntoIter<(i64, usize, Labels)>>,
+}
+
+impl Evictions {
+    /// Forgets one stopped series (of any query): one whose newest sample is more than a step
+    /// behind its query's newest. False when every series is live.
+    fn evict_one(&mut self, state: &mut State, config: &Config) -> bool {
+        let candidates = self.candidates.get_or_insert_with(|| {
+            let mut stopped = Vec::new();
+            for (i, q) in state.queries.iter().enumerate() {
+                let Some(newest) = q.newest_sample_ms else {
+                    continue;
+                };
+                let step = config.queries[i].step_ms();
+                for (labels, series) in &q.series {
+                    if series.last_sample_ms + step < newest {
+                        stopped.push((series.last_sample_ms, i, labels.clone()));
+                    }
+                }
+            }
+            stopped.sort_unstable();
+            stopped.into_iter()
+        });
+        for (_, query, labels) in candidates.by_ref() {
+            if state.queries[query].series.remove(&labels).is_some() {
+                state.total_series -= 1;
+                tracing::debug!(query = %config.queries[query].name, series = %labels, "stopped series forgotten to make room at max_series");
+                return true;
+            }
+        }
+        false
+    }
 }
 
 /// One fit round of query `index` at the clock's time: when series are due for a (re)fit, one
@@ -459,8 +562,11 @@ impl FitJob {
     /// The service: wait for a fit slot, fit on the blocking pool.
     async fn run_on_pool(self, shared: Arc<Shared>) {
         let Ok(permit) = shared.fit_permits.clone().acquire_owned().await else {
-            return;
+            return; // Closed: the service stops.
         };
+        if shared.stopping() {
+            return;
+        }
         let fit_fn = shared.fit_fn.clone();
         let job = Arc::new(self);
         let fitting = job.clone();
@@ -471,6 +577,10 @@ impl FitJob {
         .await;
         match outcome {
             Ok(outcome) => job.finish(&shared, outcome),
+            // The runtime shuts down (SIGTERM during a fit round): not the fit's failure.
+            Err(e) if e.is_cancelled() || shared.stopping() => {
+                tracing::debug!(series = %job.labels, "fit cancelled: the service stops");
+            }
             Err(e) => {
                 let name = &shared.config.queries[job.index].name;
                 tracing::error!(query = %name, series = %job.labels, "fit panicked: {e}");

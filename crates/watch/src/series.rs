@@ -136,8 +136,10 @@ impl Stream {
 
 /// One series of a query.
 pub(crate) struct SeriesState {
-    /// The labels exported with every value of this series (after `query`/`detector`).
-    pub exported: Vec<(String, String)>,
+    /// The label set written with every value of this series, escaped and without braces:
+    /// `query`, `detector`, then its own labels with clashes renamed (`export::label_text`).
+    /// Shared, so that a `/metrics` snapshot copies a pointer, not the strings.
+    pub label_text: Arc<str>,
     pub model: Option<Arc<dyn Fitted>>,
     pub stream: Stream,
     pub fitting: bool,
@@ -145,22 +147,32 @@ pub(crate) struct SeriesState {
     pub next_fit_ms: i64,
     /// When an answer last held this series (unix ms on the schedule's clock).
     pub last_seen_ms: i64,
+    /// The timestamp of its newest sample in any answer (unix ms): staleness is measured from
+    /// it, not from when an answer last held the series (a range query keeps returning a
+    /// stopped series for as long as its range reaches back to the last sample).
+    pub last_sample_ms: i64,
     /// The newest judged point; `None` while the query fails, the series is absent, or no point
     /// in the latest answer was judged, so that nothing old is exported.
     pub last: Option<Point>,
 }
 
 impl SeriesState {
-    /// A series first seen at `now_ms`, due for a fit at once, whose samples up to `through_ms`
-    /// count as judged.
-    pub(crate) fn new(labels: &Labels, now_ms: i64, through_ms: Option<i64>) -> SeriesState {
+    /// A series first seen at `now_ms` (its newest sample at `last_sample_ms`), due for a fit
+    /// at once, whose samples up to `through_ms` count as judged; exported with `label_text`.
+    pub(crate) fn new(
+        label_text: Arc<str>,
+        now_ms: i64,
+        last_sample_ms: i64,
+        through_ms: Option<i64>,
+    ) -> SeriesState {
         SeriesState {
-            exported: exported_labels(labels),
+            label_text,
             model: None,
             stream: Stream::starting_after(through_ms),
             fitting: false,
             next_fit_ms: now_ms,
             last_seen_ms: now_ms,
+            last_sample_ms,
             last: None,
         }
     }
@@ -173,6 +185,9 @@ pub(crate) struct QueryState {
     pub series: BTreeMap<Labels, SeriesState>,
     /// The clock's time of the last inference that read an answer: samples after it are new.
     pub read_through_ms: Option<i64>,
+    /// The newest sample of any series in the last answer (unix ms): a series more than a step
+    /// behind it has stopped.
+    pub newest_sample_ms: Option<i64>,
     pub series_created: u64,
     pub errors: [u64; ERROR_KINDS.len()],
     pub fits_skipped: u64,
@@ -192,23 +207,6 @@ impl QueryState {
 pub(crate) struct State {
     pub queries: Vec<QueryState>,
     pub total_series: usize,
-}
-
-/// Labels exported for a series: its own, with `query` and `detector` renamed to
-/// `exported_query`/`exported_detector` (as Prometheus does on a clash) and `__name__` to
-/// `exported_name` (our metric names replace it).
-fn exported_labels(labels: &Labels) -> Vec<(String, String)> {
-    labels
-        .iter()
-        .map(|(name, value)| {
-            let name = match name {
-                "query" | "detector" => format!("exported_{name}"),
-                "__name__" => "exported_name".to_owned(),
-                other => other.to_owned(),
-            };
-            (name, value.to_owned())
-        })
-        .collect()
 }
 
 #[cfg(test)]

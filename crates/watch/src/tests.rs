@@ -18,6 +18,9 @@ use promlearn_detect::{Analysis, DetectorSpec, Fitted, StreamState};
 
 use crate::{Config, Handle, Watch, schedule::FitFn};
 
+mod churn;
+mod shutdown;
+
 /// How the fake Prometheus answers.
 #[derive(Debug, Clone)]
 enum Mode {

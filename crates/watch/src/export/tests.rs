@@ -1,0 +1,335 @@
+//! The page Prometheus must always accept: label clashes renamed as Prometheus renames them, and
+//! a property test (random label sets with clashing names and odd values) read back by the
+//! loader's exposition parser and by `promtool check metrics`.
+
+use std::{collections::HashSet, io::Write, process::Command};
+
+use promlearn_loader::{Labels, exposition};
+
+use super::*;
+use crate::{
+    Config,
+    clock::Clock,
+    schedule::{Exec, Shared, detector_fit},
+    series::SeriesState,
+    source::{MemorySource, Source},
+};
+
+fn renamed(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    exported_labels(&Labels::from_pairs(pairs.iter().copied()))
+}
+
+fn names(pairs: &[(&str, &str)]) -> Vec<String> {
+    renamed(pairs).into_iter().map(|(n, _)| n).collect()
+}
+
+#[test]
+fn clashes_are_renamed_as_prometheus_renames_them() {
+    assert_eq!(
+        names(&[("query", "a"), ("type", "A")]),
+        ["exported_query", "type"]
+    );
+    // The issue's page: `exported_query` twice. Now the series' own `exported_query` stays.
+    assert_eq!(
+        renamed(&[("query", "a"), ("exported_query", "b")]),
+        [
+            ("exported_query".to_owned(), "b".to_owned()),
+            ("exported_exported_query".to_owned(), "a".to_owned())
+        ]
+    );
+    let r = renamed(&[
+        ("query", "q"),
+        ("exported_query", "e"),
+        ("exported_exported_query", "ee"),
+    ]);
+    let by_value = |v: &str| r.iter().find(|(_, x)| x == v).unwrap().0.clone();
+    assert_eq!(by_value("e"), "exported_query");
+    assert_eq!(by_value("ee"), "exported_exported_query");
+    assert_eq!(by_value("q"), "exported_exported_exported_query");
+    assert_eq!(
+        names(&[("__name__", "up"), ("job", "x")]),
+        ["exported_name", "job"]
+    );
+    let r = renamed(&[("__name__", "up"), ("exported_name", "n")]);
+    assert_eq!(r[0], ("exported_exported_name".into(), "up".into()));
+    assert_eq!(r[1], ("exported_name".into(), "n".into()));
+    assert_eq!(names(&[("detector", "d")]), ["exported_detector"]);
+    // Prometheus 3's UTF-8 names, written as the text format can carry them.
+    assert_eq!(names(&[("http.method", "GET")]), ["http_method"]);
+    let r = renamed(&[("a.b", "dot"), ("a_b", "underscore")]);
+    assert!(r.contains(&("a_b".into(), "underscore".into())), "{r:?}");
+    assert!(r.contains(&("exported_a_b".into(), "dot".into())), "{r:?}");
+    assert_eq!(names(&[("1st", "x"), ("ü", "y")]), ["_1st", "_"]);
+}
+
+/// splitmix64: a seeded, dependency-free generator, so that a failing case can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.below(from.len())]
+    }
+}
+
+/// Names that clash with ours, with each other once renamed, or that the format cannot carry.
+const NAMES: [&str; 22] = [
+    "query",
+    "detector",
+    "exported_query",
+    "exported_exported_query",
+    "exported_detector",
+    "__name__",
+    "name",
+    "exported_name",
+    "exported_exported_name",
+    "a.b",
+    "a_b",
+    "exported_a_b",
+    "ünï",
+    "_",
+    "9lives",
+    "le",
+    "quantile",
+    "job",
+    "instance",
+    "type",
+    "kind",
+    "__reserved",
+];
+
+/// Pieces of values: quotes, backslashes, newlines, escapes that are not escapes, UTF-8.
+const PIECES: [&str; 16] = [
+    "\"", "\\", "\n", "\\n", "\\\"", "\r", "\t", "é", "日本", "🦀", " ", "}", "{", ",", "=", "x",
+];
+
+fn random_labels(rng: &mut Rng) -> Labels {
+    let n = rng.below(8);
+    Labels::from_pairs((0..n).map(|_| {
+        let name = if rng.below(4) == 0 {
+            (0..1 + rng.below(5))
+                .map(|_| (b'a' + rng.below(26) as u8) as char)
+                .collect::<String>()
+        } else {
+            rng.pick(&NAMES).to_owned()
+        };
+        let value: String = (0..rng.below(6)).map(|_| rng.pick(&PIECES)).collect();
+        (name, value)
+    }))
+}
+
+/// A service state holding `series` (per query) each with a judged point, rendered as served.
+fn page_of(query_names: &[String], series: &[Vec<Labels>]) -> String {
+    let mut toml = String::from("endpoint = \"http://localhost:9090\"\n");
+    for i in 0..query_names.len() {
+        toml.push_str(&format!(
+            "[[query]]\nname = \"q{i}\"\nexpr = \"x\"\ndetector = {{ kind = \"zscore\" }}\n"
+        ));
+    }
+    let mut config = Config::from_toml(&toml, "t.toml").unwrap();
+    for (q, name) in config.queries.iter_mut().zip(query_names) {
+        q.name = name.clone();
+    }
+    let shared = Shared::new(
+        config.clone(),
+        Clock::simulated(0),
+        Source::Memory(MemorySource::default()),
+        Exec::Inline,
+        detector_fit(),
+        1,
+    );
+    {
+        let mut state = shared.lock();
+        for (i, labels) in series.iter().enumerate() {
+            let q = &mut state.queries[i];
+            q.up = true;
+            for l in labels {
+                let text = label_text(&config.queries[i].name, "zscore", l);
+                let mut s = SeriesState::new(text, 0, 0, None);
+                s.last = Some(Point {
+                    timestamp_ms: 0,
+                    value: 1.5,
+                    yhat: f64::NAN,
+                    lower: f64::NEG_INFINITY,
+                    upper: f64::INFINITY,
+                    score: 1e-300,
+                    anomalous: true,
+                });
+                q.series.insert(l.clone(), s);
+            }
+        }
+    }
+    render(&shared)
+}
+
+/// Checks a page with the loader's parser: every label name unique and legal, and every series'
+/// values read back in order after `query` and `detector`.
+fn check_parsed(page: &str, query_names: &[String], series: &[Vec<Labels>]) {
+    let samples = exposition::parse(page).unwrap_or_else(|e| panic!("{e}\n{page}"));
+    for s in &samples {
+        let mut seen = HashSet::new();
+        for (name, _) in &s.labels {
+            assert!(is_label_name(name), "`{name}` in {s:?}");
+            assert!(name != "__name__", "{s:?}");
+            assert!(seen.insert(name), "`{name}` twice in {s:?}\n{page}");
+        }
+    }
+    let scores: Vec<_> = samples
+        .iter()
+        .filter(|s| s.name == "promlearn_anomaly_score")
+        .collect();
+    let expected: usize = series.iter().map(Vec::len).sum();
+    assert_eq!(scores.len(), expected, "{page}");
+    for (q, labels) in query_names.iter().zip(series) {
+        for l in labels {
+            let want: Vec<&str> = [q.as_str(), "zscore"]
+                .into_iter()
+                .chain(l.iter().map(|(_, v)| v))
+                .collect();
+            assert!(
+                scores.iter().any(|s| s
+                    .labels
+                    .iter()
+                    .map(|(_, v)| v.as_str())
+                    .eq(want.iter().copied())
+                    && s.labels[0].0 == "query"),
+                "no sample with values {want:?}\n{page}"
+            );
+        }
+    }
+}
+
+/// The lint complaints promtool may raise about a series' own labels, which we copy faithfully
+/// (they are lint, not errors: Prometheus ingests the page).
+const OWN_LABEL_LINTS: [&str; 3] = [
+    "label names should be written in 'snake_case' not 'camelCase'",
+    "non-histogram metrics should not have \"le\" label",
+    "non-summary metrics should not have \"quantile\" label",
+];
+
+/// `promtool check metrics` on `page`: `Err` with its output when it finds an error, or lint
+/// other than [`OWN_LABEL_LINTS`]. `None` when promtool is not installed.
+fn promtool(page: &str) -> Option<Result<(), String>> {
+    let mut child = match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("promtool: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let foreign = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .any(|l| !OWN_LABEL_LINTS.iter().any(|lint| l.ends_with(lint)));
+    // Exit 3 is lint only; anything else but 0 is an error.
+    let ok = out.status.success() || (out.status.code() == Some(3) && !foreign);
+    Some(if ok {
+        Ok(())
+    } else {
+        Err(format!("promtool: {}: {text}\n{page}", out.status))
+    })
+}
+
+#[test]
+fn any_label_set_gives_a_page_the_parser_and_promtool_accept() {
+    let mut rng = Rng(20);
+    let mut promtool_runs = 0;
+    let mut promtool_missing = false;
+    for case in 0..400 {
+        let query_names: Vec<String> = (0..1 + rng.below(2))
+            .map(|i| {
+                let odd: String = (0..rng.below(4)).map(|_| rng.pick(&PIECES)).collect();
+                format!("q{i}{odd}")
+            })
+            .collect();
+        let series: Vec<Vec<Labels>> = query_names
+            .iter()
+            .map(|_| {
+                let mut sets: Vec<Labels> =
+                    (0..rng.below(5)).map(|_| random_labels(&mut rng)).collect();
+                sets.sort();
+                sets.dedup();
+                sets
+            })
+            .collect();
+        let page = page_of(&query_names, &series);
+        check_parsed(&page, &query_names, &series);
+        // promtool on every 8th case: a process each.
+        if case % 8 == 0 && !promtool_missing {
+            match promtool(&page) {
+                None => promtool_missing = true,
+                Some(result) => {
+                    result.unwrap_or_else(|e| panic!("case {case}: {e}"));
+                    promtool_runs += 1;
+                }
+            }
+        }
+    }
+    if promtool_missing {
+        eprintln!(
+            "skipped promtool: not installed (Debian's prometheus package ships it; CI has it)"
+        );
+    } else {
+        eprintln!("promtool accepted {promtool_runs} pages");
+    }
+}
+
+#[test]
+fn the_page_without_odd_labels_is_lint_clean() {
+    let page = page_of(
+        &["dns_rate".to_owned()],
+        &[vec![Labels::from_pairs([
+            ("type", "A"),
+            ("query", "clash"),
+        ])]],
+    );
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("skipped: promtool is not installed (Debian's prometheus package ships it)");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}\n{page}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
