@@ -9,7 +9,7 @@ use serde::Serialize;
 /// `yhat`, `yhat_lower`, `yhat_upper` and `score`, and `false` in `anomalous`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Analysis {
-    /// The detector's name: `zscore`, `mad`, `quantile` or `lstm`.
+    /// The detector's name: `zscore`, `mad`, `quantile`, `knn` or `lstm`.
     pub detector: String,
     /// Unix milliseconds.
     pub timestamps: Vec<i64>,
@@ -21,10 +21,13 @@ pub struct Analysis {
     pub yhat_lower: Vec<f64>,
     /// The band's upper edge; NaN where not judged.
     pub yhat_upper: Vec<f64>,
-    /// `|value - yhat|` divided by the band's half-width on the value's side: 0 on `yhat`,
-    /// 1 on the band's edge, above 1 outside it; NaN where not judged.
+    /// 1 on the edge of normal, above 1 beyond it; NaN where not judged. For the band detectors
+    /// `|value - yhat|` divided by the band's half-width on the value's side (0 on `yhat`); for
+    /// `knn` the pattern distance (see the crate docs). From [`Fitted::advance`](crate::Fitted::advance),
+    /// capped at 1 in the quiet period after an alert.
     pub score: Vec<f64>,
-    /// `score > 1`; never true where not judged.
+    /// `score > 1` (from `advance`: and not in the quiet period after an alert); never true
+    /// where not judged.
     pub anomalous: Vec<bool>,
 }
 
@@ -66,6 +69,19 @@ impl Analysis {
         } else {
             f64::INFINITY
         };
+        self.score[i] = score;
+        self.anomalous[i] = score > 1.0;
+    }
+
+    /// Records the judgement of point `i` with a score of the detector's own (not the distance
+    /// to the band): the prediction, the band drawn around it, and the score.
+    pub(crate) fn judge_scored(&mut self, i: usize, yhat: f64, lower: f64, upper: f64, score: f64) {
+        if !(self.values[i].is_finite() && score.is_finite()) {
+            return;
+        }
+        self.yhat[i] = yhat;
+        self.yhat_lower[i] = lower;
+        self.yhat_upper[i] = upper;
         self.score[i] = score;
         self.anomalous[i] = score > 1.0;
     }

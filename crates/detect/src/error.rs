@@ -9,7 +9,7 @@ pub enum Error {
     /// A detector setting that cannot work.
     #[error("the {detector} detector's `{field}` {problem}; {fix}")]
     InvalidSpec {
-        /// The detector's name (`zscore`, `mad`, `quantile`, `lstm`).
+        /// The detector's name (`zscore`, `mad`, `quantile`, `knn`, `lstm`).
         detector: &'static str,
         /// The field that is wrong.
         field: &'static str,

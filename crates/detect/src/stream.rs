@@ -1,5 +1,12 @@
 //! Streaming judgement: what one series carries from one inference to the next
-//! ([`StreamState`]), and how a fitted model advances it over the points it has not judged yet.
+//! ([`StreamState`]), and the alerting stage that turns a detector's scores into alerts.
+//!
+//! The alerting stage is what makes a flag worth an alert: one incident is one alert. After a
+//! point is flagged, the next [`QUIET_POINTS`] judged points are never flagged and their score
+//! is capped at 1 (on the band's edge), however far out they lie; a point after that quiet
+//! period that scores above 1 alerts again. Measured on NAB (see the crate docs), the quiet
+//! period is worth 6 to 20 points of the standard score to every detector: without it a level
+//! shift or a burst is a run of alerts, each one after the first charged as a false positive.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,14 +15,23 @@ use crate::detectors::Fitted;
 use crate::error::Result;
 use crate::grid;
 
-/// What one series carries from one judgement to the next: small (a few hundred bytes), kept
-/// across refits (a new fitted model continues the old one's state), and serde so a service can
-/// save it. A new series starts from [`StreamState::new`].
+/// Judged points after an alert that are never flagged (their score capped at 1): at NAB's
+/// 5-minute steps 8 hours, at a 15 s scrape interval 25 minutes. Measured on NAB with the
+/// `knn` detector (standard score): 50 points 57.7, 100 points 60.1, 150 points 58.7, 200
+/// points 56.1.
+pub const QUIET_POINTS: u32 = 100;
+
+/// What one series carries from one judgement to the next: a few bytes (the newest judged
+/// timestamp and how long ago the last alert was), kept across refits (a new fitted model
+/// continues the old one's state), and serde so a service can save it. A new series starts
+/// from [`StreamState::new`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StreamState {
     /// Unix ms of the newest point passed through [`Fitted::advance`].
     judged_through_ms: Option<i64>,
+    /// Judged points since the last alert; `None` before the first alert.
+    since_alert: Option<u32>,
 }
 
 impl StreamState {
@@ -29,19 +45,39 @@ impl StreamState {
     pub fn judged_through_ms(&self) -> Option<i64> {
         self.judged_through_ms
     }
+
+    /// Whether the series is in the quiet period after an alert, where nothing is flagged.
+    pub fn quiet(&self) -> bool {
+        self.since_alert.is_some_and(|k| k < QUIET_POINTS)
+    }
+
+    /// Passes one judged point's score through the alerting stage: the score it reports and
+    /// whether the point alerts.
+    fn alert(&mut self, score: f64) -> (f64, bool) {
+        if self.quiet() {
+            self.since_alert = self.since_alert.map(|k| k + 1);
+            return (score.min(1.0), false);
+        }
+        if score > 1.0 {
+            self.since_alert = Some(0);
+            return (score, true);
+        }
+        self.since_alert = self.since_alert.map(|k| k.saturating_add(1));
+        (score, false)
+    }
 }
 
 /// The index of the first point of `timestamps` newer than what `state` has judged through.
-pub(crate) fn first_new(state: &StreamState, timestamps: &[i64]) -> usize {
+fn first_new(state: &StreamState, timestamps: &[i64]) -> usize {
     match state.judged_through_ms {
         Some(t) => timestamps.partition_point(|&x| x <= t),
         None => 0,
     }
 }
 
-/// [`Fitted::advance`] by the model's stateless analysis: the new points are judged with
-/// `analyse` over everything given, and the state only remembers how far it got.
-pub(crate) fn advance_stateless<F: Fitted + ?Sized>(
+/// [`Fitted::advance`] for every detector: the model's analysis of everything given, cut to
+/// the new points, through the alerting stage.
+pub(crate) fn advance<F: Fitted + ?Sized>(
     fitted: &F,
     state: &mut StreamState,
     timestamps: &[i64],
@@ -49,11 +85,41 @@ pub(crate) fn advance_stateless<F: Fitted + ?Sized>(
 ) -> Result<Analysis> {
     grid::check(timestamps, values)?;
     let from = first_new(state, timestamps);
-    let name = fitted.spec().name();
     if from == timestamps.len() {
-        return Ok(Analysis::unjudged(name, &[], &[]));
+        return Ok(Analysis::unjudged(fitted.spec().name(), &[], &[]));
     }
-    let full = fitted.analyse(timestamps, values)?;
+    let mut out = fitted
+        .analyse(timestamps, values)?
+        .slice(from..timestamps.len());
     state.judged_through_ms = timestamps.last().copied();
-    Ok(full.slice(from..timestamps.len()))
+    for i in 0..out.len() {
+        if out.score[i].is_nan() {
+            continue;
+        }
+        let (score, alert) = state.alert(out.score[i]);
+        out.score[i] = score;
+        out.anomalous[i] = alert;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_alert_then_quiet_then_armed_again() {
+        let mut s = StreamState::new();
+        assert_eq!(s.alert(0.5), (0.5, false));
+        assert!(!s.quiet());
+        assert_eq!(s.alert(7.0), (7.0, true));
+        assert!(s.quiet());
+        for _ in 0..QUIET_POINTS {
+            assert_eq!(s.alert(9.0), (1.0, false), "capped and quiet");
+        }
+        assert!(!s.quiet());
+        assert_eq!(s.alert(3.0), (3.0, true), "armed again");
+        let mut s = StreamState::new();
+        assert_eq!(s.alert(f64::INFINITY), (f64::INFINITY, true));
+    }
 }

@@ -8,9 +8,11 @@ use crate::analysis::Analysis;
 use crate::error::{Error, Result};
 use crate::stream::StreamState;
 
+mod knn;
 mod lstm;
 mod rolling;
 
+pub use knn::FittedKnn;
 pub use lstm::{DETECTOR_FILE, EpochDone, FittedLstm, LstmOptions};
 pub use rolling::FittedRolling;
 
@@ -20,8 +22,9 @@ pub use rolling::FittedRolling;
 ///
 /// The rolling detectors (`zscore`, `mad`, `quantile`) judge each point from the `window`
 /// points before it (never from itself, so a spike cannot hide inside its own statistics);
-/// fitting only learns the smallest band worth drawing from the history. `lstm` learns the
-/// series' shape with promlearn-model's next-value forecaster.
+/// fitting only learns the smallest band worth drawing from the history. `knn` compares the
+/// last `window` points with every such pattern of the history (fit it on a week to know a
+/// daily rhythm). `lstm` learns the series' shape with promlearn-model's next-value forecaster.
 ///
 /// ```
 /// use promlearn_detect::DetectorSpec;
@@ -69,6 +72,17 @@ pub enum DetectorSpec {
         /// Widening on each side, as a multiple of `upper − lower` quantile (default 1).
         #[serde(default = "defaults::quantile_margin")]
         margin: f64,
+    },
+    /// Nearest neighbours: how far the last `window` points lie from the history's patterns,
+    /// in units of the distance only 1 % of the history's own patterns exceed (the best on
+    /// NAB; fit it on a week of history, refitted daily).
+    Knn {
+        /// Points in a pattern (default 8).
+        #[serde(default = "defaults::knn_window")]
+        window: usize,
+        /// Nearest patterns averaged (default 3).
+        #[serde(default = "defaults::knn_neighbours")]
+        neighbours: usize,
     },
     /// promlearn-model's LSTM next-value forecaster over `window` points; the band's half-width
     /// is `margin` × the `quantile` of its absolute errors on the history.
@@ -120,6 +134,12 @@ mod defaults {
     pub fn quantile_margin() -> f64 {
         1.0
     }
+    pub fn knn_window() -> usize {
+        8
+    }
+    pub fn knn_neighbours() -> usize {
+        8
+    }
     pub fn lstm_window() -> usize {
         8
     }
@@ -141,10 +161,11 @@ mod defaults {
 }
 
 /// The detectors' names, as `kind` and [`DetectorSpec::name`] spell them.
-pub const DETECTOR_NAMES: [&str; 4] = ["zscore", "mad", "quantile", "lstm"];
+pub const DETECTOR_NAMES: [&str; 5] = ["zscore", "mad", "quantile", "knn", "lstm"];
 
 impl DetectorSpec {
-    /// The detector called `name` (`zscore`, `mad`, `quantile`, `lstm`) with default settings.
+    /// The detector called `name` (`zscore`, `mad`, `quantile`, `knn`, `lstm`) with default
+    /// settings.
     pub fn from_name(name: &str) -> Result<Self> {
         Ok(match name.trim().to_ascii_lowercase().as_str() {
             "zscore" | "z_score" | "z-score" => Self::ZScore {
@@ -160,6 +181,10 @@ impl DetectorSpec {
                 lower: defaults::quantile_lower(),
                 upper: defaults::quantile_upper(),
                 margin: defaults::quantile_margin(),
+            },
+            "knn" => Self::Knn {
+                window: defaults::knn_window(),
+                neighbours: defaults::knn_neighbours(),
             },
             "lstm" => Self::Lstm {
                 window: defaults::lstm_window(),
@@ -180,13 +205,14 @@ impl DetectorSpec {
         })
     }
 
-    /// The detector's name: `zscore`, `mad`, `quantile` or `lstm`.
+    /// The detector's name: `zscore`, `mad`, `quantile`, `knn` or `lstm`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::ZScore { .. } => "zscore",
             Self::Mad { .. } => "mad",
             Self::Quantile { .. } => "quantile",
             Self::Lstm { .. } => "lstm",
+            Self::Knn { .. } => "knn",
         }
     }
 
@@ -196,7 +222,8 @@ impl DetectorSpec {
             Self::ZScore { window, .. }
             | Self::Mad { window, .. }
             | Self::Quantile { window, .. }
-            | Self::Lstm { window, .. } => window,
+            | Self::Lstm { window, .. }
+            | Self::Knn { window, .. } => window,
         }
     }
 
@@ -205,14 +232,19 @@ impl DetectorSpec {
     pub fn min_history(&self) -> usize {
         match self {
             Self::Lstm { window, .. } => window + lstm::MIN_PAIRS,
+            Self::Knn { window, neighbours } => window + neighbours + 2,
             _ => self.window() + 1,
         }
     }
 
-    /// How many points before the first judged point [`Fitted::analyse`] needs: its window.
+    /// How many points before the first judged point [`Fitted::analyse`] needs: its window
+    /// (for `knn`, one more: its score also looks at the two patterns before the point).
     /// To have every point of a range judged, analyse from `context()` steps before it.
     pub fn context(&self) -> usize {
-        self.window()
+        match self {
+            Self::Knn { window, .. } => window + knn::PERSIST - 2,
+            _ => self.window(),
+        }
     }
 
     /// Checks the settings; the error names the field and says what to write instead.
@@ -287,6 +319,17 @@ impl DetectorSpec {
                 }
                 Ok(())
             }
+            Self::Knn { window, neighbours } => {
+                window_range(window, 1, 1000, "write e.g. window = 8")?;
+                if !(1..=100).contains(&neighbours) {
+                    return Err(invalid(
+                        "neighbours",
+                        format!("must be from 1 to 100 (got {neighbours})"),
+                        "write e.g. neighbours = 8",
+                    ));
+                }
+                Ok(())
+            }
             Self::Lstm {
                 window,
                 hidden,
@@ -341,6 +384,7 @@ impl DetectorSpec {
                 &LstmOptions::default(),
                 &mut |_| {},
             )?),
+            Self::Knn { .. } => Arc::new(FittedKnn::fit(self, timestamps, values)?),
             _ => Arc::new(FittedRolling::fit(self, timestamps, values)?),
         };
         Ok(fitted)
@@ -372,7 +416,7 @@ pub trait Fitted: Send + Sync + std::fmt::Debug {
         timestamps: &[i64],
         values: &[f64],
     ) -> Result<Analysis> {
-        crate::stream::advance_stateless(self, state, timestamps, values)
+        crate::stream::advance(self, state, timestamps, values)
     }
 }
 

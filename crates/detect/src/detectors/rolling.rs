@@ -31,7 +31,7 @@ impl FittedRolling {
     /// Fits `spec` (a rolling detector) on a history; see [`DetectorSpec::fit`].
     pub fn fit(spec: &DetectorSpec, timestamps: &[i64], values: &[f64]) -> Result<Self> {
         spec.validate()?;
-        if matches!(spec, DetectorSpec::Lstm { .. }) {
+        if matches!(spec, DetectorSpec::Lstm { .. } | DetectorSpec::Knn { .. }) {
             return Err(Error::InvalidSpec {
                 detector: "lstm",
                 field: "kind",
@@ -111,7 +111,7 @@ impl FittedRolling {
                 let widen = margin * (hi - lo);
                 (median, lo - widen, hi + widen)
             }
-            DetectorSpec::Lstm { .. } => unreachable!("checked in fit"),
+            DetectorSpec::Lstm { .. } | DetectorSpec::Knn { .. } => unreachable!("checked in fit"),
         }
     }
 }

@@ -1,0 +1,232 @@
+//! The nearest-neighbour detector: how far the recent pattern (the last `window` points) lies
+//! from the patterns the history holds.
+//!
+//! Fitting keeps the history's patterns (each point with the `window - 1` grid slots before it,
+//! scaled by the history's median and interquartile range; at most [`MAX_PATTERNS`], evenly
+//! spaced) and calibrates a unit: the 99 % quantile of how far a pattern of the history lies
+//! from its `neighbours` nearest others (its own neighbourhood in time left out). A point's
+//! score is its pattern's mean RMS distance to its `neighbours` nearest patterns in that unit,
+//! the smallest over its own pattern and the [`PERSIST`]` - 1` before it. So a daily peak that
+//! the history has seen before scores low however far it lies from the last hours, a level
+//! shift, a spike, a drop or a day that looks like no other scores high, and a fitting window
+//! of a week (refitted daily) is what it needs to know a daily rhythm.
+
+use crate::analysis::Analysis;
+use crate::detectors::{DetectorSpec, Fitted, require_history};
+use crate::error::{Error, Result};
+use crate::grid::{self, History};
+
+/// Patterns kept from the history at most (evenly spaced beyond it): bounds inference cost
+/// (`window` × this many multiply-adds per judged point) and the model's size (4 bytes each).
+const MAX_PATTERNS: usize = 4000;
+/// Patterns whose own distance calibrates the score.
+const CALIBRATION: usize = 300;
+/// The calibration quantile that scores 1.
+const CAL_QUANTILE: f64 = 0.99;
+/// A point's score is the smallest distance of its own pattern and the `PERSIST - 1` before
+/// it: one odd pattern of noise is no anomaly, while a spike stays in `window` patterns.
+pub(crate) const PERSIST: usize = 3;
+
+/// A fitted nearest-neighbour detector: the history's patterns (scaled), and the distance that
+/// an ordinary pattern of the history lies from its nearest neighbours. `yhat` is the mean of
+/// the nearest patterns' newest values (what the series did the last times it looked like
+/// this), the band `yhat ± unit` in series units; the score is the pattern distance in units,
+/// not the distance to the band.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FittedKnn {
+    spec: DetectorSpec,
+    centre: f64,
+    scale: f64,
+    patterns: Vec<f32>,
+    /// Each pattern's newest value (series units): `yhat` is their mean over the neighbours.
+    last: Vec<f64>,
+    /// The distance (scaled units) that scores 1.
+    unit: f64,
+}
+
+fn params(spec: &DetectorSpec) -> (usize, usize) {
+    match *spec {
+        DetectorSpec::Knn {
+            window, neighbours, ..
+        } => (window, neighbours),
+        _ => unreachable!("checked in fit"),
+    }
+}
+
+/// Windows of `window` grid slots ending at each point (inclusive), filled; index of the point.
+fn patterns(
+    timestamps: &[i64],
+    values: &[f64],
+    window: usize,
+    step: i64,
+) -> Vec<(usize, Vec<f64>)> {
+    let mut out = Vec::new();
+    for i in 0..values.len() {
+        if !values[i].is_finite() {
+            continue;
+        }
+        let Some(mut w) = pattern_at(timestamps, values, i, window, step) else {
+            continue;
+        };
+        if grid::fill(&mut w, window / 4) {
+            out.push((i, w));
+        }
+    }
+    out
+}
+
+fn pattern_at(
+    timestamps: &[i64],
+    values: &[f64],
+    i: usize,
+    window: usize,
+    step: i64,
+) -> Option<Vec<f64>> {
+    if window == 1 {
+        return Some(vec![values[i]]);
+    }
+    let mut w = grid::grid_window(timestamps, values, i, window - 1, step)?;
+    w.push(values[i]);
+    Some(w)
+}
+
+impl FittedKnn {
+    /// Fits a `knn` spec on a history; see [`DetectorSpec::fit`].
+    pub fn fit(spec: &DetectorSpec, timestamps: &[i64], values: &[f64]) -> Result<Self> {
+        spec.validate()?;
+        if !matches!(spec, DetectorSpec::Knn { .. }) {
+            return Err(Error::InvalidSpec {
+                detector: spec.name(),
+                field: "kind",
+                problem: "is not the knn detector".into(),
+                fix: "fit it with DetectorSpec::fit".into(),
+            });
+        }
+        grid::check(timestamps, values)?;
+        require_history(spec, values, spec.min_history())?;
+        let (window, k) = params(spec);
+        let step = grid::step(timestamps).expect("min_history is above 1");
+        let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        let centre = grid::quantile(&finite, 0.5);
+        let iqr = grid::quantile(&finite, 0.75) - grid::quantile(&finite, 0.25);
+        let floor = History::of(&finite).min_half_width(1.0);
+        let scale = (iqr / 1.349).max(floor);
+        let all = patterns(timestamps, values, window, step);
+        let stride = all.len().div_ceil(MAX_PATTERNS).max(1);
+        let kept: Vec<&(usize, Vec<f64>)> = all.iter().step_by(stride).collect();
+        if kept.len() < k + 2 {
+            return Err(Error::TooLittleHistory {
+                detector: "knn",
+                what: "complete patterns",
+                needed: k + 2,
+                got: kept.len(),
+            });
+        }
+        let mut fitted = Self {
+            spec: spec.clone(),
+            centre,
+            scale,
+            patterns: kept
+                .iter()
+                .flat_map(|(_, w)| w.iter().map(|v| ((v - centre) / scale) as f32))
+                .collect(),
+            last: kept.iter().map(|(_, w)| w[window - 1]).collect(),
+            unit: 1.0,
+        };
+        // Calibrate: each sampled pattern against the others, its own neighbourhood in time
+        // left out (a pattern resembles its overlapping neighbours trivially).
+        let idx: Vec<usize> = kept.iter().map(|(i, _)| *i).collect();
+        let n = kept.len();
+        let cal_stride = n.div_ceil(CALIBRATION).max(1);
+        let mut dists = Vec::new();
+        for c in (0..n).step_by(cal_stride) {
+            let q = fitted.scaled(&kept[c].1);
+            let (d, _) = fitted.nearest(&q, |j| idx[j].abs_diff(idx[c]) < window);
+            if d.is_finite() {
+                dists.push(d);
+            }
+        }
+        // Never below one point of the pattern off by a quarter of the scale (itself at least
+        // the history's typical change): a history that never changed does not make its first
+        // jitter an alarm.
+        let floor = 0.25 / (window as f64).sqrt();
+        let unit = grid::quantile(&dists, CAL_QUANTILE);
+        fitted.unit = if unit.is_finite() {
+            unit.max(floor)
+        } else {
+            floor
+        };
+        Ok(fitted)
+    }
+
+    fn scaled(&self, w: &[f64]) -> Vec<f32> {
+        w.iter()
+            .map(|v| ((v - self.centre) / self.scale) as f32)
+            .collect()
+    }
+
+    /// The RMS distance to the `neighbours` nearest patterns (skipping those `skip` says), and
+    /// the mean of their last values.
+    fn nearest(&self, q: &[f32], skip: impl Fn(usize) -> bool) -> (f64, f64) {
+        let (window, k) = params(&self.spec);
+        let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
+        for (j, p) in self.patterns.chunks_exact(window).enumerate() {
+            let mut d = 0f32;
+            for (a, b) in p.iter().zip(q) {
+                d += (a - b) * (a - b);
+            }
+            if best.len() == k && d >= best[k - 1].0 {
+                continue;
+            }
+            if skip(j) {
+                continue;
+            }
+            let pos = best.partition_point(|(bd, _)| *bd <= d);
+            best.insert(pos, (d, j));
+            best.truncate(k);
+        }
+        if best.is_empty() {
+            return (f64::NAN, f64::NAN);
+        }
+        let d = best
+            .iter()
+            .map(|(d, _)| (*d as f64 / window as f64).sqrt())
+            .sum::<f64>()
+            / best.len() as f64;
+        let y = best.iter().map(|(_, j)| self.last[*j]).sum::<f64>() / best.len() as f64;
+        (d, y)
+    }
+}
+
+impl Fitted for FittedKnn {
+    fn spec(&self) -> &DetectorSpec {
+        &self.spec
+    }
+
+    fn analyse(&self, timestamps: &[i64], values: &[f64]) -> Result<Analysis> {
+        grid::check(timestamps, values)?;
+        let mut out = Analysis::unjudged(self.spec.name(), timestamps, values);
+        let Some(step) = grid::step(timestamps) else {
+            return Ok(out);
+        };
+        let (window, _) = params(&self.spec);
+        let persist = PERSIST;
+        let mut recent: Vec<(usize, f64)> = Vec::new();
+        for (i, w) in patterns(timestamps, values, window, step) {
+            let q = self.scaled(&w);
+            let (d, y) = self.nearest(&q, |_| false);
+            if !d.is_finite() {
+                continue;
+            }
+            recent.retain(|(j, _)| i - j < persist);
+            recent.push((i, d));
+            if recent.len() < persist || i < persist - 1 || recent[0].0 != i + 1 - persist {
+                continue;
+            }
+            let d = recent.iter().map(|(_, d)| *d).fold(f64::INFINITY, f64::min);
+            let half = self.unit * self.scale;
+            out.judge_scored(i, y, y - half, y + half, d / self.unit);
+        }
+        Ok(out)
+    }
+}
