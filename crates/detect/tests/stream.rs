@@ -198,3 +198,28 @@ fn knn_settings_are_checked_by_name() {
     let e = bad.validate().unwrap_err().to_string();
     assert!(e.contains("`window`") && e.contains("window = 8"), "{e}");
 }
+
+#[test]
+fn knn_fits_a_week_at_one_second_steps_quickly() {
+    // What the watch does for a 1 s series with the recommended fit_window of 7 days: the fit
+    // keeps at most 4000 patterns, so it costs about the same as a fit on a few hours.
+    let n = 7 * 86_400;
+    let ts = timestamps(n);
+    let history = rhythm(n, 100.0, 10.0, 86_400.0, 2.0, 3);
+    let spec = DetectorSpec::from_name("knn").unwrap();
+    let started = std::time::Instant::now();
+    let fitted = spec.fit(&ts, &history).unwrap();
+    let fit = started.elapsed();
+    let started = std::time::Instant::now();
+    let mut state = StreamState::new();
+    let ctx = spec.context();
+    for end in n - 1000..n {
+        fitted
+            .advance(&mut state, &ts[end - ctx..=end], &history[end - ctx..=end])
+            .unwrap();
+    }
+    let infer = started.elapsed() / 1000;
+    println!("knn: fit on {n} points {fit:?}, one inference {infer:?}");
+    assert!(fit.as_secs_f64() < 10.0, "fit took {fit:?}");
+    assert!(infer.as_secs_f64() < 0.01, "an inference took {infer:?}");
+}

@@ -53,15 +53,18 @@ fn params(spec: &DetectorSpec) -> (usize, usize) {
     }
 }
 
-/// Windows of `window` grid slots ending at each point (inclusive), filled; index of the point.
+/// The patterns of every `stride`-th point: the `window` grid slots ending at it (inclusive),
+/// gaps filled, with the point's index. Points whose pattern misses more than a quarter of its
+/// slots have none.
 fn patterns(
     timestamps: &[i64],
     values: &[f64],
     window: usize,
     step: i64,
+    stride: usize,
 ) -> Vec<(usize, Vec<f64>)> {
     let mut out = Vec::new();
-    for i in 0..values.len() {
+    for i in (0..values.len()).step_by(stride) {
         if !values[i].is_finite() {
             continue;
         }
@@ -111,9 +114,8 @@ impl FittedKnn {
         let iqr = grid::quantile(&finite, 0.75) - grid::quantile(&finite, 0.25);
         let floor = History::of(&finite).min_half_width(1.0);
         let scale = (iqr / 1.349).max(floor);
-        let all = patterns(timestamps, values, window, step);
-        let stride = all.len().div_ceil(MAX_PATTERNS).max(1);
-        let kept: Vec<&(usize, Vec<f64>)> = all.iter().step_by(stride).collect();
+        let stride = values.len().div_ceil(MAX_PATTERNS).max(1);
+        let kept = patterns(timestamps, values, window, step, stride);
         if kept.len() < k + 2 {
             return Err(Error::TooLittleHistory {
                 detector: "knn",
@@ -212,7 +214,7 @@ impl Fitted for FittedKnn {
         let (window, _) = params(&self.spec);
         let persist = PERSIST;
         let mut recent: Vec<(usize, f64)> = Vec::new();
-        for (i, w) in patterns(timestamps, values, window, step) {
+        for (i, w) in patterns(timestamps, values, window, step, 1) {
             let q = self.scaled(&w);
             let (d, y) = self.nearest(&q, |_| false);
             if !d.is_finite() {
