@@ -26,7 +26,8 @@ pub struct WatchArgs {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
 
-    /// Check the configuration and exit (0 if it is valid), as `promtool check config` does.
+    /// Check the configuration and exit (0 if it is valid), as `promtool check config` does:
+    /// every field, and every query's expr parsed as PromQL (offline, no server needed).
     #[arg(long, conflicts_with = "backtest")]
     pub check: bool,
 
@@ -73,6 +74,10 @@ pub async fn run(args: WatchArgs) -> Result<()> {
         config.listen = listen;
     }
     if args.check {
+        // Every expr parsed as PromQL (offline); with query_language = "metricsql", warnings.
+        for warning in config.check_queries()? {
+            eprintln!("warning: {warning}");
+        }
         println!("{}", config.summary());
         println!("{}: OK", args.config.display());
         return Ok(());
@@ -121,6 +126,9 @@ async fn shutdown_signal() {
 }
 
 async fn run_backtest(args: &WatchArgs, config: Config) -> Result<()> {
+    for warning in config.check_queries()? {
+        eprintln!("warning: {warning}");
+    }
     let from = args.from.context("--backtest needs --from")?;
     let to = args.to.unwrap_or_else(Utc::now);
     if from > to {

@@ -83,6 +83,12 @@ async fn a_broken_configuration_names_the_file_the_line_and_the_field() {
             8,
             "fit_window",
         ),
+        // PromQL the parser refuses, caught offline: the file, the expr's line, its message.
+        (
+            "endpoint = \"http://localhost:9090\"\n[[query]]\nname = \"q\"\nexpr = \"rate(up[5m]\"\ndetector = { kind = \"zscore\" }\n",
+            4,
+            "query `q`: expr is not valid PromQL: unclosed left parenthesis",
+        ),
         // A detector setting out of range.
         (
             "endpoint = \"http://localhost:9090\"\n[[query]]\nname = \"q\"\nexpr = \"up\"\ndetector = { kind = \"zscore\", window = 1 }\n",

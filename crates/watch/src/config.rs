@@ -16,7 +16,7 @@ use promlearn_detect::DetectorSpec;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
-use crate::{Error, Result};
+use crate::{Error, Result, promql::QueryLanguage};
 
 /// The address `/metrics` is served on when the file names none.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
@@ -78,6 +78,9 @@ pub struct Config {
     pub max_series: usize,
     /// The queries watched, in file order.
     pub queries: Vec<QueryConfig>,
+    /// What the endpoint speaks: with MetricsQL an `expr` the PromQL parser refuses is only a
+    /// warning of [`Config::check_queries`].
+    pub query_language: QueryLanguage,
 }
 
 /// How to authenticate to the endpoint. Secrets live in files, never in the configuration.
@@ -119,6 +122,8 @@ pub struct QueryConfig {
     pub infer_every: Duration,
     /// The line of the `[[query]]` table in the file, for messages.
     pub line: usize,
+    /// The line of its `expr`, for messages about the expression.
+    pub expr_line: usize,
 }
 
 impl QueryConfig {
@@ -164,6 +169,8 @@ struct RawConfig {
     stale_after: Option<Spanned<Dur>>,
     #[serde(default)]
     max_series: Option<Spanned<usize>>,
+    #[serde(default)]
+    query_language: QueryLanguage,
     #[serde(default)]
     query: Vec<Spanned<RawQuery>>,
 }
@@ -419,6 +426,7 @@ impl Config {
                 fit_window,
                 infer_every,
                 line,
+                expr_line: line_of(text, q.expr.span().start),
             };
             let points = query.fit_points();
             let min_history = query.detector.min_history();
@@ -451,6 +459,7 @@ impl Config {
             stale_after,
             max_series,
             queries,
+            query_language: raw.query_language,
         })
     }
 

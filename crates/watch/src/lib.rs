@@ -37,6 +37,7 @@ mod config;
 mod error;
 mod expo;
 mod export;
+mod promql;
 mod schedule;
 mod series;
 mod source;
@@ -56,6 +57,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use expo::{CONTENT_TYPE, escape_label_value};
+pub use promql::QueryLanguage;
 pub use series::ERROR_KINDS;
 
 use clock::Clock;
@@ -67,6 +69,8 @@ pub struct Watch {
     shared: Arc<Shared>,
     listener: std::net::TcpListener,
     addr: SocketAddr,
+    /// What [`Config::check_queries`] found allowed but worth saying; logged at start.
+    warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for Watch {
@@ -122,13 +126,15 @@ pub fn fit_concurrency() -> usize {
 }
 
 impl Watch {
-    /// Reads the secret files the configuration names, builds the Prometheus client and binds
-    /// the listen address (port 0 picks a free one: see [`Watch::bound_addr`]). Needs no runtime.
+    /// Checks every query's expression ([`Config::check_queries`]), reads the secret files the
+    /// configuration names, builds the Prometheus client and binds the listen address (port 0
+    /// picks a free one: see [`Watch::bound_addr`]). Needs no runtime.
     pub fn new(config: Config) -> Result<Watch> {
         Watch::with_fit_fn(config, schedule::detector_fit())
     }
 
     pub(crate) fn with_fit_fn(config: Config, fit_fn: schedule::FitFn) -> Result<Watch> {
+        let warnings = config.check_queries()?;
         let client = source::build_client(&config)?;
         let listener =
             std::net::TcpListener::bind(config.listen).map_err(|source| Error::Bind {
@@ -158,6 +164,7 @@ impl Watch {
             shared,
             listener,
             addr,
+            warnings,
         })
     }
 
@@ -195,6 +202,9 @@ impl Watch {
             loops.spawn(schedule::live_fit_loop(self.shared.clone(), index));
         }
         loops.spawn(export::render_loop(self.shared.clone()));
+        for warning in &self.warnings {
+            tracing::warn!("{warning}");
+        }
         tracing::info!(
             addr = %self.addr,
             queries = self.shared.config.queries.len(),
