@@ -6,9 +6,22 @@
 //! samples by every path (benches/raw_paths: JSON, remote read SAMPLES and streamed) on the
 //! 1.08 M-sample set and a ten-times larger one, ending with the `remote read ratio:` line.
 //!
+//! Then decode only (benches/decode), on one core: the 1.08 M-sample `query_range` body recorded
+//! from that Prometheus, and small recorded answers from `fixtures/loader` (long label sets,
+//! `NaN`, `+Inf`), decoded by ours and by serde_json, simd-json and sonic-rs into the same
+//! result, checked equal; its `decode ratio:` line is the last.
+//!
+//! On this machine Prometheus encodes JSON on the same cores our decoder needs, so the floor
+//! (bodies discarded) is a ceiling only a decoder costing nothing reaches: the bench measures
+//! Prometheus's CPU per sample (from `/proc/<pid>/stat` around the floor's requests) beside the
+//! loader's (its process's CPU around its loads) and our decoder's alone (decode only), and
+//! prints the ceiling they imply.
+//!
 //! `cargo xtask bench loader` installs the Python peers, then runs
 //! `cargo bench -p promlearn-loader --bench loader` (release build; about a minute).
-//! Environment: `LOADER_BENCH_ROUNDS` (default 5) measured rounds per data set; the median is shown.
+//! Environment: `LOADER_BENCH_ROUNDS` (default 5) measured rounds per data set; the median is
+//! shown. `LOADER_BENCH_ONLY=decode` runs the decode-only part alone (a Prometheus holding only
+//! the 1.08 M-sample set, recorded from, then the decoders; no Python peers, seconds to start).
 
 #![allow(
     clippy::print_stdout,
@@ -16,6 +29,8 @@
     reason = "a benchmark prints its figures"
 )]
 
+#[path = "decode/mod.rs"]
+mod decode_only;
 #[path = "raw_paths/mod.rs"]
 mod raw_paths;
 #[path = "../tests/support/mod.rs"]
@@ -23,7 +38,7 @@ mod support;
 
 use std::{
     alloc::{GlobalAlloc, Layout, System},
-    path::Path,
+    path::{Path, PathBuf},
     sync::atomic::{AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
@@ -202,8 +217,13 @@ async fn run() -> Result<(), String> {
         series: 1_000,
         points: 10_800,
     };
+    let only_decode = std::env::var("LOADER_BENCH_ONLY").is_ok_and(|v| v == "decode");
     let mut series = Vec::new();
-    for set in sets.iter().chain([&big]) {
+    for set in sets
+        .iter()
+        .chain([&big])
+        .filter(|set| !only_decode || set.name == RATIO_SET)
+    {
         for s in 0..set.series {
             let labels = set.labels(s);
             let labels: Vec<(&str, &str)> = labels.iter().map(|(n, v)| (*n, v.as_str())).collect();
@@ -224,6 +244,7 @@ async fn run() -> Result<(), String> {
         prometheus.url,
         sets.iter()
             .chain([&big])
+            .filter(|set| !only_decode || set.name == RATIO_SET)
             .map(DataSet::samples)
             .sum::<usize>(),
         started.elapsed()
@@ -235,11 +256,23 @@ async fn run() -> Result<(), String> {
         .build()
         .unwrap();
     let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+    let ratio_set = sets.iter().find(|s| s.name == RATIO_SET).unwrap();
+    let bodies = decode_bodies(&plain, &client, ratio_set, base).await;
+    if only_decode {
+        drop(prometheus);
+        let (decode_ratio, _) = decode_only::run(&bodies, rounds);
+        println!("{decode_ratio}");
+        return Ok(());
+    }
+    let prometheus_pid = prometheus
+        .pid()
+        .expect("the bench's Prometheus is a process");
     println!(
         "{:<18} {:>9} {:>6} {:>11} {:>11} {:>6} {:>10}",
         "data set", "samples", "chunks", "floor/s", "loader/s", "ratio", "peak B/smp"
     );
     let mut loader_rates = Vec::new();
+    let mut cpu_rates = Vec::new();
     for set in &sets {
         let query = RangeQuery::new(
             set.name,
@@ -259,20 +292,28 @@ async fn run() -> Result<(), String> {
         client.query_range(&query).await.unwrap();
 
         let (mut floors, mut ours, mut peaks) = (vec![], vec![], vec![]);
+        // CPU seconds: Prometheus's during the floor's requests, ours and Prometheus's during
+        // the loader's.
+        let (mut prom_floor, mut prom_loader, mut ours_cpu) = (0.0, 0.0, 0.0);
         for round in 0..rounds {
             // Alternating which goes first, so that neither always follows the other's work.
             for floor_now in [round % 2 == 0, round % 2 == 1] {
                 if floor_now {
+                    let cpu = process_cpu(prometheus_pid);
                     let t = Instant::now();
                     let bytes = floor(&plain, &urls, CONCURRENCY).await;
                     floors.push(samples / t.elapsed().as_secs_f64());
+                    prom_floor += process_cpu(prometheus_pid) - cpu;
                     assert!(bytes > set.samples() * 10);
                 } else {
                     let baseline = LIVE.load(Ordering::Relaxed);
                     PEAK.store(baseline, Ordering::Relaxed);
+                    let (cpu, own) = (process_cpu(prometheus_pid), own_cpu());
                     let t = Instant::now();
                     let matrix = client.query_range(&query).await.unwrap();
                     ours.push(samples / t.elapsed().as_secs_f64());
+                    ours_cpu += own_cpu() - own;
+                    prom_loader += process_cpu(prometheus_pid) - cpu;
                     let peak = PEAK.load(Ordering::Relaxed) - baseline;
                     peaks.push(peak as f64 / samples);
                     assert_eq!(matrix.sample_count(), set.samples());
@@ -282,6 +323,13 @@ async fn run() -> Result<(), String> {
         }
         let (floor, ours, peak) = (median(floors), median(ours), median(peaks));
         loader_rates.push((set.name, ours, floor));
+        let per_sample = |cpu: f64| cpu / (samples * rounds as f64);
+        cpu_rates.push((
+            set.name,
+            per_sample(prom_floor),
+            per_sample(prom_loader),
+            per_sample(ours_cpu),
+        ));
         println!(
             "{:<18} {:>9} {:>6} {:>11} {:>11} {:>6.2} {:>10.1}",
             set.name,
@@ -307,8 +355,9 @@ async fn run() -> Result<(), String> {
     };
 
     let remote_read_ratio = raw_paths::run(&client, &raw_sets, base, rounds).await;
+    // Decode only while Prometheus idles: one core, no network.
+    let (decode_ratio, decode_cpu) = decode_only::run(&bodies, rounds);
 
-    let ratio_set = sets.iter().find(|s| s.name == RATIO_SET).unwrap();
     let tfio_set = sets.iter().find(|s| s.name == TFIO_SET).unwrap();
     let peers = python_peers(&serde_json::json!({
         "url": prometheus.url,
@@ -350,12 +399,95 @@ async fn run() -> Result<(), String> {
         rate(tfio_ours),
         tfio_ours / tfio
     );
+    let &(_, prom_encode, prom_serving, loader_cpu) = cpu_rates
+        .iter()
+        .find(|c| c.0 == RATIO_SET)
+        .expect("the ratio set was measured");
+    println!(
+        "CPU per sample on {RATIO_SET}, this run: Prometheus encoding JSON {:.3} us (during the \
+         floor; {:.3} us while the loader reads), our decoder alone {:.3} us (decode only, one \
+         core), the whole loader {:.3} us (HTTP, decode, matrix)",
+        prom_encode * 1e6,
+        prom_serving * 1e6,
+        decode_cpu * 1e6,
+        loader_cpu * 1e6
+    );
+    println!(
+        "why 1.00 is the ceiling: on these {} cores Prometheus encodes the JSON the loader \
+         decodes, so while both are CPU-bound the loader can reach at most encode / (encode + \
+         loader) = {:.2} of the floor, whose client spends nothing; only a loader costing no \
+         CPU reaches 1.00",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        prom_encode / (prom_encode + loader_cpu)
+    );
     println!(
         "loader ratio: {:.2} (target >= 1.00, floor at the same concurrency)",
         ours / floor
     );
     println!("{remote_read_ratio}");
+    println!("{decode_ratio}");
     Ok(())
+}
+
+/// The bodies the decode-only part decodes: the ratio set's whole `query_range` answer as
+/// Prometheus sends it (one request, every series), and small recorded answers with what the
+/// big one lacks (long label sets, escaped values, `NaN`, `+Inf`, `1e-07`).
+async fn decode_bodies(
+    http: &reqwest::Client,
+    client: &Client,
+    set: &DataSet,
+    base: i64,
+) -> Vec<decode_only::Body> {
+    let whole = RangeQuery::new(
+        set.name,
+        base,
+        base + (set.points as i64 - 1) * 1000,
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    let response = http.get(client.range_url(&whole)).send().await.unwrap();
+    assert!(response.status().is_success());
+    let mut bodies = vec![decode_only::Body {
+        name: format!("{} (1 request)", set.name),
+        bytes: response.bytes().await.unwrap().to_vec(),
+    }];
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/loader");
+    for name in [
+        "range_many_series.200.json",
+        "range_special_values.200.json",
+    ] {
+        bodies.push(decode_only::Body {
+            name: name.trim_end_matches(".200.json").to_owned(),
+            bytes: std::fs::read(fixtures.join(name)).unwrap(),
+        });
+    }
+    bodies
+}
+
+/// A process's CPU time (user + system, all its threads, in seconds) from `/proc/<pid>/stat`.
+fn process_cpu(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces): state is 3rd, utime 14th, stime 15th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// This process's CPU time (user + system, all threads), in seconds.
+fn own_cpu() -> f64 {
+    // SAFETY: rusage is plain data; getrusage fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 /// benches/python_peers.py, run by the testbed's peer runner: its one JSON line, or why the
