@@ -262,6 +262,83 @@ pub(super) fn parse_value(s: &[u8]) -> Option<f64> {
     }
 }
 
+/// Powers of ten that are exact in an f64 (Clinger's fast path).
+const EXACT_POWERS: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Reads at most `max` (at most 19) ASCII digits from `b[p..]` into `acc`: the new position and
+/// the digit count.
+#[inline(always)]
+fn digits(b: &[u8], mut p: usize, acc: &mut u64, max: usize) -> (usize, usize) {
+    let start = p;
+    while let Some(&c) = b.get(p) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 || p - start == max {
+            break;
+        }
+        *acc = *acc * 10 + u64::from(d);
+        p += 1;
+    }
+    (p, p - start)
+}
+
+/// The common case of a sample, `[<seconds>[.<1-3 digits>],"<decimal>"]` with no spaces, no
+/// escape, no exponent and at most 19 digits in the value, read in one pass: `None` for
+/// anything else (or a sample not complete in `b`), which [`parse_point`] then reads.
+///
+/// The value is exact: its digits form an integer `m` below 2^53 and its fraction has `f <= 22`
+/// digits, so `m` and `10^f` are exact f64s and one division rounds `m / 10^f` correctly, as
+/// `str::parse::<f64>` does (Clinger's fast path); larger mantissas fall back.
+#[inline(always)]
+pub(super) fn fast_point(b: &[u8], q: usize) -> Option<(i64, f64, usize)> {
+    // `[`, the seconds, an optional fraction of 1 to 3 digits, `,"`.
+    if b.get(q) != Some(&b'[') {
+        return None;
+    }
+    let mut secs = 0;
+    let (mut p, n) = digits(b, q + 1, &mut secs, 16);
+    if n == 0 || n > 15 {
+        return None;
+    }
+    let mut ms = secs * 1000;
+    if b.get(p) == Some(&b'.') {
+        let mut frac = 0;
+        let (after, n) = digits(b, p + 1, &mut frac, 4);
+        if n == 0 || n > 3 {
+            return None;
+        }
+        ms += frac * [0, 100, 10, 1][n];
+        p = after;
+    }
+    if b.get(p..p + 2) != Some(b",\"") {
+        return None;
+    }
+    p += 2;
+    // The value: `-`? digits (`.` digits)?, then `"]`.
+    let negative = b.get(p) == Some(&b'-');
+    p += usize::from(negative);
+    let mut m = 0;
+    let (after_int, int_digits) = digits(b, p, &mut m, 19);
+    p = after_int;
+    let mut frac_digits = 0;
+    if b.get(p) == Some(&b'.') {
+        let (after, n) = digits(b, p + 1, &mut m, 19 - int_digits);
+        frac_digits = n;
+        p = after;
+    }
+    if int_digits + frac_digits == 0
+        || int_digits + frac_digits > 19
+        || m > 1 << 53
+        || b.get(p..p + 2) != Some(b"\"]")
+    {
+        return None;
+    }
+    let v = m as f64 / EXACT_POWERS[frac_digits];
+    Some((ms as i64, if negative { -v } else { v }, p + 2))
+}
+
 /// `[<time>,"<value>"]` at `b[q] == '['`.
 #[inline]
 pub(super) fn parse_point(b: &[u8], q: usize) -> Lex<(i64, f64, usize)> {

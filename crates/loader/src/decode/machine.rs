@@ -1,7 +1,9 @@
 //! The push decoder's state machine: which JSON object and key it is in, what it skips, and when a
 //! series is complete. Values themselves are read by the lexer ([`super::lex`]).
 
-use super::lex::{make_string, parse_labels, parse_point, parse_time, parse_value, scan_str, ws};
+use super::lex::{
+    fast_point, make_string, parse_labels, parse_point, parse_time, parse_value, scan_str, ws,
+};
 use super::{Envelope, Sink};
 use crate::{
     Labels,
@@ -684,9 +686,14 @@ impl<S: Sink> Decoder<S> {
             self.state = St::ObjNext { obj: Obj::Series };
             return Ok(Some(q + 1));
         }
-        let Some((t, v, next)) = parse_point(b, q).map_err(|(at, m)| self.malformed(at, m))? else {
-            return Ok(None);
+        let point = match fast_point(b, q) {
+            Some(point) => point,
+            None => match parse_point(b, q).map_err(|(at, m)| self.malformed(at, m))? {
+                Some(point) => point,
+                None => return Ok(None),
+            },
         };
+        let (t, v, next) = point;
         self.emit(t, v)?;
         self.state = if single {
             St::ObjNext { obj: Obj::Series }
@@ -700,6 +707,14 @@ impl<S: Sink> Decoder<S> {
     fn values_next(&mut self, b: &[u8], start: usize) -> Step {
         let mut p = start;
         loop {
+            // Samples as Prometheus writes them, read in one pass.
+            while b.get(p) == Some(&b',') {
+                let Some((t, v, next)) = fast_point(b, p + 1) else {
+                    break;
+                };
+                self.emit(t, v)?;
+                p = next;
+            }
             let Some((q, c)) = Self::peek(b, p) else {
                 return Ok((p > start).then_some(p));
             };

@@ -1,6 +1,6 @@
 //! The decoder's unit tests on hand-written and recorded answers.
 
-use super::lex::{parse_time, parse_value};
+use super::lex::{fast_point, parse_point, parse_time, parse_value};
 use super::*;
 
 const MATRIX: &str = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"up","instance":"localhost:9090","job":"prometheus"},"values":[[1435781430.781,"1"],[1435781445.781,"NaN"],[1435781460.781,"+Inf"],[1435781475,"-Inf"],[1435781476.05,"1e-07"]]},{"metric":{"job":"x\"y\\z\u00e9"},"values":[]}]},"warnings":["w1","w\n2"],"infos":["i"]}"#;
@@ -193,6 +193,135 @@ fn values_as_prometheus_formats_them() {
     assert_eq!(v(""), None);
     assert_eq!(v("abc"), None);
     assert_eq!(v("1.2.3"), None);
+}
+
+/// Value texts of every kind the property tests feed, plus the edges of the one-pass reader.
+const VALUE_TEXTS: &[&str] = &[
+    "0",
+    "-0",
+    "1",
+    "0.1",
+    "1e-07",
+    "-2.5e+21",
+    "NaN",
+    "+Inf",
+    "-Inf",
+    "0.0001",
+    "1e309",
+    "0.000071414",
+    "12345.678",
+    "1.",
+    ".5",
+    "-.5",
+    "-",
+    ".",
+    "",
+    "+1",
+    "00012",
+    "1.2.3",
+    "9007199254740992",
+    "9007199254740993",
+    "900719925474099.3",
+    "1234567890123456789",
+    "12345678901234567890",
+    "0.1234567890123456789",
+    "0.12345678901234567890",
+    "0.0000000000000000000001",
+    "0.00000000000000000000001",
+    "1.7976931348623157e308",
+    "179769313486231570000000000000000000000000000000000000000000000000000000000000000000",
+    "5e-324",
+    "abc",
+    "1\\u0030",
+];
+
+/// The point `[t,"value"]` read by the one-pass reader, when it takes it, and by the general
+/// one must be the same, and the general one's value is `str::parse::<f64>`'s, to the bit.
+fn check_point(time: &str, value: &str) -> bool {
+    let text = format!("[{time},\"{value}\"]");
+    let b = text.as_bytes();
+    let general = parse_point(b, 0);
+    let fast = fast_point(b, 0);
+    if let Some((t, v, next)) = fast {
+        let Ok(Some((gt, gv, gnext))) = general else {
+            panic!("{text}: the one-pass reader took what the general one refused");
+        };
+        assert_eq!((t, v.to_bits(), next), (gt, gv.to_bits(), gnext), "{text}");
+    }
+    if value.contains('\\') {
+        // An escaped value: read once unescaped, checked by the decoder's other tests.
+    } else if let Ok(Some((_, v, _))) = general {
+        let want: f64 = value.parse().unwrap();
+        assert_eq!(v.to_bits(), want.to_bits(), "{text}");
+    } else {
+        assert!(
+            value.parse::<f64>().is_err()
+                || !value
+                    .starts_with(|c: char| c == '+' || c == '-' || c == '.' || c.is_ascii_digit()),
+            "{text}: refused, yet str::parse reads it"
+        );
+    }
+    // Every cut of the point waits for more bytes, or reads the same as the one-pass reader.
+    for cut in 0..b.len() {
+        assert_eq!(fast_point(&b[..cut], 0), None, "{text} cut at {cut}");
+    }
+    fast.is_some()
+}
+
+#[test]
+fn the_one_pass_sample_reader_agrees_with_the_general_one_and_str_parse() {
+    for value in VALUE_TEXTS {
+        for time in [
+            "1700000000",
+            "1700000000.5",
+            "1700000000.05",
+            "1700000000.781",
+            "0",
+        ] {
+            check_point(time, value);
+        }
+    }
+    let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+    let mut taken = 0;
+    let n = 200_000;
+    for i in 0..n {
+        let value = match i % 4 {
+            // Any f64, as Rust and Go's 'f' format write it (shortest digits, no exponent).
+            0 => format!("{}", f64::from_bits(rng.next())),
+            // A gauge's few decimals, as the bench's and most real series hold.
+            1 => format!(
+                "{}",
+                (rng.below(1 << 30) as f64) / [1.0, 8.0, 10.0, 1000.0][rng.below(4)]
+            ),
+            // Prometheus's `e` form below 1e-6 and from 1e21.
+            2 => format!("{:e}", f64::from_bits(rng.next())),
+            // Random digit strings: any length, point and sign.
+            _ => {
+                let len = 1 + rng.below(26);
+                let mut s: String = (0..len)
+                    .map(|_| char::from(b'0' + rng.below(10) as u8))
+                    .collect();
+                if rng.below(3) > 0 {
+                    s.insert(rng.below(len + 1), '.');
+                }
+                if rng.below(2) == 0 {
+                    s.insert(0, '-');
+                }
+                s
+            }
+        };
+        let time = match rng.below(3) {
+            0 => format!("{}", rng.below(1 << 34)),
+            1 => format!("{}.{}", rng.below(1 << 34), rng.below(1000)),
+            _ => format!("{}.{:03}", rng.below(1 << 34), rng.below(1000)),
+        };
+        taken += usize::from(check_point(&time, &value));
+    }
+    // The one-pass reader must be the path most samples take, or it is not what is tested.
+    assert!(
+        taken > n / 3,
+        "the one-pass reader took only {taken} of {n}"
+    );
 }
 
 /// A small deterministic generator, so the robustness test needs no extra crate.
