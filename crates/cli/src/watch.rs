@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use promlearn_watch::{
-    Config, ERROR_KINDS, Watch,
+    Config, ERROR_KINDS, Shard, Watch,
     backtest::{self, CsvWriter, Summary},
 };
 
@@ -25,6 +25,11 @@ pub struct WatchArgs {
     /// Serve /metrics here instead of the file's `listen` (e.g. 0.0.0.0:9464).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+
+    /// Keep only shard I of N: the series whose label-set hash modulo N is I (instead of the
+    /// file's `shard`); run N watches, 0/N to N-1/N, to share the series between them.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
 
     /// Check the configuration and exit (0 if it is valid), as `promtool check config` does:
     /// every field, and every query's expr parsed as PromQL (offline, no server needed).
@@ -72,6 +77,9 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let mut config = Config::load(&args.config)?;
     if let Some(listen) = args.listen {
         config.listen = listen;
+    }
+    if let Some(shard) = args.shard {
+        config.shard = shard;
     }
     if args.check {
         // Every expr parsed as PromQL (offline); with query_language = "metricsql", warnings.

@@ -67,6 +67,26 @@ async fn check_accepts_the_example_configuration() {
 }
 
 #[tokio::test]
+async fn shard_overrides_the_file_and_refuses_one_that_cannot_be() {
+    let example = repository_root().join("examples/watch/watch.toml");
+    let example = example.to_str().unwrap();
+    let out = run(&["watch", "--config", example, "--check", "--shard", "1/3"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.lines().next().unwrap().ends_with(", shard 1/3"),
+        "{stdout}"
+    );
+    let out = run(&["watch", "--config", example, "--check", "--shard", "3/3"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("invalid shard `3/3`") && stderr.contains("0 <= I < N"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn a_broken_configuration_names_the_file_the_line_and_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("watch.toml");

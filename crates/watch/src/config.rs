@@ -16,7 +16,11 @@ use promlearn_detect::DetectorSpec;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
-use crate::{Error, Result, promql::QueryLanguage};
+use crate::{
+    Error, Result,
+    promql::QueryLanguage,
+    shard::{RawShard, Shard},
+};
 
 /// The address `/metrics` is served on when the file names none.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
@@ -78,6 +82,8 @@ pub struct Config {
     pub max_series: usize,
     /// The queries watched, in file order.
     pub queries: Vec<QueryConfig>,
+    /// The share of the series this watch owns (`shard = { index, total }`; all by default).
+    pub shard: Shard,
     /// What the endpoint speaks: with MetricsQL an `expr` the PromQL parser refuses is only a
     /// warning of [`Config::check_queries`].
     pub query_language: QueryLanguage,
@@ -169,6 +175,8 @@ struct RawConfig {
     stale_after: Option<Spanned<Dur>>,
     #[serde(default)]
     max_series: Option<Spanned<usize>>,
+    #[serde(default)]
+    shard: Option<Spanned<RawShard>>,
     #[serde(default)]
     query_language: QueryLanguage,
     #[serde(default)]
@@ -313,6 +321,11 @@ impl Config {
                 return Err(at(m.span(), "max_series must be at least 1".into()));
             }
             Some(m) => *m.get_ref(),
+        };
+        let shard = match &raw.shard {
+            None => Shard::ALL,
+            Some(s) => Shard::new(s.get_ref().index, s.get_ref().total)
+                .map_err(|e| at(s.span(), format!("shard: {e}")))?,
         };
         let mut auth = Auth {
             ca_cert: raw.ca_cert.map(PathBuf::from),
@@ -459,6 +472,7 @@ impl Config {
             stale_after,
             max_series,
             queries,
+            shard,
             query_language: raw.query_language,
         })
     }
@@ -473,6 +487,9 @@ impl Config {
             if self.queries.len() == 1 { "y" } else { "ies" },
             self.listen
         );
+        if self.shard != Shard::ALL {
+            out.push_str(&format!(", shard {}", self.shard));
+        }
         for q in &self.queries {
             out.push_str(&format!(
                 "\n  {} ({}): {} at step {}, infer every {}, fit every {} on {}",

@@ -93,6 +93,14 @@ pub enum Error {
         /// The configuration's query names, comma-separated.
         known: String,
     },
+    /// A shard (`--shard I/N`) that cannot be.
+    #[error("invalid shard `{text}`: {why}; write I/N with 0 <= I < N, e.g. 0/2 and 1/2 for two")]
+    Shard {
+        /// What was given.
+        text: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// The backtest's sink (the caller's writer) failed; the backtest stopped there.
     #[error("writing a backtest point failed: {0}")]
     Sink(#[source] std::io::Error),

@@ -278,6 +278,20 @@ pub(crate) fn render(shared: &Shared) -> String {
             }
         }
     };
+    e.family(
+        "promlearn_watch_shard_info",
+        "gauge",
+        "Always 1: the shard this watch is (index of total; 0 of 1 unsharded). It owns the series whose label-set hash (FNV-1a 64) modulo total is index.",
+    );
+    let (index, total) = (
+        config.shard.index().to_string(),
+        config.shard.total().to_string(),
+    );
+    e.sample(
+        "promlearn_watch_shard_info",
+        [("index", index.as_str()), ("total", total.as_str())],
+        1.0,
+    );
     per_query(
         &mut e,
         "promlearn_watch_up",

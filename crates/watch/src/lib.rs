@@ -40,6 +40,7 @@ mod export;
 mod promql;
 mod schedule;
 mod series;
+mod shard;
 mod source;
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -59,6 +60,7 @@ pub use error::{Error, Result};
 pub use expo::{CONTENT_TYPE, escape_label_value};
 pub use promql::QueryLanguage;
 pub use series::ERROR_KINDS;
+pub use shard::{Shard, label_hash};
 
 use clock::Clock;
 use schedule::{Exec, Shared};

@@ -199,7 +199,7 @@ where
             query.infer_every,
         )
         .await;
-    let data = match answer {
+    let mut data = match answer {
         Err((kind, message)) => {
             let mut state = shared.lock();
             let q = &mut state.queries[index];
@@ -218,6 +218,9 @@ where
         }
         Ok(data) => data,
     };
+    // Another shard's series are not this watch's business.
+    let shard = shared.config.shard;
+    data.retain(|series| shard.owns(&series.labels));
 
     // Bookkeeping: new series, last-seen times, what to judge.
     let mut jobs = Vec::new();

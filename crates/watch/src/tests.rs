@@ -387,7 +387,11 @@ async fn scores_are_exported_per_series_with_renamed_and_escaped_labels() {
             "{name} outside its family {current}"
         );
     }
-    assert_eq!(seen.len(), 15, "{seen:?}");
+    assert_eq!(seen.len(), 16, "{seen:?}");
+    assert!(
+        text.contains("\npromlearn_watch_shard_info{index=\"0\",total=\"1\"} 1\n"),
+        "{text}"
+    );
     // Each series was fitted once so far (fit_every is 1s).
     assert!(calls.load(Ordering::SeqCst) >= 2);
 
