@@ -15,7 +15,9 @@
 //! once, oldest first, with a [`StreamState`] per series carried from one call to the next and
 //! across refits, and through the alerting stage, so that **one incident is one alert**: after
 //! a flagged point the next [`QUIET_POINTS`] judged points are not flagged and their score is
-//! capped at 1. That is what `promlearn watch` runs and what NAB measures.
+//! capped at 1 (for the band detectors, unless a point lies on the other side of `yhat`: a
+//! drop and then a spike are two incidents). That is what `promlearn watch` runs and what NAB
+//! measures.
 //!
 //! Points the detector cannot judge (its warm-up, a gap, NaN or ±Inf input) have NaN in `yhat`,
 //! the band and the score, and are never anomalous.

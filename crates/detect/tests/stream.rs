@@ -285,3 +285,40 @@ fn knn_on_a_live_dns_rate_catches_a_spike_and_a_drop_with_few_false_alerts() {
     // quiet period then hides the drop; `confirm` keeps it to about one false alert an hour.
     assert!(false_alerts <= 3, "{false_alerts} false alerts in 2 hours");
 }
+
+#[test]
+fn a_drop_then_a_spike_soon_after_are_two_alerts_for_the_band_detectors() {
+    // The demo's timeline at 1 s steps: a drop to a tenth at 100 s (8 s), a five-fold spike at
+    // 125 s (8 s), well inside the quiet period of the drop's alert; the spike is on the other
+    // side of yhat, so it is a new incident.
+    let n = 600;
+    let ts = timestamps(2 * n);
+    let history = prometheus_rate(n, 10, |_| 80.0);
+    let live = prometheus_rate(n, 11, |t| match t {
+        t if (100.0..108.0).contains(&t) => 8.0,
+        t if (125.0..133.0).contains(&t) => 400.0,
+        _ => 80.0,
+    });
+    let series: Vec<f64> = history.iter().chain(&live).copied().collect();
+    for name in ["zscore", "mad", "quantile"] {
+        let spec = DetectorSpec::from_name(name).unwrap();
+        let fitted = spec.fit(&ts[..n], &history).unwrap();
+        let mut state = StreamState::new();
+        let ctx = spec.context();
+        let mut alerts = Vec::new();
+        for end in n..n + 200 {
+            let a = fitted
+                .advance(&mut state, &ts[end - ctx..=end], &series[end - ctx..=end])
+                .unwrap();
+            alerts.extend(a.flagged().map(|_| end - n));
+        }
+        assert!(
+            alerts.iter().any(|i| (96..112).contains(i)),
+            "{name}: the drop: {alerts:?}"
+        );
+        assert!(
+            alerts.iter().any(|i| (121..137).contains(i)),
+            "{name}: the spike: {alerts:?}"
+        );
+    }
+}
