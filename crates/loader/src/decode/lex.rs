@@ -20,14 +20,45 @@ pub(super) struct StrSpan {
     pub(super) next: usize,
 }
 
+/// Each byte of a word, set to `byte`.
+const fn splat(byte: u8) -> u64 {
+    u64::from_ne_bytes([byte; 8])
+}
+
+/// The high bit of each byte of `x` below `n` (`n` <= 0x80) is set, exactly for the lowest such
+/// byte (bytes above it may be flagged falsely, by the borrow): enough to find the first.
+#[inline(always)]
+fn below(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(splat(n)) & !x & splat(0x80)
+}
+
+/// A mask whose lowest set bit is the high bit of the first `"`, `\` or control character in
+/// the 8 bytes of `x` (read little-endian, so the first byte is the lowest); 0 when none.
+#[inline(always)]
+fn specials(x: u64) -> u64 {
+    below(x ^ splat(b'"'), 1) | below(x ^ splat(b'\\'), 1) | below(x, 0x20)
+}
+
 /// Finds the end of the JSON string opening at `b[q] == '"'`.
 #[inline]
 pub(super) fn scan_str(b: &[u8], q: usize) -> Lex<StrSpan> {
     let start = q + 1;
     let mut p = start;
     let mut escaped = false;
-    while p < b.len() {
-        match b[p] {
+    loop {
+        // Eight bytes at a time up to the first byte that matters.
+        while let Some(word) = b.get(p..p + 8) {
+            let found = specials(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+            if found != 0 {
+                p += (found.trailing_zeros() / 8) as usize;
+                break;
+            }
+            p += 8;
+        }
+        let Some(&c) = b.get(p) else {
+            return Ok(None);
+        };
+        match c {
             b'"' => {
                 return Ok(Some(StrSpan {
                     start,
@@ -46,7 +77,6 @@ pub(super) fn scan_str(b: &[u8], q: usize) -> Lex<StrSpan> {
         }
         p += 1;
     }
-    Ok(None)
 }
 
 pub(super) fn make_string(raw: &[u8], escaped: bool) -> std::result::Result<String, String> {
@@ -101,9 +131,14 @@ pub(super) fn make_string(raw: &[u8], escaped: bool) -> std::result::Result<Stri
     Ok(out)
 }
 
-/// `{"name":"value",...}` starting at `b[q] == '{'`.
-pub(super) fn parse_labels(b: &[u8], q: usize) -> Lex<(Labels, usize)> {
-    let mut pairs = Vec::new();
+/// `{"name":"value",...}` starting at `b[q] == '{'`. `pairs` is scratch space, kept between
+/// label sets so that each set costs one allocation of its exact size besides its strings.
+pub(super) fn parse_labels(
+    b: &[u8],
+    q: usize,
+    pairs: &mut Vec<(String, String)>,
+) -> Lex<(Labels, usize)> {
+    pairs.clear();
     let mut p = ws(b, q + 1);
     if p >= b.len() {
         return Ok(None);
@@ -149,7 +184,12 @@ pub(super) fn parse_labels(b: &[u8], q: usize) -> Lex<(Labels, usize)> {
         }
         match b[p] {
             b',' => p = ws(b, p + 1),
-            b'}' => return Ok(Some((Labels::from_decoded(pairs), p + 1))),
+            b'}' => {
+                // Moved out into a vector of the exact size; the scratch keeps its capacity.
+                let mut set = Vec::with_capacity(pairs.len());
+                set.append(pairs);
+                return Ok(Some((Labels::from_decoded(set), p + 1)));
+            }
             _ => return Err((p, "expected `,` or `}` in a label set".into())),
         }
     }

@@ -109,6 +109,8 @@ pub struct Decoder<S> {
     state: St,
     env: Envelope,
     series: SeriesState,
+    /// Scratch space for the label set being read.
+    pairs: Vec<(String, String)>,
 }
 
 type Step = std::result::Result<Option<usize>, Error>;
@@ -123,6 +125,7 @@ impl<S: Sink> Decoder<S> {
             state: St::Start,
             env: Envelope::default(),
             series: SeriesState::default(),
+            pairs: Vec::new(),
         }
     }
 
@@ -414,7 +417,7 @@ impl<S: Sink> Decoder<S> {
                     return Err(self.malformed(q, "a series' `metric` must be an object"));
                 }
                 let Some((labels, next)) =
-                    parse_labels(b, q).map_err(|(at, m)| self.malformed(at, m))?
+                    parse_labels(b, q, &mut self.pairs).map_err(|(at, m)| self.malformed(at, m))?
                 else {
                     return Ok(None);
                 };

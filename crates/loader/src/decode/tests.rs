@@ -1,6 +1,6 @@
 //! The decoder's unit tests on hand-written and recorded answers.
 
-use super::lex::{fast_point, parse_point, parse_time, parse_value};
+use super::lex::{fast_point, parse_point, parse_time, parse_value, scan_str};
 use super::*;
 
 const MATRIX: &str = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"up","instance":"localhost:9090","job":"prometheus"},"values":[[1435781430.781,"1"],[1435781445.781,"NaN"],[1435781460.781,"+Inf"],[1435781475,"-Inf"],[1435781476.05,"1e-07"]]},{"metric":{"job":"x\"y\\z\u00e9"},"values":[]}]},"warnings":["w1","w\n2"],"infos":["i"]}"#;
@@ -322,6 +322,61 @@ fn the_one_pass_sample_reader_agrees_with_the_general_one_and_str_parse() {
         taken > n / 3,
         "the one-pass reader took only {taken} of {n}"
     );
+}
+
+/// The end of a string byte by byte, as the JSON grammar reads it: the reference for the
+/// word-at-a-time scanner.
+fn scan_str_bytewise(b: &[u8], q: usize) -> Option<Result<(usize, bool), usize>> {
+    let mut p = q + 1;
+    let mut escaped = false;
+    while p < b.len() {
+        match b[p] {
+            b'"' => return Some(Ok((p, escaped))),
+            b'\\' => {
+                escaped = true;
+                p += 2;
+                continue;
+            }
+            c if c < 0x20 => return Some(Err(p)),
+            _ => p += 1,
+        }
+    }
+    None
+}
+
+#[test]
+fn strings_end_where_the_bytewise_reading_ends_them() {
+    // Every length up to three words, with each interesting byte at every position, and a
+    // second one after it.
+    let fillers: &[u8] = b"a0~\x7f\x80\xff";
+    let special: &[u8] = b"\"\\\x00\x1f\x20\x21";
+    for len in 0..26 {
+        for &fill in fillers {
+            for at in 0..=len {
+                for &first in special {
+                    for &second in special {
+                        let mut b = vec![b'"'];
+                        b.extend(std::iter::repeat_n(fill, len));
+                        if at < len {
+                            b[1 + at] = first;
+                        }
+                        b.push(second);
+                        b.extend_from_slice(b"xyz");
+                        for end in [b.len(), 1 + len] {
+                            let b = &b[..end];
+                            let want = scan_str_bytewise(b, 0);
+                            let got = match scan_str(b, 0) {
+                                Ok(Some(s)) => Some(Ok((s.end, s.escaped))),
+                                Ok(None) => None,
+                                Err((at, _)) => Some(Err(at)),
+                            };
+                            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(b));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A small deterministic generator, so the robustness test needs no extra crate.
