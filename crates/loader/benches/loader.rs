@@ -21,7 +21,9 @@
 //! `cargo bench -p promlearn-loader --bench loader` (release build; about a minute).
 //! Environment: `LOADER_BENCH_ROUNDS` (default 5) measured rounds per data set; the median is
 //! shown. `LOADER_BENCH_ONLY=decode` runs the decode-only part alone (a Prometheus holding only
-//! the 1.08 M-sample set, recorded from, then the decoders; no Python peers, seconds to start).
+//! the 1.08 M-sample set, recorded from, then the decoders; no Python peers, seconds to start);
+//! `LOADER_BENCH_ONLY=ratio` adds the loader and the floor on that set, the CPU per sample and
+//! the `loader ratio:` line.
 
 #![allow(
     clippy::print_stdout,
@@ -217,13 +219,11 @@ async fn run() -> Result<(), String> {
         series: 1_000,
         points: 10_800,
     };
-    let only_decode = std::env::var("LOADER_BENCH_ONLY").is_ok_and(|v| v == "decode");
+    let only = std::env::var("LOADER_BENCH_ONLY").unwrap_or_default();
+    let (only_decode, only_ratio) = (only == "decode", only == "ratio");
+    let wanted = |name: &str| !(only_decode || only_ratio) || name == RATIO_SET;
     let mut series = Vec::new();
-    for set in sets
-        .iter()
-        .chain([&big])
-        .filter(|set| !only_decode || set.name == RATIO_SET)
-    {
+    for set in sets.iter().chain([&big]).filter(|set| wanted(set.name)) {
         for s in 0..set.series {
             let labels = set.labels(s);
             let labels: Vec<(&str, &str)> = labels.iter().map(|(n, v)| (*n, v.as_str())).collect();
@@ -244,7 +244,7 @@ async fn run() -> Result<(), String> {
         prometheus.url,
         sets.iter()
             .chain([&big])
-            .filter(|set| !only_decode || set.name == RATIO_SET)
+            .filter(|set| wanted(set.name))
             .map(DataSet::samples)
             .sum::<usize>(),
         started.elapsed()
@@ -273,7 +273,7 @@ async fn run() -> Result<(), String> {
     );
     let mut loader_rates = Vec::new();
     let mut cpu_rates = Vec::new();
-    for set in &sets {
+    for set in sets.iter().filter(|set| wanted(set.name)) {
         let query = RangeQuery::new(
             set.name,
             base,
@@ -354,6 +354,14 @@ async fn run() -> Result<(), String> {
             .expect("a measured data set")
     };
 
+    if only_ratio {
+        drop(prometheus);
+        let (decode_ratio, decode_cpu) = decode_only::run(&bodies, rounds);
+        let (ours, floor) = loader_on(RATIO_SET);
+        closing_lines(&cpu_rates, decode_cpu, ours / floor);
+        println!("{decode_ratio}");
+        return Ok(());
+    }
     let remote_read_ratio = raw_paths::run(&client, &raw_sets, base, rounds).await;
     // Decode only while Prometheus idles: one core, no network.
     let (decode_ratio, decode_cpu) = decode_only::run(&bodies, rounds);
@@ -399,6 +407,15 @@ async fn run() -> Result<(), String> {
         rate(tfio_ours),
         tfio_ours / tfio
     );
+    closing_lines(&cpu_rates, decode_cpu, ours / floor);
+    println!("{remote_read_ratio}");
+    println!("{decode_ratio}");
+    Ok(())
+}
+
+/// The CPU per sample of each side on the ratio set, the ceiling they imply, and the
+/// `loader ratio:` line.
+fn closing_lines(cpu_rates: &[(&str, f64, f64, f64)], decode_cpu: f64, ratio: f64) {
     let &(_, prom_encode, prom_serving, loader_cpu) = cpu_rates
         .iter()
         .find(|c| c.0 == RATIO_SET)
@@ -420,13 +437,7 @@ async fn run() -> Result<(), String> {
         std::thread::available_parallelism().map_or(0, usize::from),
         prom_encode / (prom_encode + loader_cpu)
     );
-    println!(
-        "loader ratio: {:.2} (target >= 1.00, floor at the same concurrency)",
-        ours / floor
-    );
-    println!("{remote_read_ratio}");
-    println!("{decode_ratio}");
-    Ok(())
+    println!("loader ratio: {ratio:.2} (target >= 1.00, floor at the same concurrency)");
 }
 
 /// The bodies the decode-only part decodes: the ratio set's whole `query_range` answer as
