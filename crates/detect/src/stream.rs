@@ -8,7 +8,7 @@
 //! above 1 on the other side of `yhat` than the alert ends the quiet period: a drop and then a
 //! spike are two incidents (the demo has them 25 s apart). `knn`'s `yhat` is no level (it is
 //! what the nearest patterns did next), so its quiet period is plain: with the same rule its
-//! NAB score fell from 58.3 to 54.3, the band detectors' did not move. Measured on NAB (see the crate docs), the quiet
+//! NAB score fell from 58.3 to 54.3 (measured before knn's patterns skipped gaps), the band detectors' did not move. Measured on NAB (see the crate docs), the quiet
 //! period is worth 6 to 20 points of the standard score to every detector: without it a level
 //! shift or a burst is a run of alerts, each one after the first charged as a false positive.
 

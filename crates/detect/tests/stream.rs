@@ -322,3 +322,29 @@ fn a_drop_then_a_spike_soon_after_are_two_alerts_for_the_band_detectors() {
         );
     }
 }
+
+#[test]
+fn knn_judges_every_point_of_an_irregular_series() {
+    // Samples 1 to 3 s apart (median 2 s): knn's pattern is the last `window` points, so every
+    // point after the first ones is judged, not only those that fall on a grid.
+    let mut rng = Rng::new(5);
+    let mut t = T0;
+    let ts: Vec<i64> = (0..800)
+        .map(|_| {
+            t += 1000 + (rng.uniform() * 2000.0) as i64;
+            t
+        })
+        .collect();
+    let vs = rhythm(800, 100.0, 10.0, 150.0, 2.0, 6);
+    let spec = DetectorSpec::from_name("knn").unwrap();
+    let a = spec
+        .fit(&ts[..400], &vs[..400])
+        .unwrap()
+        .analyse(&ts, &vs)
+        .unwrap();
+    let skipped = a.score[spec.context()..]
+        .iter()
+        .filter(|s| s.is_nan())
+        .count();
+    assert_eq!(skipped, 0, "points left unjudged");
+}
