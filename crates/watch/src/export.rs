@@ -116,6 +116,9 @@ pub(crate) fn label_text(query: &str, detector: &str, labels: &Labels) -> Arc<st
     out.into()
 }
 
+/// The per-series alert counter's name.
+pub(crate) const ANOMALIES_TOTAL: &str = "promlearn_anomalies_total";
+
 /// One per-series family: its name, its HELP text and its value at a judged point.
 struct SeriesFamily {
     name: &'static str,
@@ -214,6 +217,8 @@ struct QuerySnapshot {
     up: bool,
     /// Each exported series' label text and newest judged point (empty while the query is down).
     points: Vec<(Arc<str>, Point)>,
+    /// Each tracked series' label text and alert count (empty while the query is down).
+    anomalies: Vec<(Arc<str>, u64)>,
     series: usize,
     models: usize,
     fits: u64,
@@ -236,6 +241,14 @@ fn snapshot(shared: &Shared) -> Vec<QuerySnapshot> {
                 q.series
                     .values()
                     .filter_map(|s| Some((s.label_text.clone(), s.last?)))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            anomalies: if q.up {
+                q.series
+                    .values()
+                    .map(|s| (s.label_text.clone(), s.anomalies))
                     .collect()
             } else {
                 Vec::new()
@@ -264,6 +277,16 @@ pub(crate) fn render(shared: &Shared) -> String {
             for (labels, p) in &q.points {
                 e.sample_with_label_text(family.name, labels, (family.value)(p));
             }
+        }
+    }
+    e.family(
+        ANOMALIES_TOTAL,
+        "counter",
+        "Points of the series flagged anomalous since the watch began tracking it: one per alert (the detector stays quiet for a while after one). Alert on increase(promlearn_anomalies_total[5m]) > 0: unlike the newest point's flag, no scrape interval can hide an alert.",
+    );
+    for q in &queries {
+        for (labels, count) in &q.anomalies {
+            e.sample_with_label_text(ANOMALIES_TOTAL, labels, *count as f64);
         }
     }
     let per_query = |e: &mut Exposition,

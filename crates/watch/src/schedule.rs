@@ -327,7 +327,10 @@ where
         series.stream = job.stream;
         let start = job.data.timestamps.first().copied().unwrap_or(now);
         let newest = match &outcome {
-            Outcome::Judged(a) => a.last_judged().and_then(|i| Point::judged(a, i)),
+            Outcome::Judged(a) => {
+                series.anomalies += a.flagged().count() as u64;
+                a.last_judged().and_then(|i| Point::judged(a, i))
+            }
             Outcome::NoModel { .. } => None,
             Outcome::Failed { error, .. } => {
                 tracing::warn!(query = %query.name, series = %job.labels, "analysis failed: {error}");

@@ -154,6 +154,9 @@ pub(crate) struct SeriesState {
     /// The newest judged point; `None` while the query fails, the series is absent, or no point
     /// in the latest answer was judged, so that nothing old is exported.
     pub last: Option<Point>,
+    /// Points flagged since the series was first tracked: every alert counts, also one that is
+    /// not the newest point of its inference round, and a scrape that comes late misses none.
+    pub anomalies: u64,
 }
 
 impl SeriesState {
@@ -174,6 +177,7 @@ impl SeriesState {
             last_seen_ms: now_ms,
             last_sample_ms,
             last: None,
+            anomalies: 0,
         }
     }
 }

@@ -325,6 +325,16 @@ async fn scores_are_exported_per_series_with_renamed_and_escaped_labels() {
         ),
         "{text}"
     );
+    // Every judged point of this series scores 2 (flagged), so each one counts as an alert.
+    let alerts = value(
+        &text,
+        "promlearn_anomalies_total{query=\"q1\",detector=\"zscore\",type=\"A\"}",
+    );
+    assert!(alerts.is_some_and(|n| n >= 1.0), "{text}");
+    assert!(
+        text.contains("# TYPE promlearn_anomalies_total counter\n"),
+        "{text}"
+    );
     assert!(
         text.contains("promlearn_yhat{query=\"q1\",detector=\"zscore\",type=\"A\"} 10\n"),
         "{text}"
@@ -387,7 +397,7 @@ async fn scores_are_exported_per_series_with_renamed_and_escaped_labels() {
             "{name} outside its family {current}"
         );
     }
-    assert_eq!(seen.len(), 16, "{seen:?}");
+    assert_eq!(seen.len(), 17, "{seen:?}");
     assert!(
         text.contains("\npromlearn_watch_shard_info{index=\"0\",total=\"1\"} 1\n"),
         "{text}"
@@ -504,7 +514,18 @@ async fn absent_series_are_dropped_after_stale_after() {
     )
     .await;
     assert!(text.contains("type=\"A\""), "{text}");
-    assert!(!text.contains("type=\"B\""), "{text}");
+    // Only its alert counter stays while it is tracked (a counter, so no alert fires on it).
+    assert!(
+        text.lines()
+            .filter(|l| l.contains("type=\"B\""))
+            .all(|l| l.starts_with("promlearn_anomalies_total{")),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.contains("type=\"B\"")).count(),
+        1,
+        "{text}"
+    );
     assert_eq!(
         running.handle.series_count("q1"),
         Some(2),
