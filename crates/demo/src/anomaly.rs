@@ -60,9 +60,10 @@ struct Event {
 pub struct DetectorOutcome {
     pub query: String,
     pub detector: String,
-    /// Seconds from the spike's start to this query's alert firing for it (a new firing, not
-    /// one that began before the spike), if it fired.
-    pub alert_after_spike_s: Option<f64>,
+    /// Per event of [`EVENTS`]: seconds from its start to this query's alert firing for it,
+    /// if it did: the first firing at or after the first alert the watch counted inside the
+    /// event (so an alert still firing for the event before does not count for this one).
+    pub alert_after_s: Vec<Option<f64>>,
     /// Seconds into the run of the first alert that fired before any injected event, if any.
     pub alert_before_events_s: Option<f64>,
     pub score: EventScore,
@@ -76,17 +77,17 @@ pub struct AnomalyOutcome {
 }
 
 impl AnomalyOutcome {
-    /// The earliest alert after the spike over all detectors.
-    pub fn first_alert_after_spike(&self) -> Option<f64> {
+    /// The earliest alert for event `event` (an index of [`EVENTS`]) over all detectors.
+    pub fn first_alert_after(&self, event: usize) -> Option<f64> {
         self.detectors
             .iter()
-            .filter_map(|d| d.alert_after_spike_s)
+            .filter_map(|d| d.alert_after_s.get(event).copied().flatten())
             .min_by(f64::total_cmp)
     }
 
     /// The lines the demo ends with.
     pub fn summary(&self) -> Vec<String> {
-        let mut lines = vec![match self.first_alert_after_spike() {
+        let mut lines = vec![match self.first_alert_after(SPIKE) {
             Some(s) => format!("alert fired: yes ({s:.1} s after the spike)"),
             None => "alert fired: no".to_owned(),
         }];
@@ -127,7 +128,10 @@ fn watch_config(endpoint: &str, listen: SocketAddr) -> anyhow::Result<Config> {
         .find(|q| !matches!(q.detector, DetectorSpec::Lstm { .. }))
         .context("examples/watch/watch.toml has no cheap detector to copy")?
         .clone();
-    for kind in ["zscore", "mad", "quantile"] {
+    for kind in promlearn_detect::DETECTOR_NAMES
+        .into_iter()
+        .filter(|k| *k != "lstm")
+    {
         if config.queries.iter().any(|q| q.detector.name() == kind) {
             continue;
         }
@@ -211,7 +215,6 @@ pub async fn run(
         .context("the watch service failed")?;
 
     let client = Client::new(endpoint)?;
-    let spike_ms = start_ms + EVENTS[SPIKE].at_s as i64 * 1000;
     let first_event_ms = start_ms + EVENTS[0].at_s as i64 * 1000;
     let events: Vec<Injected> = EVENTS
         .iter()
@@ -236,12 +239,17 @@ pub async fn run(
         outcome.detectors.push(DetectorOutcome {
             query: query.clone(),
             detector: detector.clone(),
-            alert_after_spike_s: firing
+            alert_after_s: events
                 .iter()
-                .enumerate()
-                // A rising edge: firing now, not firing a second before.
-                .find(|(i, t)| **t >= spike_ms && (*i == 0 || firing[i - 1] < **t - 1000))
-                .map(|(_, t)| (t - spike_ms) as f64 / 1000.0),
+                .map(|e| {
+                    let counted = analysis
+                        .flagged()
+                        .map(|i| analysis.timestamps[i])
+                        .find(|t| (e.from_ms..e.to_ms).contains(t))?;
+                    let fired = firing.iter().find(|t| **t >= counted)?;
+                    Some((fired - e.from_ms) as f64 / 1000.0)
+                })
+                .collect(),
             alert_before_events_s: firing
                 .iter()
                 .find(|t| **t < first_event_ms)
@@ -306,7 +314,9 @@ async fn read_analysis(
         "promlearn_yhat_lower",
         "promlearn_yhat_upper",
         "promlearn_anomaly_score",
-        "promlearn_anomalous",
+        // The alert counter, not the newest point's 0/1 flag: a flag on a point that was not
+        // the newest of its inference round, or overwritten before a scrape, still counts.
+        "promlearn_anomalies_total",
     ] {
         let matrix = client
             .query_range(&range(metric)?)
@@ -333,7 +343,18 @@ async fn read_analysis(
         };
         columns.push(column);
     }
-    let anomalous = columns[5].iter().map(|v| *v == 1.0).collect();
+    // A point is flagged where the counter went up since the previous scrape.
+    let mut previous = f64::NAN;
+    let anomalous = columns[5]
+        .iter()
+        .map(|&count| {
+            let up = count > previous;
+            if count.is_finite() {
+                previous = count;
+            }
+            up
+        })
+        .collect();
     let mut columns = columns.into_iter();
     let mut next = || columns.next().expect("six columns");
     Ok(Analysis {
@@ -378,10 +399,32 @@ async fn firing_times(
 
 /// The anomaly run's checks, for `--check`: each reads what Prometheus recorded.
 pub fn checks(outcome: &AnomalyOutcome) -> Vec<(&'static str, bool)> {
+    let every_event_caught = !outcome.detectors.is_empty()
+        && outcome.detectors.iter().all(|d| {
+            d.score.events_found.len() == EVENTS.len()
+                && d.score.events_found.iter().all(|(_, found)| *found)
+        });
+    let mostly_right = !outcome.detectors.is_empty()
+        && outcome
+            .detectors
+            .iter()
+            .all(|d| d.score.flags > 0 && d.score.precision >= 0.5);
     vec![
         (
-            "the alert fired in Prometheus within 20 s of the spike",
-            outcome.first_alert_after_spike().is_some_and(|s| s <= 20.0),
+            "every detector flagged both the drop and the spike (recall 1.00)",
+            every_event_caught,
+        ),
+        (
+            "every detector's flags were mostly on the events (precision >= 0.50)",
+            mostly_right,
+        ),
+        (
+            "the alert fired in Prometheus within 20 s of the drop, for the drop",
+            outcome.first_alert_after(0).is_some_and(|s| s <= 20.0),
+        ),
+        (
+            "the alert fired in Prometheus within 20 s of the spike, for the spike",
+            outcome.first_alert_after(SPIKE).is_some_and(|s| s <= 20.0),
         ),
         (
             "no alert fired before the first injected event (the rhythm alone is normal)",

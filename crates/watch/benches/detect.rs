@@ -93,8 +93,25 @@ fn main() -> anyhow::Result<()> {
 
     std::fs::create_dir_all(&out_dir)?;
     write_results(&out_dir, &corpus, &Results::constant(&corpus, "null", 0.5))?;
+    // `cargo bench ... -- knn mad` runs only those (cargo adds `--bench` itself).
+    let chosen: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if let Some(unknown) = chosen
+        .iter()
+        .find(|c| !DETECTOR_NAMES.contains(&c.as_str()))
+    {
+        bail!(
+            "no detector is called `{unknown}`: name some of {}",
+            DETECTOR_NAMES.join(", ")
+        );
+    }
     let mut best: Option<(String, f64)> = None;
-    for kind in DETECTOR_NAMES {
+    for kind in DETECTOR_NAMES
+        .into_iter()
+        .filter(|k| chosen.is_empty() || chosen.iter().any(|c| c == k))
+    {
         let config = nab_config(kind)?;
         let started = Instant::now();
         let replayed = replay(&corpus, &config, kind)?;
