@@ -141,15 +141,18 @@ impl<S: Sink> Decoder<S> {
 
     /// Decodes as much of `bytes` as completes; keeps the unfinished tail for the next call.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<()> {
-        if self.buf.is_empty() {
-            let used = self.run(bytes)?;
-            self.consumed += used as u64;
-            self.buf.extend_from_slice(&bytes[used..]);
-        } else {
+        // The last piece's unfinished value is completed with as few of these bytes as it needs
+        // (a sample is a few dozen; twice as many each try), so that the rest of the piece is
+        // read where it lies instead of being copied behind it. `bytes[..at]` are in `buf`.
+        let mut at = 0;
+        let mut take = 64;
+        while !self.buf.is_empty() && at < bytes.len() {
+            let k = take.min(bytes.len() - at);
+            take *= 2;
             let mut buf = std::mem::take(&mut self.buf);
-            buf.extend_from_slice(bytes);
-            let used = self.run(&buf);
-            let used = match used {
+            buf.extend_from_slice(&bytes[at..at + k]);
+            at += k;
+            let used = match self.run(&buf) {
                 Ok(used) => used,
                 Err(e) => {
                     self.buf = buf;
@@ -157,8 +160,21 @@ impl<S: Sink> Decoder<S> {
                 }
             };
             self.consumed += used as u64;
-            buf.drain(..used);
+            let left = buf.len() - used;
+            if left <= at {
+                // Only bytes of this piece are left: they are read in place below.
+                at -= left;
+                buf.clear();
+            } else {
+                buf.drain(..used);
+            }
             self.buf = buf;
+        }
+        if self.buf.is_empty() {
+            let rest = &bytes[at..];
+            let used = self.run(rest)?;
+            self.consumed += used as u64;
+            self.buf.extend_from_slice(&rest[used..]);
         }
         if self.buf.len() > MAX_UNIT {
             return Err(self.malformed(0, "a single JSON value is larger than 64 MiB"));
