@@ -39,7 +39,7 @@
 //! through `advance` with a refit every day on the last 7 days, NAB's scoring rules; windowed
 //! Gaussian 39.7, HTM 70.1, ARTime 74.9): `knn` 59.5 (alerting on its own flag: 59.5), and
 //! 65.8 (65.7) with `confirm = 0`, which on a jittery 1 s rate alerts on noise every few
-//! minutes; `mad` 47.5, `lstm` 47.4, `zscore` 43.3, `quantile` 43.6.
+//! minutes; `mad` 47.5, `lstm` 45.7, `zscore` 43.3, `quantile` 43.6.
 //!
 //! The smallest half-width keeps a flat stretch (an idle counter's rate is often exactly
 //! constant, then jitters by one request) from turning every small change into a huge score.
