@@ -215,7 +215,10 @@ mod tests {
             })
             .collect();
         assert_eq!(plain.len(), 1, "plain FNV-1a splits them after all");
-        let on_zero = sets.iter().filter(|l| label_hash(l).is_multiple_of(2)).count();
+        let on_zero = sets
+            .iter()
+            .filter(|l| label_hash(l).is_multiple_of(2))
+            .count();
         assert!((1..13).contains(&on_zero), "{on_zero} of 13 on shard 0");
     }
 

@@ -333,3 +333,69 @@ fn the_page_without_odd_labels_is_lint_clean() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// What a page costs at 100,000 series: the snapshot (the only part under the state lock) and
+/// the render. A measurement, not a check: `cargo test -p promlearn-watch --lib -- --ignored
+/// --nocapture page_cost`.
+#[test]
+#[ignore = "a measurement: run it by name"]
+fn page_cost_at_100000_series() {
+    let shared = shared_of(100_000);
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let snap = snapshot(&shared);
+        let snapped = t.elapsed();
+        drop(snap);
+        let t = std::time::Instant::now();
+        let text = render(&shared);
+        eprintln!(
+            "snapshot (under the lock) {snapped:.2?}, whole render {:.2?} ({} bytes)",
+            t.elapsed(),
+            text.len()
+        );
+    }
+}
+
+/// A state of `n` scored series of one query.
+fn shared_of(n: usize) -> Shared {
+    let config = Config::from_toml(
+        "endpoint = \"http://localhost:9090\"\n[[query]]\nname = \"rx\"\nexpr = \"x\"\ndetector = { kind = \"zscore\" }\n",
+        "t.toml",
+    )
+    .unwrap();
+    let shared = Shared::new(
+        config,
+        Clock::simulated(0),
+        Source::Memory(MemorySource::default()),
+        Exec::Inline,
+        detector_fit(),
+        1,
+    );
+    {
+        let mut state = shared.lock();
+        let q = &mut state.queries[0];
+        q.up = true;
+        for i in 0..n {
+            let l = Labels::from_pairs([
+                (
+                    "instance",
+                    format!("10.0.{}.{}:9100", i / 256 % 256, i % 256),
+                ),
+                ("device", format!("eth{}", i / 65_536)),
+                ("job", "node".to_owned()),
+            ]);
+            let mut s = SeriesState::new(label_text("rx", "zscore", &l), 0, 0, None);
+            s.last = Some(Point {
+                timestamp_ms: 0,
+                value: 12345.678,
+                yhat: 12000.5,
+                lower: 11000.25,
+                upper: 13000.75,
+                score: 0.345678,
+                anomalous: false,
+            });
+            q.series.insert(l, s);
+        }
+    }
+    shared
+}
