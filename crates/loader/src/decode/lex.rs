@@ -324,6 +324,24 @@ fn digits(b: &[u8], mut p: usize, acc: &mut u64, max: usize) -> (usize, usize) {
     (p, p - start)
 }
 
+/// Eight ASCII digits at `b[p..p + 8]` as their value, in a few word operations (the first
+/// digit is the lowest byte); `None` if any of the eight is not a digit or `b` ends first.
+#[inline(always)]
+fn eight_digits(b: &[u8], p: usize) -> Option<u64> {
+    let x = u64::from_le_bytes(b.get(p..p + 8)?.try_into().expect("8 bytes"));
+    // Every byte is 0x30..=0x39: its high nibble is 3, and adding 6 keeps it 3.
+    let high = x & splat(0xF0);
+    let carried = x.wrapping_add(splat(0x06)) & splat(0xF0);
+    if high | (carried >> 4) != splat(0x33) {
+        return None;
+    }
+    // Pairs, then quads, then the eight: 10 * first + second at each level.
+    let v = x & splat(0x0F);
+    let v = (v.wrapping_mul(10 << 8 | 1)) >> 8;
+    let v = ((v & 0x00FF_00FF_00FF_00FF).wrapping_mul(100 << 16 | 1)) >> 16;
+    Some(((v & 0x0000_FFFF_0000_FFFF).wrapping_mul(10_000 << 32 | 1)) >> 32)
+}
+
 /// The common case of a sample, `[<seconds>[.<1-3 digits>],"<decimal>"]` with no spaces, no
 /// escape, no exponent and at most 19 digits in the value, read in one pass: `None` for
 /// anything else (or a sample not complete in `b`), which [`parse_point`] then reads.
@@ -337,8 +355,13 @@ pub(super) fn fast_point(b: &[u8], q: usize) -> Option<(i64, f64, usize)> {
     if b.get(q) != Some(&b'[') {
         return None;
     }
-    let mut secs = 0;
-    let (mut p, n) = digits(b, q + 1, &mut secs, 16);
+    // Seconds since 1973 have ten digits: the first eight in one go.
+    let (mut secs, first) = match eight_digits(b, q + 1) {
+        Some(eight) => (eight, 8),
+        None => (0, 0),
+    };
+    let (mut p, n) = digits(b, q + 1 + first, &mut secs, 16 - first);
+    let n = n + first;
     if n == 0 || n > 15 {
         return None;
     }
