@@ -7,10 +7,16 @@
 //! model and exports `promlearn_anomaly_score`, `promlearn_anomalous`, `promlearn_yhat`,
 //! `promlearn_yhat_lower`, `promlearn_yhat_upper` and `promlearn_value`, labelled with the query's
 //! name, the detector and the series' own labels. Models are (re)fitted every `fit_every` on
-//! `fit_window` of history, off the inference path: a slow fit never delays a score. Series absent
-//! for `stale_after` are forgotten, and `max_series` bounds memory. When Prometheus fails to
-//! answer, that query's scores disappear (so that no alert fires on old data),
+//! `fit_window` of history, off the inference path: a slow fit never delays a score. A series
+//! whose newest sample is older than `stale_after` is forgotten, and `max_series` bounds memory
+//! (stopped series make room before a live one is refused). When Prometheus fails to answer,
+//! that query's scores disappear (so that no alert fires on old data),
 //! `promlearn_watch_up{query}` drops to 0, and the next cycle recovers on its own.
+//!
+//! `/metrics` serves the page rendered after the last inference round, so a scrape never waits
+//! on the engine; a series label that clashes with ours is renamed `exported_…` until unique, as
+//! Prometheus renames it. A [`Shard`] keeps only its share of the series (label-set hash modulo
+//! the number of shards), and [`Config::check_queries`] parses every `expr` as PromQL offline.
 //!
 //! One alerting rule then covers every query and detector: `promlearn_anomaly_score > 1`.
 //!
