@@ -441,27 +441,36 @@ fn closing_lines(cpu_rates: &[(&str, f64, f64, f64)], decode_cpu: f64, ratio: f6
 }
 
 /// The bodies the decode-only part decodes: the ratio set's whole `query_range` answer as
-/// Prometheus sends it (one request, every series), and small recorded answers with what the
-/// big one lacks (long label sets, escaped values, `NaN`, `+Inf`, `1e-07`).
+/// Prometheus sends it (one request, every series), the same divided by 3 (full-precision
+/// values), and small recorded answers with what those lack (long label sets, escaped values,
+/// `NaN`, `+Inf`, `1e-07`).
 async fn decode_bodies(
     http: &reqwest::Client,
     client: &Client,
     set: &DataSet,
     base: i64,
 ) -> Vec<decode_only::Body> {
-    let whole = RangeQuery::new(
-        set.name,
-        base,
-        base + (set.points as i64 - 1) * 1000,
-        Duration::from_secs(1),
-    )
-    .unwrap();
-    let response = http.get(client.range_url(&whole)).send().await.unwrap();
-    assert!(response.status().is_success());
-    let mut bodies = vec![decode_only::Body {
-        name: format!("{} (1 request)", set.name),
-        bytes: response.bytes().await.unwrap().to_vec(),
-    }];
+    let mut bodies = Vec::new();
+    // The set as stored (gauges of a few decimals), and divided by 3: full-precision values
+    // (`4115.041666666667`), as rates and ratios come.
+    for (query, name) in [
+        (set.name.to_owned(), format!("{} (1 request)", set.name)),
+        (format!("{} / 3", set.name), format!("{} / 3", set.name)),
+    ] {
+        let whole = RangeQuery::new(
+            &query,
+            base,
+            base + (set.points as i64 - 1) * 1000,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let response = http.get(client.range_url(&whole)).send().await.unwrap();
+        assert!(response.status().is_success());
+        bodies.push(decode_only::Body {
+            name,
+            bytes: response.bytes().await.unwrap().to_vec(),
+        });
+    }
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/loader");
     for name in [
         "range_many_series.200.json",

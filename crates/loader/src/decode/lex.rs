@@ -346,9 +346,10 @@ fn eight_digits(b: &[u8], p: usize) -> Option<u64> {
 /// escape, no exponent and at most 19 digits in the value, read in one pass: `None` for
 /// anything else (or a sample not complete in `b`), which [`parse_point`] then reads.
 ///
-/// The value is exact: its digits form an integer `m` below 2^53 and its fraction has `f <= 22`
-/// digits, so `m` and `10^f` are exact f64s and one division rounds `m / 10^f` correctly, as
-/// `str::parse::<f64>` does (Clinger's fast path); larger mantissas fall back.
+/// The value is exact: where its digits form an integer `m` up to 2^53 and its fraction has
+/// `f <= 22` digits, `m` and `10^f` are exact f64s and one division rounds `m / 10^f` correctly,
+/// as `str::parse::<f64>` does (Clinger's fast path); larger mantissas (up to 19 digits) are
+/// read by `str::parse::<f64>` itself.
 #[inline(always)]
 pub(super) fn fast_point(b: &[u8], q: usize) -> Option<(i64, f64, usize)> {
     // `[`, the seconds, an optional fraction of 1 to 3 digits, `,"`.
@@ -380,6 +381,7 @@ pub(super) fn fast_point(b: &[u8], q: usize) -> Option<(i64, f64, usize)> {
     }
     p += 2;
     // The value: `-`? digits (`.` digits)?, then `"]`.
+    let text_start = p;
     let negative = b.get(p) == Some(&b'-');
     p += usize::from(negative);
     let mut m = 0;
@@ -391,15 +393,18 @@ pub(super) fn fast_point(b: &[u8], q: usize) -> Option<(i64, f64, usize)> {
         frac_digits = n;
         p = after;
     }
-    if int_digits + frac_digits == 0
-        || int_digits + frac_digits > 19
-        || m > 1 << 53
-        || b.get(p..p + 2) != Some(b"\"]")
-    {
+    if int_digits + frac_digits == 0 || b.get(p..p + 2) != Some(b"\"]") {
         return None;
     }
-    let v = m as f64 / EXACT_POWERS[frac_digits];
-    Some((ms as i64, if negative { -v } else { v }, p + 2))
+    let v = if m <= 1 << 53 && frac_digits < EXACT_POWERS.len() {
+        let v = m as f64 / EXACT_POWERS[frac_digits];
+        if negative { -v } else { v }
+    } else {
+        // Full-precision values (`0.30000000000000004`, rates, ratios): the digits are known
+        // to form a decimal, so std's parser (Eisel-Lemire) reads them without a second scan.
+        std::str::from_utf8(&b[text_start..p]).ok()?.parse().ok()?
+    };
+    Some((ms as i64, v, p + 2))
 }
 
 /// `[<time>,"<value>"]` at `b[q] == '['`.

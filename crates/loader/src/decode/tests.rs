@@ -285,13 +285,18 @@ fn the_one_pass_sample_reader_agrees_with_the_general_one_and_str_parse() {
     let mut taken = 0;
     let n = 200_000;
     for i in 0..n {
-        let value = match i % 4 {
+        let value = match i % 5 {
             // Any f64, as Rust and Go's 'f' format write it (shortest digits, no exponent).
             0 => format!("{}", f64::from_bits(rng.next())),
             // A gauge's few decimals, as the bench's and most real series hold.
             1 => format!(
                 "{}",
                 (rng.below(1 << 30) as f64) / [1.0, 8.0, 10.0, 1000.0][rng.below(4)]
+            ),
+            // Full precision, as rates and ratios come: 16 to 17 significant digits.
+            4 => format!(
+                "{}",
+                (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * [1.0, 1e3, 1e-3][rng.below(3)]
             ),
             // Prometheus's `e` form below 1e-6 and from 1e21.
             2 => format!("{:e}", f64::from_bits(rng.next())),
