@@ -10,6 +10,10 @@ use crate::{
     error::{Attempts, DecodeError, Error, Result},
 };
 
+mod skip;
+
+use skip::Skip;
+
 /// Bytes of one unfinished JSON value (a string, a label set, a point) the decoder will hold.
 const MAX_UNIT: usize = 64 << 20;
 
@@ -43,15 +47,6 @@ enum Key {
 enum Strings {
     Warnings,
     Infos,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-struct Skip {
-    started: bool,
-    scalar: bool,
-    depth: u32,
-    in_str: bool,
-    escaped: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -494,73 +489,6 @@ impl<S: Sink> Decoder<S> {
             self.series.pending.push((t, v));
             Ok(())
         }
-    }
-
-    fn skip(&mut self, b: &[u8], mut p: usize, obj: Obj, mut s: Skip) -> Step {
-        let start = p;
-        if !s.started {
-            let Some((q, c)) = Self::peek(b, p) else {
-                return Ok(None);
-            };
-            s.started = true;
-            p = q;
-            match c {
-                b'{' | b'[' => {
-                    s.depth = 1;
-                    p += 1;
-                }
-                b'"' => {
-                    s.in_str = true;
-                    p += 1;
-                }
-                b'}' | b']' | b',' => return Err(self.malformed(q, "expected a value")),
-                _ => s.scalar = true,
-            }
-        }
-        let done = |this: &mut Self, at: usize| {
-            this.state = St::ObjNext { obj };
-            Ok(Some(at))
-        };
-        if s.scalar {
-            while p < b.len() {
-                if matches!(b[p], b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t') {
-                    return done(self, p);
-                }
-                p += 1;
-            }
-        } else {
-            while p < b.len() {
-                let c = b[p];
-                p += 1;
-                if s.in_str {
-                    if s.escaped {
-                        s.escaped = false;
-                    } else if c == b'\\' {
-                        s.escaped = true;
-                    } else if c == b'"' {
-                        s.in_str = false;
-                        if s.depth == 0 {
-                            return done(self, p);
-                        }
-                    }
-                } else {
-                    match c {
-                        b'"' => s.in_str = true,
-                        b'{' | b'[' => s.depth += 1,
-                        b'}' | b']' => {
-                            s.depth -= 1;
-                            if s.depth == 0 {
-                                return done(self, p);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        }
-        // Skipping is resumable: everything seen is used, and the state remembers where it was.
-        self.state = St::Skip { obj, skip: s };
-        Ok((p > start).then_some(p))
     }
 
     fn str_arr(&mut self, b: &[u8], p: usize, which: Strings, first: bool) -> Step {
