@@ -41,13 +41,17 @@ use promlearn_watch::{
 
 /// The schedule every file is replayed with, the same for the whole corpus: NAB's data is mostly
 /// 5-minute samples, so the watch infers every 5 minutes; refits come daily on a week of history
-/// (long enough for a daily profile, short enough to follow a new normal).
+/// (long enough for a daily profile, short enough to follow a new normal). A series is forgotten
+/// (model and alerting state) only after a week without samples: NAB's hourly and irregular
+/// files have gaps of hours that a live 5-minute series would not.
 const NAB_SCHEDULE: &str = r#"
 step = "5m"
 infer_every = "5m"
 fit_every = "1d"
 fit_window = "7d"
 "#;
+/// Top-level settings of the same configuration.
+const NAB_SERVICE: &str = r#"stale_after = "7d""#;
 
 /// The scoreboard detectors whose published results are re-scored in the same run.
 const PUBLISHED: [&str; 3] = ["windowedGaussian", "numenta", "ARTime"];
@@ -162,6 +166,7 @@ fn detector_name(kind: &str) -> String {
 fn nab_config(kind: &str) -> anyhow::Result<Config> {
     let toml = format!(
         "endpoint = \"http://127.0.0.1:9\"\n\
+         {NAB_SERVICE}\n\
          [[query]]\n\
          name = \"nab\"\n\
          expr = \"unused: the series come from NAB's files\"\n\
