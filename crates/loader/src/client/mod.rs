@@ -187,11 +187,19 @@ impl Client {
         let mut assembler = Assembler::new(query.timestamps());
         let step = query.step_ms;
         let origin = query.start_ms;
+        // Each request is its own task, so that the runtime's threads read and decode the
+        // answers side by side: polled in this one task, a request waits unread while another is
+        // decoded, and the server stalls on its full socket. Tasks still running when the load
+        // is dropped or fails are aborted.
         let mut fetches = stream::iter(plan)
-            .map(|chunk| async move {
-                let (envelope, sink) = self.fetch_range(&chunk).await?;
-                let offset = ((chunk.start_ms - origin) / step) as usize;
-                Ok::<_, Error>((offset, envelope, sink))
+            .map(|chunk| {
+                let client = self.clone();
+                let task = Spawned(tokio::spawn(async move {
+                    let (envelope, sink) = client.fetch_range(&chunk).await?;
+                    let offset = ((chunk.start_ms - origin) / step) as usize;
+                    Ok::<_, Error>((offset, envelope, sink))
+                }));
+                async move { task.join().await }
             })
             .buffer_unordered(self.inner.concurrency);
         let mut infos = Vec::new();
@@ -398,5 +406,24 @@ fn expect_type(query: &str, envelope: &Envelope, expected: &'static str) -> Resu
             found: found.to_owned(),
         }),
         _ => Ok(()),
+    }
+}
+
+/// A spawned request, aborted when dropped before it finished.
+struct Spawned<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Spawned<T> {
+    async fn join(mut self) -> T {
+        match (&mut self.0).await {
+            Ok(done) => done,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("a load's request task was cancelled: {e}"),
+        }
+    }
+}
+
+impl<T> Drop for Spawned<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
