@@ -225,7 +225,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("nab", &[]),
     ("testbed", &["promlearn-loader"]),
     ("dns", &["promlearn-duration"]),
-    ("detect", &["promlearn-model", "promlearn-duration"]),
+    ("detect", &["promlearn-model"]),
     (
         "watch",
         &["promlearn-loader", "promlearn-detect", "promlearn-duration"],
@@ -614,11 +614,7 @@ fn every_path_the_docs_and_comments_name_exists() {
 }
 
 /// Declared dependencies a library does not use yet, each with its reason.
-const UNUSED_DEPENDENCIES: &[(&str, &str, &str)] = &[(
-    "detect",
-    "promlearn-duration",
-    "left for the lead, who is changing crates/detect (house notes, issue 18)",
-)];
+const UNUSED_DEPENDENCIES: &[(&str, &str, &str)] = &[];
 
 #[test]
 fn every_library_uses_the_dependencies_it_declares() {

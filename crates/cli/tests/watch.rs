@@ -61,7 +61,7 @@ async fn check_accepts_the_example_configuration() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("dns_rate (mad)"), "{stdout}");
+    assert!(stdout.contains("dns_rate (knn)"), "{stdout}");
     assert!(stdout.contains("dns_rate_lstm (lstm)"), "{stdout}");
     assert!(stdout.trim_end().ends_with("watch.toml: OK"), "{stdout}");
 }

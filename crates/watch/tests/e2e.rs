@@ -369,7 +369,7 @@ async fn the_whole_example_scores_with_both_detectors() {
         "scores from both queries",
         Duration::from_secs(75),
         |t| {
-            t.contains("\npromlearn_anomaly_score{query=\"dns_rate\",detector=\"mad\",type=\"A\"}")
+            t.contains("\npromlearn_anomaly_score{query=\"dns_rate\",detector=\"knn\",type=\"A\"}")
                 && t.contains(
                     "\npromlearn_anomaly_score{query=\"dns_rate_lstm\",detector=\"lstm\"}",
                 )
@@ -436,7 +436,8 @@ async fn firing(testbed: &Testbed) -> Vec<promlearn_testbed::Sample> {
 }
 
 const CALM_QPS: &str = "constant:40";
-/// Load length: the detector needs its window (30 s) of rate history before it scores.
+/// Load length: the example's detector (knn) needs its min_history (18 s at 1 s steps) of rate
+/// history before it scores.
 const RUN: Duration = Duration::from_secs(80);
 const SPIKE_AT: Duration = Duration::from_secs(55);
 
@@ -495,7 +496,7 @@ async fn the_alert_fires_for_an_injected_spike() {
     );
     assert_eq!(
         fired.labels.get("detector").map(String::as_str),
-        Some("mad")
+        Some("knn")
     );
     assert_eq!(fired.labels.get("type").map(String::as_str), Some("A"));
     assert_eq!(
