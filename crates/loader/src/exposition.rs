@@ -1,6 +1,8 @@
 //! The Prometheus text exposition format (0.0.4), and the parts of OpenMetrics text that a
 //! `/metrics` endpoint may send anyway: every sample with all its labels (`le` and `quantile`
-//! included, as Prometheus stores them), its family's type, its value and its own timestamp.
+//! included, as Prometheus stores them), its family's type, its value and its own timestamp;
+//! and the one writer of that format ([`Writer`], `write.rs`), whose pages this parser reads
+//! back exactly.
 //!
 //! Our own parser, because the crate there is (`prometheus-parse`) folds histogram buckets into
 //! structs and drops the `le` labels and family types that a scrape must keep.
@@ -20,6 +22,10 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
+
+mod write;
+
+pub use write::{CONTENT_TYPE, Flavour, Writer, escape, format_value, label_text};
 
 /// A metric family's type, from its `# TYPE` line (`untyped` without one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -45,6 +51,20 @@ pub enum MetricType {
 }
 
 impl MetricType {
+    /// The type as a `# TYPE` line writes it (`untyped` for [`MetricType::Untyped`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+            MetricType::GaugeHistogram => "gaugehistogram",
+            MetricType::Summary => "summary",
+            MetricType::Info => "info",
+            MetricType::Stateset => "stateset",
+            MetricType::Untyped => "untyped",
+        }
+    }
+
     fn parse(text: &str) -> MetricType {
         match text {
             "counter" => MetricType::Counter,
@@ -165,7 +185,7 @@ fn parse_sample(line: &str) -> Result<Parsed, String> {
     if bytes[0] != b'{' {
         let end = line.find(['{', ' ', '\t']).unwrap_or(line.len());
         name = line[..end].to_owned();
-        if !valid_metric_name(&name) {
+        if !write::is_metric_name(&name) {
             return Err(format!("`{name}` is not a metric name"));
         }
         pos = end;
@@ -253,12 +273,6 @@ fn parse_sample(line: &str) -> Result<Parsed, String> {
     Ok((name, labels, value, timestamp_ms))
 }
 
-fn valid_metric_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
 fn skip_ws(bytes: &[u8], mut pos: usize) -> usize {
     while matches!(bytes.get(pos), Some(b' ') | Some(b'\t')) {
         pos += 1;
@@ -328,27 +342,6 @@ fn parse_timestamp(text: &str) -> Option<i64> {
     }
     let secs: f64 = text.parse().ok()?;
     secs.is_finite().then(|| (secs * 1000.0).round() as i64)
-}
-
-/// The value as the exposition format writes it.
-pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
-}
-
-/// A label value escaped for the exposition format.
-pub fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -479,7 +472,7 @@ foo_created{a="1"} 1520430000.123
     fn values_print_back() {
         assert_eq!(format_value(f64::INFINITY), "+Inf");
         assert_eq!(format_value(0.5), "0.5");
-        assert_eq!(format_value(1e21), "1000000000000000000000");
+        assert_eq!(format_value(1e21), "1e+21");
         assert_eq!(parse_value("1e3"), Some(1000.0));
         assert_eq!(parse_value("infinity"), None);
         assert_eq!(escape("a\"b\\c\nd"), r#"a\"b\\c\nd"#);

@@ -1,6 +1,8 @@
 //! The known data of the end-to-end tests and the text formats it is loaded in: OpenMetrics for
 //! promtool's backfill, Prometheus text with millisecond timestamps for VictoriaMetrics' import.
 
+use promlearn_loader::exposition::{Flavour, MetricType, Writer};
+
 use super::*;
 
 /// One series of known samples: `(timestamp ms, value)`, ascending.
@@ -28,6 +30,18 @@ impl SeriesData {
         let mut pairs = self.labels.clone();
         pairs.push(("__name__".into(), self.name.clone()));
         promlearn_loader::Labels::from_pairs(pairs)
+    }
+
+    /// Its samples, with their timestamps.
+    fn write(&self, page: &mut Writer) {
+        let labels: Vec<(&str, &str)> = self
+            .labels
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        for (t, v) in &self.samples {
+            page.sample_at(&self.name, labels.iter().copied(), *v, *t);
+        }
     }
 
     /// `name{a="1"}`, or `{"a.b","x.y"="1"}` where a name is not a legacy one.
@@ -63,19 +77,7 @@ impl SeriesData {
     }
 }
 
-/// A value as Go's ParseFloat reads it back exactly.
-pub fn float_text(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v:?}")
-    }
-}
-
+/// `ms` as seconds with three decimals, as the query API takes a time.
 pub fn seconds_text(ms: i64) -> String {
     let sign = if ms < 0 { "-" } else { "" };
     format!(
@@ -85,43 +87,31 @@ pub fn seconds_text(ms: i64) -> String {
     )
 }
 
-/// OpenMetrics text for `promtool tsdb create-blocks-from openmetrics`.
+/// OpenMetrics text for `promtool tsdb create-blocks-from openmetrics` (by the loader's
+/// writer, so that the values read back exactly): one TYPE line per name, its series after it.
 pub fn openmetrics(series: &[SeriesData]) -> String {
-    let mut names: Vec<&str> = series.iter().map(|s| s.name.as_str()).collect();
-    names.dedup();
-    let mut out = String::new();
-    let mut done = Vec::new();
+    let mut page = Writer::with_flavour(Flavour::OpenMetrics);
+    let mut done: Vec<&str> = Vec::new();
     for s in series {
-        if done.contains(&s.name) {
+        if done.contains(&s.name.as_str()) {
             continue;
         }
-        done.push(s.name.clone());
-        if s.selector().starts_with('{') {
-            writeln!(out, "# TYPE {:?} gauge", s.name).unwrap();
-        } else {
-            writeln!(out, "# TYPE {} gauge", s.name).unwrap();
-        }
+        done.push(&s.name);
+        page.family(&s.name, MetricType::Gauge, "");
         for member in series.iter().filter(|m| m.name == s.name) {
-            let selector = member.selector();
-            for (t, v) in &member.samples {
-                writeln!(out, "{selector} {} {}", float_text(*v), seconds_text(*t)).unwrap();
-            }
+            member.write(&mut page);
         }
     }
-    out.push_str("# EOF\n");
-    out
+    page.finish()
 }
 
 /// Prometheus's text exposition with millisecond timestamps, for VictoriaMetrics' import.
 pub fn prometheus_text(series: &[SeriesData]) -> String {
-    let mut out = String::new();
+    let mut page = Writer::new();
     for s in series {
-        let selector = s.selector();
-        for (t, v) in &s.samples {
-            writeln!(out, "{selector} {} {t}", float_text(*v)).unwrap();
-        }
+        s.write(&mut page);
     }
-    out
+    page.finish()
 }
 
 /// A start time ten hours ago on a whole hour, so that backfilled blocks are recent.
