@@ -88,6 +88,7 @@ const WATCH_EXAMPLES: &str = "Examples:
   promlearn watch --config examples/watch/watch.toml
   promlearn watch --config watch.toml --listen 0.0.0.0:9464
   promlearn watch --config watch.toml --check
+  promlearn watch --config watch.toml --web.config.file web.yml
   promlearn watch --config watch.toml --backtest --from -7d --output backtest.csv
   promlearn watch --config watch.toml --backtest --from 2024-05-01T00:00:00Z --to 2024-05-02T00:00:00Z -o may1.csv";
 

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use promlearn_watch::{
-    Config, ERROR_KINDS, Shard, Watch,
+    Config, ERROR_KINDS, Shard, Watch, WebConfig,
     backtest::{self, CsvWriter, Summary},
 };
 
@@ -30,6 +30,12 @@ pub struct WatchArgs {
     /// file's `shard`); run N watches, 0/N to N-1/N, to share the series between them.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<Shard>,
+
+    /// TLS and basic auth for /metrics: a web config file in the format of Prometheus's
+    /// exporter-toolkit, the same file node_exporter takes (instead of the file's
+    /// `web_config_file`; see examples/watch/web.yml).
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
 
     /// Check the configuration and exit (0 if it is valid), as `promtool check config` does:
     /// every field, and every query's expr parsed as PromQL (offline, no server needed).
@@ -81,12 +87,26 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     if let Some(shard) = args.shard {
         config.shard = shard;
     }
+    if let Some(web) = &args.web_config_file {
+        config.web_config_file = Some(web.clone());
+    }
     if args.check {
         // Every expr parsed as PromQL (offline); with query_language = "metricsql", warnings.
         for warning in config.check_queries()? {
             eprintln!("warning: {warning}");
         }
         println!("{}", config.summary());
+        if let Some(path) = &config.web_config_file {
+            // Read as at start: certificates parsed and matched, hashes parsed.
+            let web = WebConfig::load(path)?;
+            let users = web.users().count();
+            println!(
+                "{}: {}, basic auth for {users} user{}",
+                path.display(),
+                if web.tls() { "TLS" } else { "plain HTTP" },
+                if users == 1 { "" } else { "s" }
+            );
+        }
         println!("{}: OK", args.config.display());
         return Ok(());
     }
@@ -95,7 +115,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     }
     let watch = Watch::new(config)?;
     eprintln!(
-        "promlearn watch: {} quer{} against {}, serving http://{}/metrics",
+        "promlearn watch: {} quer{} against {}, serving {}",
         watch.config().queries.len(),
         if watch.config().queries.len() == 1 {
             "y"
@@ -103,7 +123,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
             "ies"
         },
         watch.config().endpoint,
-        watch.bound_addr()
+        watch.metrics_url()
     );
     watch.serve(shutdown_signal()).await?;
     eprintln!("stopped");

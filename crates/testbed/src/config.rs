@@ -16,6 +16,9 @@ pub struct ServerConfigs {
     pub prometheus_yml: String,
     /// `(file name, contents)` of each file under `rule_files:`, placed beside prometheus.yml.
     pub rule_files: Vec<(String, String)>,
+    /// `(file name, contents)` of other files prometheus.yml names relative to itself (a scrape
+    /// job's CA certificate), placed beside it.
+    pub side_files: Vec<(String, String)>,
 }
 
 impl ServerConfigs {
@@ -50,27 +53,51 @@ impl ServerConfigs {
             corefile: rewrite_corefile(&corefile_text, corefile, ports)?,
             prometheus_yml: rewrite_prometheus_yml(&prometheus_text, prometheus_yml, ports)?,
             rule_files,
+            side_files: Vec::new(),
         })
     }
 }
 
 /// A scrape job added to the testbed's Prometheus (see `TestbedConfig::extra_scrape_targets`):
-/// one target, scraped every second.
+/// one target, scraped every second, over HTTP or HTTPS, with or without basic auth.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScrapeTarget {
     /// The `job` label.
     pub job_name: String,
     /// `host:port` of the target; its `/metrics` is scraped.
     pub target: String,
+    /// Scrape over HTTPS, trusting this CA certificate (PEM text; written beside
+    /// prometheus.yml, so that it reaches a container too). `None`: plain HTTP.
+    pub https_ca_pem: Option<String>,
+    /// `(user, password)` sent with every scrape.
+    pub basic_auth: Option<(String, String)>,
 }
 
 impl ScrapeTarget {
-    /// A job scraping `target` (`host:port`) every second.
+    /// A job scraping `target` (`host:port`) every second, over plain HTTP.
     pub fn new(job_name: impl Into<String>, target: impl Into<String>) -> ScrapeTarget {
         ScrapeTarget {
             job_name: job_name.into(),
             target: target.into(),
+            https_ca_pem: None,
+            basic_auth: None,
         }
+    }
+
+    /// Scrapes over HTTPS (`scheme: https`, `tls_config: {ca_file}`), trusting `ca_pem`.
+    pub fn https(mut self, ca_pem: impl Into<String>) -> ScrapeTarget {
+        self.https_ca_pem = Some(ca_pem.into());
+        self
+    }
+
+    /// Sends these credentials with every scrape (`basic_auth: {username, password}`).
+    pub fn basic_auth(
+        mut self,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> ScrapeTarget {
+        self.basic_auth = Some((user.into(), password.into()));
+        self
     }
 }
 
@@ -79,10 +106,23 @@ impl ServerConfigs {
     /// placed beside it).
     pub fn add_extras(&mut self, targets: &[ScrapeTarget], rule_files: &[PathBuf]) -> Result<()> {
         for target in targets {
-            let item = format!(
+            let mut item = format!(
                 "- job_name: {:?}\n  scrape_interval: 1s\n  static_configs:\n  - targets: [{:?}]",
                 target.job_name, target.target
             );
+            if let Some(pem) = &target.https_ca_pem {
+                // Relative to prometheus.yml, where Prometheus looks for it.
+                let name = format!("scrape-ca-{}.pem", self.side_files.len());
+                item.push_str(&format!(
+                    "\n  scheme: https\n  tls_config:\n    ca_file: {name:?}"
+                ));
+                self.side_files.push((name, pem.clone()));
+            }
+            if let Some((user, password)) = &target.basic_auth {
+                item.push_str(&format!(
+                    "\n  basic_auth:\n    username: {user:?}\n    password: {password:?}"
+                ));
+            }
             self.prometheus_yml = insert_list_item(&self.prometheus_yml, "scrape_configs:", &item);
         }
         for path in rule_files {

@@ -207,7 +207,7 @@ pub(crate) async fn prometheus_container(
         "/etc/prometheus/prometheus.yml".to_owned(),
         configs.prometheus_yml.clone().into_bytes(),
     )];
-    for (name, contents) in &configs.rule_files {
+    for (name, contents) in configs.rule_files.iter().chain(&configs.side_files) {
         request_files.push((
             format!("/etc/prometheus/{name}"),
             contents.clone().into_bytes(),

@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod certs;
 mod config;
 #[cfg(feature = "containers")]
 pub mod containers;

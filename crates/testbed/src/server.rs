@@ -98,7 +98,7 @@ pub(crate) fn prometheus_process(
     let config = workdir.join("prometheus.yml");
     std::fs::write(&config, &configs.prometheus_yml)
         .map_err(TestbedError::io("writing prometheus.yml"))?;
-    for (name, contents) in &configs.rule_files {
+    for (name, contents) in configs.rule_files.iter().chain(&configs.side_files) {
         std::fs::write(workdir.join(name), contents)
             .map_err(TestbedError::io(format!("writing {name}")))?;
     }

@@ -87,6 +87,9 @@ pub struct Config {
     /// What the endpoint speaks: with MetricsQL an `expr` the PromQL parser refuses is only a
     /// warning of [`Config::check_queries`].
     pub query_language: QueryLanguage,
+    /// TLS and basic auth for `/metrics`: a web config file in exporter-toolkit's format
+    /// ([`WebConfig`](crate::WebConfig); `--web.config.file` overrides it).
+    pub web_config_file: Option<PathBuf>,
 }
 
 /// How to authenticate to the endpoint. Secrets live in files, never in the configuration.
@@ -180,6 +183,8 @@ struct RawConfig {
     #[serde(default)]
     query_language: QueryLanguage,
     #[serde(default)]
+    web_config_file: Option<String>,
+    #[serde(default)]
     query: Vec<Spanned<RawQuery>>,
 }
 
@@ -257,6 +262,7 @@ impl Config {
         let mut config = Config::from_toml(&text, &path.display().to_string())?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.auth.resolve_relative_to(base);
+        config.web_config_file = config.web_config_file.map(|f| base.join(f));
         Ok(config)
     }
 
@@ -474,6 +480,10 @@ impl Config {
             queries,
             shard,
             query_language: raw.query_language,
+            web_config_file: raw
+                .web_config_file
+                .filter(|f| !f.trim().is_empty())
+                .map(PathBuf::from),
         })
     }
 

@@ -37,6 +37,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The web configuration file (`--web.config.file`, TLS and basic auth) is not valid.
+    #[error("web config {}: {problem}", path.display())]
+    WebConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        problem: String,
+    },
     /// The Prometheus client could not be built from the configuration.
     #[error("the Prometheus client: {0}")]
     Client(#[from] promlearn_loader::Error),

@@ -48,6 +48,7 @@ mod schedule;
 mod series;
 mod shard;
 mod source;
+mod web;
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -67,6 +68,7 @@ pub use expo::{CONTENT_TYPE, escape_label_value};
 pub use promql::QueryLanguage;
 pub use series::ERROR_KINDS;
 pub use shard::{Shard, label_hash};
+pub use web::{AUTH_CACHE_TTL, WebConfig};
 
 use clock::Clock;
 use schedule::{Exec, Shared};
@@ -79,6 +81,8 @@ pub struct Watch {
     addr: SocketAddr,
     /// What [`Config::check_queries`] found allowed but worth saying; logged at start.
     warnings: Vec<String>,
+    /// TLS and basic auth from the config's `web_config_file` (none: plain HTTP, no auth).
+    web: Arc<web::Web>,
 }
 
 impl std::fmt::Debug for Watch {
@@ -144,6 +148,10 @@ impl Watch {
     pub(crate) fn with_fit_fn(config: Config, fit_fn: schedule::FitFn) -> Result<Watch> {
         let warnings = config.check_queries()?;
         let client = source::build_client(&config)?;
+        let web_config = (config.web_config_file.as_deref())
+            .map(WebConfig::load)
+            .transpose()?;
+        let web = Arc::new(web::Web::new(web_config.as_ref()));
         let listener =
             std::net::TcpListener::bind(config.listen).map_err(|source| Error::Bind {
                 addr: config.listen,
@@ -173,12 +181,18 @@ impl Watch {
             listener,
             addr,
             warnings,
+            web,
         })
     }
 
     /// The address `/metrics` is served on.
     pub fn bound_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where Prometheus scrapes it: `http://` or, with TLS in the web config, `https://`.
+    pub fn metrics_url(&self) -> String {
+        format!("{}://{}/metrics", self.web.scheme(), self.addr)
     }
 
     /// The configuration it runs.
@@ -227,7 +241,7 @@ impl Watch {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         let shared = self.shared.clone();
-                        connections.spawn(serve_connection(stream, shared));
+                        connections.spawn(self.web.clone().serve(stream, shared));
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: wait, do not spin.
@@ -246,11 +260,22 @@ impl Watch {
     }
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
+/// Serves HTTP on one connection, plain or TLS (`web.rs` accepts it and checks each request's
+/// credentials before `respond` sees it).
+async fn serve_connection<I>(stream: I, shared: Arc<Shared>, web: Arc<web::Web>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = service_fn(move |request: Request<Incoming>| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(respond(&shared, &request)) }
+        let (shared, web) = (shared.clone(), web.clone());
+        async move {
+            let mut response = match web.refuse(&request).await {
+                Some(refused) => refused,
+                None => respond(&shared, &request),
+            };
+            web.decorate(&mut response);
+            Ok::<_, Infallible>(response)
+        }
     });
     let result = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

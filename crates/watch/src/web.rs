@@ -1,0 +1,455 @@
+//! `--web.config.file`: TLS and basic auth on the watch's HTTP endpoints, in the format of
+//! Prometheus's exporter-toolkit (its docs/web-configuration.md), so that the file written for
+//! node_exporter or Prometheus itself works here unchanged.
+//!
+//! What is read: `tls_server_config` (`cert_file`/`key_file` or inline `cert`/`key`,
+//! `client_auth_type` with `client_ca_file`/`client_ca`, `min_version`/`max_version`,
+//! `prefer_server_cipher_suites`), `http_server_config` (`http2`, `headers`) and
+//! `basic_auth_users` (user name to bcrypt hash). A key the format does not have is an error
+//! naming it, as exporter-toolkit's strict reading does; a key it has but this server cannot honour
+//! (`cipher_suites`, `curve_preferences`, `client_allowed_sans`, `rate_limit`, the client
+//! auth types that accept unverified certificates) is an error too, never silently dropped: a
+//! security setting that does nothing would be worse than a refusal.
+//!
+//! Everything is checked when the file is read: the certificate and key are parsed and matched,
+//! every hash is parsed as bcrypt. While serving, the certificate and key files are re-read at
+//! the first handshake after either changes on disk (a rotated certificate needs no restart; a
+//! pair that does not load is logged and the previous one kept); the rest of the file is read
+//! at start.
+//!
+//! Every path needs the credentials except `/healthz` and `/-/healthy`, which tell only that the
+//! process answers: probes (kubelet, load balancers) rarely carry credentials, and liveness
+//! leaks nothing. Wrong or missing credentials get 401 with `WWW-Authenticate: Basic`. A bcrypt
+//! check costs tens of milliseconds by design, so checks run one at a time on the blocking pool
+//! (a flood of wrong passwords costs one core, never the runtime's threads), and a successful
+//! one is remembered for [`AUTH_CACHE_TTL`], keyed by a keyed hash of the user, password and
+//! stored hash, as exporter-toolkit caches them.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{
+    Request, Response, StatusCode,
+    header::{self, HeaderName, HeaderValue},
+};
+use ring::hmac;
+use rustls::ServerConfig;
+use serde::{Deserialize, de::IgnoredAny};
+use tokio::io::AsyncWriteExt;
+
+use crate::{Error, Result};
+
+/// How long a successful basic-auth check is remembered (per user, password and hash).
+pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(600);
+/// The most remembered checks; the oldest goes first.
+const AUTH_CACHE_SIZE: usize = 64;
+/// How long a client may take to open a TLS session before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Paths served without credentials (see the module's documentation).
+const OPEN_PATHS: [&str; 2] = ["/healthz", "/-/healthy"];
+
+/// A checked web configuration file: TLS, basic-auth users and extra response headers.
+///
+/// ```
+/// use promlearn_watch::WebConfig;
+///
+/// let hash = "$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG";
+/// let web = WebConfig::from_yaml(&format!("basic_auth_users:\n  alice: '{hash}'\n"), "web.yml".as_ref())?;
+/// assert!(!web.tls() && web.users().eq(["alice"]));
+///
+/// // A key exporter-toolkit does not know is an error that names it.
+/// let err = WebConfig::from_yaml("basic_auth_user:\n  alice: x\n", "web.yml".as_ref()).unwrap_err();
+/// assert!(err.to_string().contains("basic_auth_user"), "{err}");
+/// # Ok::<(), promlearn_watch::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct WebConfig {
+    path: PathBuf,
+    tls: Option<Arc<ServerConfig>>,
+    users: BTreeMap<String, String>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl std::fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The hashes stay out of logs.
+        f.debug_struct("WebConfig")
+            .field("path", &self.path)
+            .field("tls", &self.tls.is_some())
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebConfig {
+    /// Reads and checks the file at `path`; relative paths in it are taken relative to its
+    /// directory, as exporter-toolkit takes them.
+    pub fn load(path: &Path) -> Result<WebConfig> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadSecret {
+            what: "the web config file",
+            path: path.to_owned(),
+            source,
+        })?;
+        WebConfig::from_yaml(&text, path)
+    }
+
+    /// Parses and checks a web configuration; `path` names it in messages, and its directory
+    /// is where relative file names in it are looked up.
+    pub fn from_yaml(text: &str, path: &Path) -> Result<WebConfig> {
+        let fail = |problem: String| Error::WebConfig {
+            path: path.to_owned(),
+            problem,
+        };
+        // An empty file is an empty configuration: plain HTTP, no auth.
+        let raw: RawWebConfig = if text.trim().is_empty() {
+            RawWebConfig::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| {
+                // One line (the CLI prints errors on one): the position, not the snippet.
+                let message = e.without_snippet().to_string();
+                fail(message.trim_start_matches("error: ").to_owned())
+            })?
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        if raw.rate_limit.is_some() {
+            return Err(fail(unsupported(
+                "rate_limit",
+                "put a proxy in front for rate limits",
+            )));
+        }
+        let tls = match &raw.tls_server_config {
+            Some(tls) => tls.build(base).map_err(fail)?,
+            None => None,
+        };
+        let mut users = BTreeMap::new();
+        for (user, hash) in raw.basic_auth_users.unwrap_or_default() {
+            if user.contains(':') {
+                return Err(fail(format!(
+                    "basic_auth_users: user name `{user}` contains ':', which basic auth cannot \
+                     carry (the header splits user and password at the first ':')"
+                )));
+            }
+            hash.parse::<bcrypt::HashParts>().map_err(|e| {
+                fail(format!(
+                    "basic_auth_users: the password hash of user `{user}` is not a bcrypt hash \
+                     ({e}); make one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`"
+                ))
+            })?;
+            users.insert(user, hash);
+        }
+        let http = raw.http_server_config.unwrap_or_default();
+        let headers = response_headers(http.headers.unwrap_or_default()).map_err(fail)?;
+        Ok(WebConfig {
+            path: path.to_owned(),
+            tls,
+            users,
+            headers,
+        })
+    }
+
+    /// Whether `/metrics` is served over TLS.
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The users basic auth accepts (none: no auth).
+    pub fn users(&self) -> impl Iterator<Item = &str> {
+        self.users.keys().map(String::as_str)
+    }
+
+    /// The file it was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn unsupported(key: &str, instead: &str) -> String {
+    format!(
+        "`{key}` is an exporter-toolkit setting promlearn watch cannot honour (it serves with \
+         rustls's defaults); remove it, or {instead}"
+    )
+}
+
+// ---- the file as written -------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWebConfig {
+    #[serde(default)]
+    tls_server_config: Option<tls::RawTls>,
+    #[serde(default)]
+    http_server_config: Option<RawHttp>,
+    #[serde(default)]
+    basic_auth_users: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    rate_limit: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    /// HTTP/2 is offered by exporter-toolkit; this server speaks HTTP/1.1, which every scraper
+    /// falls back to, so either value is accepted.
+    #[serde(default)]
+    #[allow(
+        dead_code,
+        reason = "accepted for compatibility; HTTP/1.1 is always served"
+    )]
+    http2: Option<bool>,
+    #[serde(default)]
+    headers: Option<BTreeMap<String, String>>,
+}
+
+/// The response headers exporter-toolkit allows in `http_server_config.headers`, checked as it
+/// checks them.
+fn response_headers(
+    headers: BTreeMap<String, String>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+    const ALLOWED: [&str; 5] = [
+        "Content-Security-Policy",
+        "X-Frame-Options",
+        "X-Content-Type-Options",
+        "X-XSS-Protection",
+        "Strict-Transport-Security",
+    ];
+    let mut out = Vec::new();
+    for (name, value) in headers {
+        if !ALLOWED.contains(&name.as_str()) {
+            return Err(format!(
+                "http_server_config.headers: `{name}` is not one of {}",
+                ALLOWED.join(", ")
+            ));
+        }
+        let allowed_values: &[&str] = match name.as_str() {
+            "X-Frame-Options" => &["deny", "sameorigin"],
+            "X-Content-Type-Options" => &["nosniff"],
+            _ => &[],
+        };
+        if !allowed_values.is_empty() && !allowed_values.contains(&value.to_lowercase().as_str()) {
+            return Err(format!(
+                "http_server_config.headers: {name} `{value}` is not one of {}",
+                allowed_values.join(", ")
+            ));
+        }
+        if value.is_empty() {
+            continue;
+        }
+        let value = HeaderValue::from_str(&value).map_err(|_| {
+            format!("http_server_config.headers: {name}: `{value}` is not a header value")
+        })?;
+        out.push((HeaderName::from_static(lowercase(&name)), value));
+    }
+    Ok(out)
+}
+
+/// `HeaderName::from_static` wants lowercase; the allowed names are a fixed set.
+fn lowercase(name: &str) -> &'static str {
+    match name {
+        "Content-Security-Policy" => "content-security-policy",
+        "X-Frame-Options" => "x-frame-options",
+        "X-Content-Type-Options" => "x-content-type-options",
+        "X-XSS-Protection" => "x-xss-protection",
+        _ => "strict-transport-security",
+    }
+}
+
+// ---- serving -------------------------------------------------------------------------------
+
+/// What the server applies to each connection and request, made from an optional
+/// [`WebConfig`] (none: plain HTTP, no auth, as before).
+pub(crate) struct Web {
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    auth: Option<Authenticator>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Web {
+    pub(crate) fn new(config: Option<&WebConfig>) -> Web {
+        let Some(config) = config else {
+            return Web {
+                tls: None,
+                auth: None,
+                headers: Vec::new(),
+            };
+        };
+        Web {
+            tls: config.tls.clone().map(tokio_rustls::TlsAcceptor::from),
+            auth: Authenticator::new(&config.users),
+            headers: config.headers.clone(),
+        }
+    }
+
+    /// `https` or `http`, for the line that says where `/metrics` is.
+    pub(crate) fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// Serves one accepted connection: the TLS handshake if configured, then HTTP.
+    pub(crate) async fn serve(
+        self: Arc<Web>,
+        stream: tokio::net::TcpStream,
+        shared: Arc<crate::schedule::Shared>,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let Some(acceptor) = self.tls.clone() else {
+            return crate::serve_connection(stream, shared, self).await;
+        };
+        // Plain HTTP to the TLS port gets a readable answer (as Go's server gives) instead of a
+        // dropped connection: a TLS session always opens with a handshake record, 0x16.
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+            Ok(Ok(1)) if first[0] != 0x16 => {
+                let mut stream = stream;
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n\
+                          Client sent an HTTP request to an HTTPS server.\n",
+                    )
+                    .await;
+                let _ = stream.shutdown().await;
+                return;
+            }
+            Ok(Ok(1)) => {}
+            _ => return,
+        }
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => crate::serve_connection(tls, shared, self).await,
+            Ok(Err(e)) => tracing::debug!("a TLS handshake failed: {e}"),
+            Err(_) => tracing::debug!("a TLS handshake timed out"),
+        }
+    }
+
+    /// `Some(401)` when the request needs credentials and lacks good ones.
+    pub(crate) async fn refuse<B>(&self, request: &Request<B>) -> Option<Response<Full<Bytes>>> {
+        let auth = self.auth.as_ref()?;
+        if OPEN_PATHS.contains(&request.uri().path()) {
+            return None;
+        }
+        if auth
+            .check(request.headers().get(header::AUTHORIZATION))
+            .await
+        {
+            return None;
+        }
+        Some(
+            Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header(header::WWW_AUTHENTICATE, "Basic")
+                .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                .body(Full::new(Bytes::from_static(b"Unauthorized\n")))
+                .expect("a static response builds"),
+        )
+    }
+
+    /// Adds `http_server_config.headers` to a response.
+    pub(crate) fn decorate<B>(&self, response: &mut Response<B>) {
+        for (name, value) in &self.headers {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+}
+
+/// Basic auth against bcrypt hashes, with successes remembered for a while.
+struct Authenticator {
+    users: BTreeMap<String, String>,
+    /// Checked for an unknown user, so that a wrong name costs as long as a wrong password and
+    /// timing does not tell which names exist.
+    decoy: String,
+    /// A random key for the cache's hashes: no password is kept, nor a plain digest of one.
+    key: hmac::Key,
+    cache: Mutex<Vec<([u8; 32], Instant)>>,
+    /// One bcrypt check at a time.
+    gate: tokio::sync::Semaphore,
+}
+
+impl Authenticator {
+    fn new(users: &BTreeMap<String, String>) -> Option<Authenticator> {
+        let decoy = users.values().next()?.clone();
+        let key = hmac::Key::generate(hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
+            .expect("the system's random source works");
+        Some(Authenticator {
+            users: users.clone(),
+            decoy,
+            key,
+            cache: Mutex::new(Vec::new()),
+            gate: tokio::sync::Semaphore::new(1),
+        })
+    }
+
+    async fn check(&self, header: Option<&HeaderValue>) -> bool {
+        let Some((user, password)) = header.and_then(basic_credentials) else {
+            return false;
+        };
+        let known = self.users.get(&user);
+        let hash = known.unwrap_or(&self.decoy).clone();
+        let mut context = hmac::Context::with_key(&self.key);
+        for part in [user.as_bytes(), password.as_bytes(), hash.as_bytes()] {
+            // Lengths first, so that no two splits of the same bytes collide.
+            context.update(&(part.len() as u64).to_le_bytes());
+            context.update(part);
+        }
+        let mut tag = [0u8; 32];
+        tag.copy_from_slice(context.sign().as_ref());
+        if known.is_some() && self.remembered(&tag) {
+            return true;
+        }
+        let Ok(_permit) = self.gate.acquire().await else {
+            return false;
+        };
+        // The same credentials may have been checked while this request waited.
+        if known.is_some() && self.remembered(&tag) {
+            return true;
+        }
+        let verified = tokio::task::spawn_blocking(move || {
+            bcrypt::verify(password.as_bytes(), &hash).unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
+        let ok = verified && known.is_some();
+        if ok {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.retain(|(_, at)| at.elapsed() < AUTH_CACHE_TTL);
+            if cache.len() >= AUTH_CACHE_SIZE {
+                cache.remove(0);
+            }
+            cache.push((tag, Instant::now()));
+        }
+        ok
+    }
+
+    /// A plain comparison is enough: the tags are outputs of a keyed function the client
+    /// cannot compute, so how long a comparison takes tells it nothing it could use.
+    fn remembered(&self, tag: &[u8; 32]) -> bool {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .iter()
+            .any(|(t, at)| t == tag && at.elapsed() < AUTH_CACHE_TTL)
+    }
+}
+
+/// The user and password of an `Authorization: Basic …` header.
+fn basic_credentials(header: &HeaderValue) -> Option<(String, String)> {
+    let text = header.to_str().ok()?;
+    let (scheme, encoded) = text.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+mod tls;
+
+#[cfg(test)]
+mod tests;
