@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::{path::Path, process::Command};
-
 use common::{WebPrometheus, promlearn};
 
 struct TlsPrometheus {
@@ -16,76 +14,16 @@ struct TlsPrometheus {
     _prometheus: WebPrometheus,
 }
 
-/// A CA, and a server certificate it signs for localhost and 127.0.0.1, made by the openssl
-/// command (in every Debian image).
-fn make_certificates(dir: &Path) {
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("the openssl command (apt-get install openssl)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec![
-        "req",
-        "-x509",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=promlearn test CA",
-    ];
-    ca.extend(ec);
-    let mut other_ca = ca.clone();
-    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
-    openssl(&ca);
-    // A second CA of the same name, with another key, that signed nothing of the server's.
-    other_ca.extend(["-keyout", "other-ca.key", "-out", "other-ca.pem"]);
-    openssl(&other_ca);
-    let mut csr = vec!["req", "-subj", "/CN=localhost"];
-    csr.extend(ec);
-    csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
-    openssl(&csr);
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-        "-out",
-        "server.pem",
-    ]);
-}
-
 async fn start() -> TlsPrometheus {
     let dir = tempfile::tempdir().unwrap();
-    make_certificates(dir.path());
-    let path = |name: &str| dir.path().join(name).display().to_string();
-    let (cert, key, ca) = (path("server.pem"), path("server.key"), path("ca.pem"));
+    // A CA, a server certificate it signs for localhost and 127.0.0.1, and another CA.
+    let certs = promlearn_testbed::certs::make_certificates(dir.path()).unwrap();
+    let path = |p: &std::path::Path| p.display().to_string();
+    let (cert, key, ca) = (
+        path(&certs.server_cert),
+        path(&certs.server_key),
+        path(&certs.ca),
+    );
     // Readiness only: the test below is what checks the certificate handling.
     promlearn_loader::install_crypto_provider();
     let client = reqwest::Client::builder()
@@ -109,8 +47,8 @@ async fn start() -> TlsPrometheus {
     .await;
     TlsPrometheus {
         url: format!("https://localhost:{}", prometheus.port),
-        ca: prometheus.dir.path().join("ca.pem"),
-        other_ca: prometheus.dir.path().join("other-ca.pem"),
+        ca: certs.ca,
+        other_ca: certs.other_ca,
         _prometheus: prometheus,
     }
 }
