@@ -304,3 +304,78 @@ async fn backtest_mistakes_and_an_unreachable_prometheus_are_one_line_each() {
     assert!(stderr.contains("query `q`"), "{stderr}");
     assert!(!csv.exists());
 }
+
+#[tokio::test]
+async fn the_web_config_is_checked_at_start_and_by_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = promlearn_testbed::certs::make_certificates(dir.path()).unwrap();
+    let hash = bcrypt::hash("pw", 4).unwrap();
+    // Named by the TOML, relative to it, and read as at start by --check.
+    let toml = dir.path().join("watch.toml");
+    std::fs::write(
+        &toml,
+        "endpoint = \"http://localhost:9090\"\nweb_config_file = \"web.yml\"\n[[query]]\nname = \"q\"\n\
+         expr = \"up\"\ndetector = { kind = \"zscore\" }\n",
+    )
+    .unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n\
+             basic_auth_users:\n  prometheus: '{hash}'\n"
+        ),
+    )
+    .unwrap();
+    let toml = toml.to_str().unwrap();
+    let out = run(&["watch", "--config", toml, "--check"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("web.yml: TLS, basic auth for 1 user\n"),
+        "{stdout}"
+    );
+    // --web.config.file overrides the file's; each mistake is one line naming what is wrong,
+    // from --check and at start alike.
+    let other = dir.path().join("other.yml");
+    for (text, wanted) in [
+        (
+            "basic_auth_user:\n  prometheus: x\n".to_owned(),
+            "unknown field `basic_auth_user`",
+        ),
+        (
+            format!("basic_auth_users:\n  prometheus: '{}'\n", &hash[..40]),
+            "user `prometheus` is not a bcrypt hash",
+        ),
+        (
+            format!(
+                "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+                certs.server_cert.display(),
+                certs.ca_key.display()
+            ),
+            "do not make a pair",
+        ),
+    ] {
+        std::fs::write(&other, &text).unwrap();
+        for extra in [&["--check"][..], &[][..]] {
+            let mut args = vec!["watch", "--config", toml, "--web.config.file"];
+            args.push(other.to_str().unwrap());
+            args.extend_from_slice(extra);
+            let out = run(&args).await;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{text}: should fail");
+            let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+            assert_eq!(lines.len(), 1, "one line: {stderr}");
+            assert!(
+                lines[0].starts_with(&format!("error: web config {}: ", other.display()))
+                    && lines[0].contains(wanted),
+                "`{}` should name {wanted}",
+                lines[0]
+            );
+        }
+    }
+}
