@@ -12,10 +12,11 @@
 //! security setting that does nothing would be worse than a refusal.
 //!
 //! Everything is checked when the file is read: the certificate and key are parsed and matched,
-//! every hash is parsed as bcrypt. While serving, the certificate and key files are re-read at
-//! the first handshake after either changes on disk (a rotated certificate needs no restart; a
-//! pair that does not load is logged and the previous one kept); the rest of the file is read
-//! at start.
+//! every hash is parsed as bcrypt; at start a mistake stops the service. While serving, the file
+//! is read again when it changes on disk (users, hashes and headers change without a restart, as
+//! exporter-toolkit reads its file for every request), and the certificate and key files at the
+//! first handshake after either changes (a renewed certificate needs no restart). A version that
+//! does not load, or that would turn TLS on or off, is logged and the last good one kept.
 //!
 //! Every path needs the credentials except `/healthz` and `/-/healthy`, which tell only that the
 //! process answers: probes (kubelet, load balancers) rarely carry credentials, and liveness
@@ -29,7 +30,7 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use base64::Engine;
@@ -263,32 +264,89 @@ fn lowercase(name: &str) -> &'static str {
 // ---- serving -------------------------------------------------------------------------------
 
 /// What the server applies to each connection and request, made from an optional
-/// [`WebConfig`] (none: plain HTTP, no auth, as before).
+/// [`WebConfig`] (none: plain HTTP, no auth, as before). The file is read again when it changes
+/// on disk (one `stat` per connection and request), as exporter-toolkit reads its file for every
+/// request: users and headers change without a restart. A new version that does not load, or
+/// that turns TLS on or off (the listener's scheme is fixed at start), is logged and the last
+/// good one kept.
 pub(crate) struct Web {
+    /// The file and what it held when last read; `None` without a web config.
+    file: Option<(PathBuf, Mutex<Loaded>)>,
+    /// Whether connections speak TLS (fixed at start).
+    tls: bool,
+}
+
+/// The version in force and the file's stamp when it was last looked at.
+type Loaded = (Stamp, Arc<Active>);
+
+/// One version of the web config, ready to serve with.
+struct Active {
     tls: Option<tokio_rustls::TlsAcceptor>,
     auth: Option<Authenticator>,
     headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Active {
+    fn new(config: &WebConfig) -> Active {
+        Active {
+            tls: config.tls.clone().map(tokio_rustls::TlsAcceptor::from),
+            auth: Authenticator::new(&config.users),
+            headers: config.headers.clone(),
+        }
+    }
+}
+
+/// What identifies a version of a file on disk: its modification time and length.
+pub(super) type Stamp = Option<(SystemTime, u64)>;
+
+/// The [`Stamp`] of `path` now (`None` when it cannot be read).
+pub(super) fn file_stamp(path: &Path) -> Stamp {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
 }
 
 impl Web {
     pub(crate) fn new(config: Option<&WebConfig>) -> Web {
         let Some(config) = config else {
             return Web {
-                tls: None,
-                auth: None,
-                headers: Vec::new(),
+                file: None,
+                tls: false,
             };
         };
+        let loaded = (file_stamp(&config.path), Arc::new(Active::new(config)));
         Web {
-            tls: config.tls.clone().map(tokio_rustls::TlsAcceptor::from),
-            auth: Authenticator::new(&config.users),
-            headers: config.headers.clone(),
+            file: Some((config.path.clone(), Mutex::new(loaded))),
+            tls: config.tls(),
         }
+    }
+
+    /// The version to serve with now, read again first if the file changed.
+    fn active(&self) -> Option<Arc<Active>> {
+        let (path, current) = self.file.as_ref()?;
+        let stamp = file_stamp(path);
+        let mut current = current.lock().unwrap_or_else(|e| e.into_inner());
+        if stamp != current.0 {
+            // Remembered either way: a broken version is tried again when it changes again.
+            current.0 = stamp;
+            match WebConfig::load(path) {
+                Ok(config) if config.tls() != self.tls => tracing::warn!(
+                    "{} now turns TLS {}; that needs a restart, so the previous web config                      stays in force",
+                    path.display(),
+                    if config.tls() { "on" } else { "off" }
+                ),
+                Ok(config) => {
+                    current.1 = Arc::new(Active::new(&config));
+                    tracing::info!("re-read {} after it changed", path.display());
+                }
+                Err(e) => tracing::warn!("keeping the previous web config: {e}"),
+            }
+        }
+        Some(current.1.clone())
     }
 
     /// `https` or `http`, for the line that says where `/metrics` is.
     pub(crate) fn scheme(&self) -> &'static str {
-        if self.tls.is_some() { "https" } else { "http" }
+        if self.tls { "https" } else { "http" }
     }
 
     /// Serves one accepted connection: the TLS handshake if configured, then HTTP.
@@ -298,7 +356,7 @@ impl Web {
         shared: Arc<crate::schedule::Shared>,
     ) {
         let _ = stream.set_nodelay(true);
-        let Some(acceptor) = self.tls.clone() else {
+        let Some(acceptor) = self.active().and_then(|active| active.tls.clone()) else {
             return crate::serve_connection(stream, shared, self).await;
         };
         // Plain HTTP to the TLS port gets a readable answer (as Go's server gives) instead of a
@@ -328,7 +386,8 @@ impl Web {
 
     /// `Some(401)` when the request needs credentials and lacks good ones.
     pub(crate) async fn refuse<B>(&self, request: &Request<B>) -> Option<Response<Full<Bytes>>> {
-        let auth = self.auth.as_ref()?;
+        let active = self.active()?;
+        let auth = active.auth.as_ref()?;
         if OPEN_PATHS.contains(&request.uri().path()) {
             return None;
         }
@@ -350,7 +409,10 @@ impl Web {
 
     /// Adds `http_server_config.headers` to a response.
     pub(crate) fn decorate<B>(&self, response: &mut Response<B>) {
-        for (name, value) in &self.headers {
+        let Some(active) = self.active() else {
+            return;
+        };
+        for (name, value) in &active.headers {
             response.headers_mut().insert(name.clone(), value.clone());
         }
     }

@@ -249,7 +249,9 @@ fn request(path: &str, authorization: Option<HeaderValue>) -> Request<()> {
     builder.body(()).unwrap()
 }
 
-fn web_with_users() -> Web {
+/// A web config with two users, and the directory holding it (the file must outlive the `Web`,
+/// which reads it again when it changes).
+fn web_with_users() -> (tempfile::TempDir, Web) {
     let dir = tempfile::tempdir().unwrap();
     let config = load(
         dir.path(),
@@ -260,12 +262,13 @@ fn web_with_users() -> Web {
         ),
     )
     .unwrap();
-    Web::new(Some(&config))
+    let web = Web::new(Some(&config));
+    (dir, web)
 }
 
 #[tokio::test]
 async fn wrong_or_missing_credentials_get_401_with_a_basic_challenge() {
-    let web = web_with_users();
+    let (_dir, web) = web_with_users();
     for authorization in [
         None,
         Some(basic(USER, "wrong")),
@@ -283,7 +286,8 @@ async fn wrong_or_missing_credentials_get_401_with_a_basic_challenge() {
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(refused.headers()[header::WWW_AUTHENTICATE], "Basic");
     }
-    let auth = web.auth.as_ref().unwrap();
+    let active = web.active().unwrap();
+    let auth = active.auth.as_ref().unwrap();
     assert!(
         auth.cache.lock().unwrap().is_empty(),
         "failures are not remembered"
@@ -318,8 +322,9 @@ async fn wrong_or_missing_credentials_get_401_with_a_basic_challenge() {
 
 #[tokio::test]
 async fn a_successful_check_is_remembered_and_only_for_those_credentials() {
-    let web = web_with_users();
-    let auth = web.auth.as_ref().unwrap();
+    let (_dir, web) = web_with_users();
+    let active = web.active().unwrap();
+    let auth = active.auth.as_ref().unwrap();
     assert!(auth.check(Some(&basic(USER, PASSWORD))).await);
     assert_eq!(auth.cache.lock().unwrap().len(), 1);
     assert!(auth.check(Some(&basic(USER, PASSWORD))).await);
@@ -395,4 +400,42 @@ fn the_example_web_config_reads_and_its_documented_password_passes() {
     assert!(web.tls());
     assert_eq!(web.users().collect::<Vec<_>>(), ["prometheus"]);
     assert!(bcrypt::verify("change-me", &web.users["prometheus"]).unwrap());
+}
+
+#[tokio::test]
+async fn a_changed_file_is_read_again_and_a_broken_one_ignored() {
+    let (dir, web) = web_with_users();
+    let path = dir.path().join("web.yml");
+    let ok = |user: &str, password: &str| {
+        let request = request("/metrics", Some(basic(user, password)));
+        let web = &web;
+        async move { web.refuse(&request).await.is_none() }
+    };
+    assert!(ok(USER, PASSWORD).await);
+    // Alice's password changes and bob goes: the next request sees it, the remembered success
+    // included (it was for the old hash).
+    std::fs::write(
+        &path,
+        format!(
+            "basic_auth_users:\n  {USER}: '{}'\n",
+            bcrypt::hash("new-password", 4).unwrap()
+        ),
+    )
+    .unwrap();
+    assert!(!ok(USER, PASSWORD).await);
+    assert!(ok(USER, "new-password").await);
+    assert!(!ok("bob", "other").await);
+    // A broken version, and one that would turn TLS on, leave the last good one in force.
+    std::fs::write(&path, "basic_auth_users: [oops\n").unwrap();
+    assert!(ok(USER, "new-password").await);
+    let (certs_dir, certs) = certificates();
+    let with_tls = format!(
+        "{}basic_auth_users:\n  bob: '{}'\n",
+        tls_yaml(&certs),
+        bcrypt::hash("other", 4).unwrap()
+    );
+    std::fs::write(&path, with_tls).unwrap();
+    assert!(ok(USER, "new-password").await);
+    assert!(!ok("bob", "other").await);
+    drop(certs_dir);
 }

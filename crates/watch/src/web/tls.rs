@@ -4,7 +4,6 @@
 use std::{
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
-    time::SystemTime,
 };
 
 use rustls::{
@@ -16,7 +15,7 @@ use rustls::{
 };
 use serde::Deserialize;
 
-use super::unsupported;
+use super::{Stamp, file_stamp, unsupported};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -256,14 +255,9 @@ fn certified_key(cert: &Pem, key: &Pem, provider: &CryptoProvider) -> Result<Cer
     })
 }
 
-/// What identifies a version of a file on disk, to notice a rotated certificate.
-type Stamp = Option<(SystemTime, u64)>;
-
 fn stamp(pem: &Pem) -> Stamp {
     match pem {
-        Pem::File(path) => std::fs::metadata(path)
-            .ok()
-            .and_then(|m| Some((m.modified().ok()?, m.len()))),
+        Pem::File(path) => file_stamp(path),
         Pem::Inline(_) => None,
     }
 }
