@@ -14,9 +14,11 @@
 //! - the layers run one way: each library depends only on the workspace crates below it;
 //! - only the loader speaks HTTP to Prometheus (the one library with an HTTP client; the watch
 //!   service is the one HTTP server), only the model depends on candle;
-//! - threshold logic lives in promlearn-detect, duration parsing in promlearn-duration;
-//! - libraries return their own error types (no anyhow), and the model does no I/O besides
-//!   save/load.
+//! - threshold logic lives in promlearn-detect, duration parsing in promlearn-duration, and a
+//!   secret file is read by the loader's one rule, the text format by the loader's one writer;
+//! - the testbed installs nothing (provisioning is xtask's);
+//! - libraries return their own error types (no anyhow): `#[non_exhaustive]` thiserror enums; and
+//!   the model does no I/O besides save/load.
 
 use std::{
     fs,
@@ -24,6 +26,10 @@ use std::{
 };
 
 use crate::repository_root;
+
+// The rules read from the code itself (where thresholds, durations, secrets and the text format
+// live; what the model and the testbed never do; how errors are declared).
+mod code;
 
 /// The library crates (directory names under `crates/`): everything but the programs.
 const PROGRAMS: &[&str] = &["cli", "demo"];
@@ -324,175 +330,6 @@ fn http_candle_and_anyhow_stay_where_the_map_puts_them() {
     assert!(broken.is_empty(), "{}", broken.join("\n"));
 }
 
-/// Lines of library and program sources (tests, examples and benches too) outside `crates/`'s
-/// `owner`, with what each names.
-fn lines_outside(owner: &str) -> Vec<(String, usize, String)> {
-    let mut out = Vec::new();
-    for file in all_rust_files() {
-        let path = shown(&file);
-        // This file names the patterns it looks for.
-        if path.starts_with(&format!("crates/{owner}/")) || path == "xtask/src/tidy.rs" {
-            continue;
-        }
-        let text = fs::read_to_string(&file).expect("a readable source file");
-        for (i, line) in text.lines().enumerate() {
-            out.push((path.clone(), i + 1, line.to_owned()));
-        }
-    }
-    out
-}
-
-/// Threshold-like items allowed outside crates/detect (a path prefix and an item; an empty item
-/// allows the whole path), each with its reason.
-const THRESHOLD_EXCEPTIONS: &[(&str, &str, &str)] = &[
-    (
-        "crates/model/src/model/",
-        "SavedThreshold",
-        "the plain value an older `promlearn train` saved in model.json, read back so that \
-         detect still loads such models; it computes nothing",
-    ),
-    (
-        "crates/nab/",
-        "",
-        "NAB's scorer sweeps the threshold over a detector's scores to score it, as NAB does: \
-         scoring, not detection",
-    ),
-];
-
-/// The name of the item a line defines (`fn name`, `struct Name`, `enum Name`), if any.
-fn defined_item(code: &str) -> Option<&str> {
-    ["fn ", "struct ", "enum ", "trait "]
-        .iter()
-        .find_map(|keyword| {
-            let at = code.find(keyword)?;
-            let before = &code[..at];
-            if !(before.is_empty() || before.ends_with(' ') || before.ends_with('(')) {
-                return None;
-            }
-            let rest = &code[at + keyword.len()..];
-            let end = rest
-                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len());
-            Some(&rest[..end])
-        })
-}
-
-#[test]
-fn threshold_logic_lives_in_detect() {
-    let mut found = Vec::new();
-    for (path, number, line) in lines_outside("detect") {
-        let code = line.trim_start();
-        if code.starts_with("//") || path.contains("/tests/") {
-            continue;
-        }
-        let Some(item) = defined_item(code) else {
-            continue;
-        };
-        let lower = item.to_ascii_lowercase();
-        let is_threshold = lower.contains("threshold")
-            || lower == "quantile"
-            || lower == "percentile"
-            || lower.ends_with("_quantile");
-        if is_threshold
-            && !THRESHOLD_EXCEPTIONS
-                .iter()
-                .any(|(p, allowed, _)| path.starts_with(p) && code.contains(allowed))
-        {
-            found.push(format!("{path}:{number}: {code}"));
-        }
-    }
-    assert!(
-        found.is_empty(),
-        "threshold logic outside promlearn-detect, the one place with detection and threshold \
-         logic (ARCHITECTURE.md); call detect, or list an exception with its reason in \
-         THRESHOLD_EXCEPTIONS:\n  {}",
-        found.join("\n  ")
-    );
-}
-
-/// Files that turn plain numbers into durations themselves, each with its reason.
-const DURATION_EXCEPTIONS: &[(&str, &str)] = &[(
-    "crates/watch/src/config.rs",
-    "a watch TOML's plain numbers (seconds) are read by the config's own serde visitor; \
-     the watch engineer is to move that reading into promlearn-duration",
-)];
-
-#[test]
-fn durations_users_type_are_read_by_promlearn_duration() {
-    let mut found = Vec::new();
-    let mut visitors = Vec::new();
-    for (path, number, line) in lines_outside("duration") {
-        let code = line.trim_start();
-        if code.starts_with("//") {
-            continue;
-        }
-        // A duration parsed from text by hand: `Duration::from_secs_f64(text.parse()?)`, or a
-        // unit suffix stripped.
-        let hand_parsed = code
-            .find("Duration::from_")
-            .is_some_and(|at| code[at..].contains(".parse"));
-        let suffix = [
-            "\"ms\"", "\"s\"", "'s'", "\"m\"", "'m'", "\"h\"", "'h'", "\"d\"", "'d'",
-        ]
-        .iter()
-        .any(|unit| {
-            ["strip_suffix(", "trim_end_matches(", "ends_with("]
-                .iter()
-                .any(|call| code.contains(&format!("{call}{unit})")))
-        });
-        if hand_parsed || suffix {
-            found.push(format!("{path}:{number}: {code}"));
-        }
-        // A serde visitor that makes a Duration from a number.
-        if code.contains("fn visit_") && (code.contains("64")) {
-            visitors.push(path);
-        }
-    }
-    for path in visitors {
-        let text = fs::read_to_string(repository_root().join(&path)).expect("readable");
-        if text.contains("Duration::from_secs")
-            && !DURATION_EXCEPTIONS.iter().any(|(p, _)| *p == path)
-            && !found.iter().any(|f| f.starts_with(&path))
-        {
-            found.push(format!(
-                "{path}: a serde visitor makes durations from numbers"
-            ));
-        }
-    }
-    assert!(
-        found.is_empty(),
-        "durations read outside promlearn-duration, the one grammar for every duration a user \
-         types (ARCHITECTURE.md); call promlearn_duration::parse, or list the file in \
-         DURATION_EXCEPTIONS with its reason:\n  {}",
-        found.join("\n  ")
-    );
-}
-
-#[test]
-fn the_model_does_no_io_besides_save_and_load() {
-    let mut files = Vec::new();
-    rust_files(
-        &repository_root().join("crates").join("model").join("src"),
-        &mut files,
-    );
-    let io: Vec<String> = files
-        .iter()
-        .map(|f| shown(f))
-        .filter(|path| !path.ends_with("model/persist.rs"))
-        .filter(|path| {
-            let text = fs::read_to_string(repository_root().join(path)).expect("readable");
-            ["std::fs", "File::", "std::net", "std::process", "std::env"]
-                .iter()
-                .any(|api| text.contains(api))
-        })
-        .collect();
-    assert!(
-        io.is_empty(),
-        "the model takes plain &[f64] and does no I/O besides save/load (model/persist.rs): \
-         {io:?}"
-    );
-}
-
 #[test]
 fn library_files_stay_short_enough_to_read() {
     const LIMIT: usize = 750;
@@ -586,7 +423,7 @@ fn every_path_the_docs_and_comments_name_exists() {
         let Ok(text) = fs::read_to_string(&file) else {
             continue;
         };
-        if shown(&file) == "xtask/src/tidy.rs" {
+        if shown(&file).starts_with("xtask/src/tidy") {
             continue;
         }
         // A crate's own files may name paths from the crate's directory (`examples/x.rs`).
@@ -653,8 +490,15 @@ fn every_library_uses_the_dependencies_it_declares() {
 #[test]
 fn every_test_the_map_names_exists() {
     let map = fs::read_to_string(repository_root().join("ARCHITECTURE.md")).expect("the map");
-    let tidy = fs::read_to_string(repository_root().join("xtask").join("src").join("tidy.rs"))
-        .expect("this file");
+    let mut files = vec![repository_root().join("xtask").join("src").join("tidy.rs")];
+    rust_files(
+        &repository_root().join("xtask").join("src").join("tidy"),
+        &mut files,
+    );
+    let tidy: String = files
+        .iter()
+        .map(|f| fs::read_to_string(f).expect("a tidy file"))
+        .collect();
     let mut missing = Vec::new();
     let mut rest = map.as_str();
     while let Some(at) = rest.find("[`") {

@@ -2,13 +2,14 @@
 //! program that takes one: the CLI's `--basic-auth-file` and `--bearer-token-file`, the watch
 //! service's `password_file` and `bearer_token_file`.
 
-use std::{fmt, io, path::Path};
+use std::{io, path::Path};
 
 /// Why a secret file gave no secret. Its message names the file, never its content.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SecretFileError {
     /// The file could not be read.
+    #[error("cannot read {path}: {kind}")]
     Read {
         /// The file.
         path: String,
@@ -16,31 +17,18 @@ pub enum SecretFileError {
         kind: io::ErrorKind,
     },
     /// The file holds nothing but whitespace.
+    #[error("{path} is empty")]
     Empty {
         /// The file.
         path: String,
     },
     /// The file holds more than one line: a secret is one line.
+    #[error("{path} holds more than one line; a secret file holds the secret alone")]
     SeveralLines {
         /// The file.
         path: String,
     },
 }
-
-impl fmt::Display for SecretFileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SecretFileError::Read { path, kind } => write!(f, "cannot read {path}: {kind}"),
-            SecretFileError::Empty { path } => write!(f, "{path} is empty"),
-            SecretFileError::SeveralLines { path } => write!(
-                f,
-                "{path} holds more than one line; a secret file holds the secret alone"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for SecretFileError {}
 
 /// Reads the secret in the file at `path`: its content with surrounding whitespace (a final
 /// newline, `\r\n`) trimmed, as Prometheus reads its own `password_file` and

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 /// Everything that can go wrong reading NAB's files or scoring results. Match on the variant,
 /// never on the message.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A file or directory could not be read or written.
     #[error(

@@ -48,12 +48,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use promlearn_loader::Labels;
+use promlearn_loader::{Labels, exposition::format_value};
 
 use crate::{
     Config, Error, Result,
     clock::{Clock, simulated_ticks},
-    expo::format_value,
     schedule::{self, Exec, FitFn, Shared},
     source::{self, Source},
 };

@@ -226,22 +226,16 @@ impl<'de> Deserialize<'de> for Dur {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Dur, E> {
                 promlearn_duration::parse(v).map(Dur).map_err(E::custom)
             }
+            // A number is seconds: its decimal text read by the same grammar as a string, so
+            // that one rule (promlearn-duration's) refuses what it refuses everywhere.
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Dur, E> {
-                u64::try_from(v)
-                    .map(|s| Dur(Duration::from_secs(s)))
-                    .map_err(|_| E::custom("a duration cannot be negative"))
+                self.visit_str(&v.to_string())
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Dur, E> {
-                Ok(Dur(Duration::from_secs(v)))
+                self.visit_str(&v.to_string())
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<Dur, E> {
-                if v.is_finite() && v >= 0.0 {
-                    Ok(Dur(Duration::from_secs_f64(v)))
-                } else {
-                    Err(E::custom(
-                        "a duration must be a finite, non-negative number of seconds",
-                    ))
-                }
+                self.visit_str(&v.to_string())
             }
         }
         deserializer.deserialize_any(Visitor)
@@ -651,6 +645,28 @@ fit_window = "10m"
         let e = err(&GOOD.replace("fit_window = \"5m\"", "fit_window = \"5 minutes\""));
         assert!(e.starts_with("watch.toml:13"), "{e}");
         assert!(e.contains("fit_window") && e.contains("5 minutes"), "{e}");
+    }
+
+    #[test]
+    fn numbers_are_seconds_read_by_the_one_duration_grammar() {
+        let c = Config::from_toml(
+            &GOOD.replace("fit_window = \"5m\"", "fit_window = 300.5"),
+            "watch.toml",
+        )
+        .unwrap();
+        assert_eq!(c.queries[0].fit_window, Duration::from_millis(300_500));
+        // What the grammar refuses in a string it refuses in a number, with its own words.
+        for (number, text) in [("-1", "\"-1\""), ("-0.5", "\"-0.5\""), ("nan", "\"nan\"")] {
+            let of =
+                |v: &str| err(&GOOD.replace("fit_window = \"5m\"", &format!("fit_window = {v}")));
+            let (e, said) = (of(number), of(text));
+            let reason = promlearn_duration::parse(number).unwrap_err().reason;
+            assert!(
+                e.starts_with("watch.toml:13") && e.contains(reason),
+                "{number}: {e}"
+            );
+            assert!(said.contains(reason), "{text}: {said}");
+        }
     }
 
     #[test]

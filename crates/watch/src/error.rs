@@ -26,7 +26,17 @@ pub enum Error {
         /// What is wrong, naming the field.
         message: String,
     },
-    /// A file the configuration names (password, token, CA certificate) could not be read.
+    /// A password or token file the configuration names gave no secret (read by the loader's
+    /// one rule, [`promlearn_loader::read_secret_file`]: trimmed, one line).
+    #[error("{what}: {source}")]
+    Secret {
+        /// Which setting names it.
+        what: &'static str,
+        /// Why (naming the file, never its content).
+        #[source]
+        source: promlearn_loader::SecretFileError,
+    },
+    /// A file the configuration names (the CA certificate) could not be read.
     #[error("cannot read {what} {}: {source}", path.display())]
     ReadSecret {
         /// Which setting names it.

@@ -10,11 +10,14 @@ use std::{
 };
 
 use bytes::Bytes;
-use promlearn_loader::Labels;
+use promlearn_loader::{
+    Labels,
+    exposition::{MetricType, Writer},
+};
 use tokio::sync::Notify;
 
 use crate::{
-    expo::{Exposition, Histogram, escape_label_value},
+    expo::Histogram,
     schedule::Shared,
     series::{ERROR_KINDS, Point},
 };
@@ -98,22 +101,10 @@ fn legal_label_name(name: &str) -> String {
 /// The label set written with every value of a series, escaped, without braces:
 /// `query="…",detector="…"` and then the series' [`exported_labels`].
 pub(crate) fn label_text(query: &str, detector: &str, labels: &Labels) -> Arc<str> {
-    let mut out = String::new();
-    for (i, (name, value)) in [(OUR_LABELS[0], query), (OUR_LABELS[1], detector)]
-        .into_iter()
-        .map(|(n, v)| (n.to_owned(), v.to_owned()))
-        .chain(exported_labels(labels))
-        .enumerate()
-    {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&name);
-        out.push_str("=\"");
-        out.push_str(&escape_label_value(&value));
-        out.push('"');
-    }
-    out.into()
+    let exported = exported_labels(labels);
+    let ours = [(OUR_LABELS[0], query), (OUR_LABELS[1], detector)];
+    let theirs = exported.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    promlearn_loader::exposition::label_text(ours.into_iter().chain(theirs)).into()
 }
 
 /// The per-series alert counter's name.
@@ -270,9 +261,9 @@ fn snapshot(shared: &Shared) -> Vec<QuerySnapshot> {
 pub(crate) fn render(shared: &Shared) -> String {
     let queries = snapshot(shared);
     let config = &shared.config;
-    let mut e = Exposition::new();
+    let mut e = Writer::new();
     for family in &SERIES_FAMILIES {
-        e.family(family.name, "gauge", family.help);
+        e.family(family.name, MetricType::Gauge, family.help);
         for q in &queries {
             for (labels, p) in &q.points {
                 e.sample_with_label_text(family.name, labels, (family.value)(p));
@@ -281,7 +272,7 @@ pub(crate) fn render(shared: &Shared) -> String {
     }
     e.family(
         ANOMALIES_TOTAL,
-        "counter",
+        MetricType::Counter,
         "Points of the series flagged anomalous since the watch began tracking it: one per alert (the detector stays quiet for a while after one). Alert on increase(promlearn_anomalies_total[5m]) > 0: unlike the newest point's flag, no scrape interval can hide an alert.",
     );
     for q in &queries {
@@ -289,9 +280,9 @@ pub(crate) fn render(shared: &Shared) -> String {
             e.sample_with_label_text(ANOMALIES_TOTAL, labels, *count as f64);
         }
     }
-    let per_query = |e: &mut Exposition,
+    let per_query = |e: &mut Writer,
                      name: &str,
-                     kind: &str,
+                     kind: MetricType,
                      help: &str,
                      value: &dyn Fn(&QuerySnapshot) -> Option<f64>| {
         e.family(name, kind, help);
@@ -303,7 +294,7 @@ pub(crate) fn render(shared: &Shared) -> String {
     };
     e.family(
         "promlearn_watch_shard_info",
-        "gauge",
+        MetricType::Gauge,
         "Always 1: the shard this watch is (index of total; 0 of 1 unsharded). It owns the series whose label-set hash (FNV-1a 64) modulo total is index.",
     );
     let (index, total) = (
@@ -318,49 +309,49 @@ pub(crate) fn render(shared: &Shared) -> String {
     per_query(
         &mut e,
         "promlearn_watch_up",
-        "gauge",
+        MetricType::Gauge,
         "1 if the query's last inference query answered, else 0 (its series are then not exported).",
         &|q| Some(f64::from(u8::from(q.up))),
     );
     per_query(
         &mut e,
         "promlearn_watch_series",
-        "gauge",
+        MetricType::Gauge,
         "Series the query currently tracks.",
         &|q| Some(q.series as f64),
     );
     per_query(
         &mut e,
         "promlearn_watch_models",
-        "gauge",
+        MetricType::Gauge,
         "Series of the query that have a fitted model.",
         &|q| Some(q.models as f64),
     );
     per_query(
         &mut e,
         "promlearn_watch_fits_total",
-        "counter",
+        MetricType::Counter,
         "Fits completed successfully.",
         &|q| Some(q.fits as f64),
     );
     per_query(
         &mut e,
         "promlearn_watch_fits_skipped_total",
-        "counter",
+        MetricType::Counter,
         "Fits skipped because the series' previous fit was still running.",
         &|q| Some(q.fits_skipped as f64),
     );
     per_query(
         &mut e,
         "promlearn_watch_last_fit_timestamp_seconds",
-        "gauge",
+        MetricType::Gauge,
         "Unix time of the query's last successful fit.",
         &|q| q.last_fit_unix,
     );
 
     e.family(
         "promlearn_watch_errors_total",
-        "counter",
+        MetricType::Counter,
         "Errors by kind: query_failed, timeout, fit_failed, analyse_failed, series_limit.",
     );
     for (qc, q) in config.queries.iter().zip(&queries) {
@@ -384,14 +375,14 @@ pub(crate) fn render(shared: &Shared) -> String {
             false,
         ),
     ] {
-        e.family(name, "histogram", help);
+        e.family(name, MetricType::Histogram, help);
         for (qc, q) in config.queries.iter().zip(&queries) {
             let histogram = if fits {
                 &q.fit_durations
             } else {
                 &q.infer_durations
             };
-            e.histogram(name, &[("query", qc.name.as_str())], histogram);
+            histogram.write_to(&mut e, name, &[("query", qc.name.as_str())]);
         }
     }
     e.finish()

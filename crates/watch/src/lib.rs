@@ -64,7 +64,6 @@ pub use config::{
     QueryConfig,
 };
 pub use error::{Error, Result};
-pub use expo::{CONTENT_TYPE, escape_label_value};
 pub use promql::QueryLanguage;
 pub use series::ERROR_KINDS;
 pub use shard::{Shard, label_hash};
@@ -312,7 +311,11 @@ fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>
         return response;
     }
     match request.uri().path() {
-        "/metrics" => reply(StatusCode::OK, CONTENT_TYPE, shared.page.get()),
+        "/metrics" => reply(
+            StatusCode::OK,
+            promlearn_loader::exposition::CONTENT_TYPE,
+            shared.page.get(),
+        ),
         "/healthz" | "/-/healthy" => {
             reply(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
         }

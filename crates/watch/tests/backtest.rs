@@ -16,13 +16,15 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use promlearn_dns::{LoadConfig, Profile};
 use promlearn_loader::{Client, RangeQuery, is_missing};
-use promlearn_testbed::{Testbed, TestbedConfig};
 use promlearn_watch::{
     Config,
     backtest::{self, CSV_HEADER, CsvWriter},
 };
+
+mod common;
+
+use common::{dns_load, testbed};
 
 const EXPR: &str = "sum by (type) (rate(coredns_dns_requests_total[5s]))";
 
@@ -60,20 +62,8 @@ type Rows = BTreeMap<(String, i64), (f64, bool)>;
 #[ignore = "needs real servers: run cargo xtask e2e"]
 async fn a_backtest_writes_one_row_per_sample_prometheus_returns_for_the_range() {
     promlearn_loader::install_crypto_provider();
-    let testbed = Testbed::start(TestbedConfig::for_tests().unwrap())
-        .await
-        .unwrap();
-    let mut load = LoadConfig::new(
-        testbed.dns_addr(),
-        "constant:50".parse::<Profile>().unwrap(),
-        u64::MAX,
-        Duration::from_secs(120),
-    );
-    load.concurrency = 8;
-    load.connections = 2;
-    let load = tokio::spawn(async move {
-        load.run().await.expect("the DNS load runs");
-    });
+    let testbed = testbed().await;
+    let load = dns_load(&testbed, "constant:50", Duration::from_secs(120));
     let endpoint = testbed.prometheus_url();
     let client = Client::builder(endpoint.clone())
         .no_proxy()

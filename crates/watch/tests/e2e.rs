@@ -19,9 +19,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use promlearn_dns::{LoadConfig, Profile};
 use promlearn_testbed::{ScrapeTarget, Testbed, TestbedConfig, repository_root};
-use promlearn_watch::{Config, Handle, Watch};
+use promlearn_watch::{Config, Watch};
+
+mod common;
+
+use common::{Running, dns_load, start, testbed, value, wait_for};
 
 /// The example's `dns_rate` query (the first `[[query]]` of examples/watch/watch.toml) against
 /// `endpoint`, served on an ephemeral port, with `replace` applied to the text.
@@ -45,11 +48,10 @@ fn example_config(endpoint: &str, replace: &[(&str, &str)]) -> Config {
 
 /// A small, quick detector for tests that do not care which one scores.
 fn quick_config(endpoint: &str, expr: &str) -> Config {
-    Config::from_toml(
+    common::config(
+        endpoint,
         &format!(
             r#"
-endpoint = "{endpoint}"
-listen = "127.0.0.1:0"
 [[query]]
 name = "dns_rate"
 expr = "{expr}"
@@ -62,95 +64,17 @@ fit_window = "2m"
         ),
         "quick.toml",
     )
-    .unwrap()
 }
 
 /// The tests of this file run one at a time: each starts its own servers, and the alerting ones
 /// measure what a calm, 2-core machine does.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-struct Running {
-    handle: Handle,
-    addr: std::net::SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<promlearn_watch::Result<()>>,
-}
-
-fn start(watch: Watch) -> Running {
-    let (handle, addr) = (watch.handle(), watch.bound_addr());
-    let (stop, rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(watch.serve(async move {
-        let _ = rx.await;
-    }));
-    Running {
-        handle,
-        addr,
-        stop,
-        task,
-    }
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), self.task)
-            .await
-            .expect("the watch stops promptly")
-            .unwrap()
-            .unwrap();
-    }
-}
-
-async fn wait_for(
-    handle: &Handle,
-    what: &str,
-    timeout: Duration,
-    accept: impl Fn(&str) -> bool,
-) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let text = handle.render_metrics();
-        if accept(&text) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; /metrics:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-fn value(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
-/// DNS load in the background: `profile` for `duration`, type A for demo1.example.org.
-fn dns_load(testbed: &Testbed, profile: &str, duration: Duration) -> tokio::task::JoinHandle<()> {
-    let mut load = LoadConfig::new(
-        testbed.dns_addr(),
-        profile.parse::<Profile>().unwrap(),
-        u64::MAX,
-        duration,
-    );
-    load.concurrency = 8;
-    load.connections = 2;
-    tokio::spawn(async move {
-        let report = load.run().await.expect("the DNS load runs");
-        eprintln!("DNS load: {report}");
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs real servers: run cargo xtask e2e"]
 async fn scores_coredns_request_rate() {
     let _serial = SERIAL.lock().await;
-    let testbed = Testbed::start(TestbedConfig::for_tests().unwrap())
-        .await
-        .unwrap();
+    let testbed = testbed().await;
     let load = dns_load(&testbed, "constant:50", Duration::from_secs(40));
     let watch = Watch::new(quick_config(
         &testbed.prometheus_url(),
@@ -225,9 +149,7 @@ async fn scores_coredns_request_rate() {
 #[ignore = "needs real servers: run cargo xtask e2e"]
 async fn an_empty_answer_gives_no_series_and_no_errors() {
     let _serial = SERIAL.lock().await;
-    let testbed = Testbed::start(TestbedConfig::for_tests().unwrap())
-        .await
-        .unwrap();
+    let testbed = testbed().await;
     let watch = Watch::new(quick_config(
         &testbed.prometheus_url(),
         "sum by (type) (rate(coredns_dns_requests_total{type=\\\"NO_SUCH_TYPE\\\"}[5s]))",
@@ -274,9 +196,7 @@ async fn an_empty_answer_gives_no_series_and_no_errors() {
 #[ignore = "needs real servers: run cargo xtask e2e"]
 async fn prometheus_killed_and_restarted_during_a_watch() {
     let _serial = SERIAL.lock().await;
-    let mut testbed = Testbed::start(TestbedConfig::for_tests().unwrap())
-        .await
-        .unwrap();
+    let mut testbed = testbed().await;
     let load = dns_load(&testbed, "constant:50", Duration::from_secs(90));
     let running = start(
         Watch::new(quick_config(
@@ -350,9 +270,7 @@ async fn prometheus_killed_and_restarted_during_a_watch() {
 #[ignore = "needs real servers: run cargo xtask e2e"]
 async fn the_whole_example_scores_with_both_detectors() {
     let _serial = SERIAL.lock().await;
-    let testbed = Testbed::start(TestbedConfig::for_tests().unwrap())
-        .await
-        .unwrap();
+    let testbed = testbed().await;
     let load = dns_load(
         &testbed,
         "sine:base=60,amp=30,period=20s",

@@ -16,28 +16,27 @@ use std::{
     time::{Duration, Instant},
 };
 
-use promlearn_dns::{LoadConfig, Profile};
 use promlearn_loader::exposition;
-use promlearn_testbed::{Testbed, TestbedConfig};
 use promlearn_watch::{Config, Watch};
+
+mod common;
+
+use common::{dns_load, start, testbed, value};
 
 /// Concurrent scrapers, and how long each keeps scraping.
 const SCRAPERS: usize = 50;
 const SCRAPING: Duration = Duration::from_secs(15);
 
 fn config(endpoint: &str) -> Config {
-    Config::from_toml(
-        &format!(
-            r#"
-endpoint = "{endpoint}"
-listen = "127.0.0.1:0"
-
+    common::config(
+        endpoint,
+        r#"
 # Hundreds of raw series, refitted every 2 s: fits run all the time.
 [[query]]
 name = "many"
-expr = '{{__name__=~"go_.*|process_.*|prometheus_(http|tsdb|engine|sd)_.*|coredns_.*"}}'
+expr = '{__name__=~"go_.*|process_.*|prometheus_(http|tsdb|engine|sd)_.*|coredns_.*"}'
 step = "1s"
-detector = {{ kind = "zscore", window = 8 }}
+detector = { kind = "zscore", window = 8 }
 infer_every = "1s"
 fit_every = "2s"
 fit_window = "1m"
@@ -47,15 +46,13 @@ fit_window = "1m"
 name = "clash"
 expr = 'label_replace(label_replace(up, "query", "mine", "", ""), "exported_query", "theirs", "", "")'
 step = "1s"
-detector = {{ kind = "mad", window = 8 }}
+detector = { kind = "mad", window = 8 }
 infer_every = "1s"
 fit_every = "5s"
 fit_window = "1m"
-"#
-        ),
+"#,
         "scrapes.toml",
     )
-    .unwrap()
 }
 
 /// Every sample's label names are unique (the loader's parser reads the page; duplicates are
@@ -70,35 +67,14 @@ fn check_page(page: &str) {
     }
 }
 
-fn value(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs real servers: run cargo xtask e2e"]
 async fn concurrent_scrapes_while_fits_run_all_answer_with_a_valid_page() {
-    let testbed = Testbed::start(TestbedConfig::for_tests().unwrap())
-        .await
-        .unwrap();
-    let mut load = LoadConfig::new(
-        testbed.dns_addr(),
-        "constant:50".parse::<Profile>().unwrap(),
-        u64::MAX,
-        SCRAPING + Duration::from_secs(60),
-    );
-    load.concurrency = 4;
-    let load = tokio::spawn(async move {
-        let _ = load.run().await;
-    });
+    let testbed = testbed().await;
+    let load = dns_load(&testbed, "constant:50", SCRAPING + Duration::from_secs(60));
     let watch = Watch::new(config(&testbed.prometheus_url())).unwrap();
-    let (handle, addr) = (watch.handle(), watch.bound_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(watch.serve(async move {
-        let _ = stopped.await;
-    }));
+    let running = start(watch);
+    let (handle, addr) = (running.handle.clone(), running.addr);
 
     // Scores on both queries, and the first fits done.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -210,11 +186,6 @@ async fn concurrent_scrapes_while_fits_run_all_answer_with_a_valid_page() {
         }
     }
 
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), serving)
-        .await
-        .expect("the watch stops promptly")
-        .unwrap()
-        .unwrap();
+    running.stop().await;
     load.abort();
 }

@@ -18,25 +18,25 @@ use std::{
 use promlearn_testbed::thanos::{ThanosConfig, ThanosQuery};
 use promlearn_watch::{Config, Handle, Shard, Watch};
 
+mod common;
+
+use common::start;
+
 fn config(endpoint: &str, shard: Shard) -> Config {
-    let mut config = Config::from_toml(
-        &format!(
-            r#"
-endpoint = "{endpoint}"
-listen = "127.0.0.1:0"
+    let mut config = common::config(
+        endpoint,
+        r#"
 [[query]]
 name = "q"
-expr = '{{__name__=~"go_.*|process_.*|prometheus_build_info|up"}}'
+expr = '{__name__=~"go_.*|process_.*|prometheus_build_info|up"}'
 step = "1s"
-detector = {{ kind = "zscore", window = 5 }}
+detector = { kind = "zscore", window = 5 }
 infer_every = "1s"
 fit_every = "10s"
 fit_window = "30s"
-"#
-        ),
+"#,
         "shard.toml",
-    )
-    .unwrap();
+    );
     config.shard = shard;
     config
 }
@@ -55,19 +55,11 @@ fn exported(handle: &Handle) -> BTreeSet<String> {
 #[ignore = "needs real servers: run cargo xtask e2e"]
 async fn two_shards_over_thanos_query_are_disjoint_and_together_the_unsharded_watch() {
     let thanos = ThanosQuery::start(ThanosConfig::default()).await.unwrap();
-    let mut stops = Vec::new();
-    let mut handles = Vec::new();
-    for shard in [Shard::ALL, "0/2".parse().unwrap(), "1/2".parse().unwrap()] {
-        let watch = Watch::new(config(&thanos.url(), shard)).unwrap();
-        handles.push(watch.handle());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        stops.push((
-            stop,
-            tokio::spawn(watch.serve(async move {
-                let _ = stopped.await;
-            })),
-        ));
-    }
+    let watches: Vec<_> = [Shard::ALL, "0/2".parse().unwrap(), "1/2".parse().unwrap()]
+        .into_iter()
+        .map(|shard| start(Watch::new(config(&thanos.url(), shard)).unwrap()))
+        .collect();
+    let handles: Vec<Handle> = watches.iter().map(|w| w.handle.clone()).collect();
     // Series appear as the replicas scrape; the three watches read at slightly different
     // moments, so the union is compared until it settles (the disjointness, every time).
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -105,13 +97,8 @@ async fn two_shards_over_thanos_query_are_disjoint_and_together_the_unsharded_wa
         page.contains("promlearn_watch_shard_info{index=\"1\",total=\"2\"} 1\n"),
         "{page}"
     );
-    for (stop, serving) in stops {
-        stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), serving)
-            .await
-            .expect("the watch stops promptly")
-            .unwrap()
-            .unwrap();
+    for running in watches {
+        running.stop().await;
     }
     thanos.stop().await.unwrap();
 }

@@ -7,10 +7,11 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use promlearn_detect::{Analysis, DetectorSpec, Fitted, StreamState};
+use promlearn_detect::{Analysis, DetectorSpec, Fitted};
 use promlearn_loader::Labels;
 
 use super::*;
+use crate::tests::StandIn;
 
 const STEP: i64 = 10_000;
 const FROM: i64 = 1_000_000_000;
@@ -39,39 +40,18 @@ detector = {{ kind = "zscore", window = 5 }}
 
 /// Judges every point it is given; its `yhat` is the newest timestamp the inference handed it,
 /// so a judged point shows what its inference could see. Values of 1e6 or more are anomalous.
-#[derive(Debug)]
-struct Echo {
-    spec: DetectorSpec,
-}
-
-impl Fitted for Echo {
-    fn spec(&self) -> &DetectorSpec {
-        &self.spec
-    }
-
-    /// Its own analysis of everything given: the schedule keeps to the new points by its mark.
-    fn advance(
-        &self,
-        _state: &mut StreamState,
-        timestamps: &[i64],
-        values: &[f64],
-    ) -> promlearn_detect::Result<Analysis> {
-        self.analyse(timestamps, values)
-    }
-
-    fn analyse(&self, timestamps: &[i64], values: &[f64]) -> promlearn_detect::Result<Analysis> {
-        let newest = timestamps.last().copied().unwrap_or(0) as f64;
-        let n = values.len();
-        Ok(Analysis {
-            detector: "echo".into(),
-            timestamps: timestamps.to_vec(),
-            values: values.to_vec(),
-            yhat: vec![newest; n],
-            yhat_lower: vec![newest - 1e12; n],
-            yhat_upper: vec![newest + 1e12; n],
-            score: vec![0.5; n],
-            anomalous: values.iter().map(|v| *v >= 1e6).collect(),
-        })
+fn echo(_spec: &DetectorSpec, timestamps: &[i64], values: &[f64]) -> Analysis {
+    let newest = timestamps.last().copied().unwrap_or(0) as f64;
+    let n = values.len();
+    Analysis {
+        detector: "echo".into(),
+        timestamps: timestamps.to_vec(),
+        values: values.to_vec(),
+        yhat: vec![newest; n],
+        yhat_lower: vec![newest - 1e12; n],
+        yhat_upper: vec![newest + 1e12; n],
+        score: vec![0.5; n],
+        anomalous: values.iter().map(|v| *v >= 1e6).collect(),
     }
 }
 
@@ -83,7 +63,10 @@ fn echo_fit(log: FitLog) -> FitFn {
         log.lock()
             .unwrap()
             .push((v[0], *t.first().unwrap(), *t.last().unwrap()));
-        Ok(Arc::new(Echo { spec: spec.clone() }) as Arc<dyn Fitted>)
+        Ok(Arc::new(StandIn {
+            spec: spec.clone(),
+            analyse: echo,
+        }) as Arc<dyn Fitted>)
     })
 }
 

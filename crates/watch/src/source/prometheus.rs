@@ -18,10 +18,9 @@ pub(crate) fn build_client(config: &Config) -> Result<Client> {
             source,
         })
     };
-    let text = |bytes: Vec<u8>| {
-        String::from_utf8_lossy(&bytes)
-            .trim_end_matches(['\r', '\n'])
-            .to_owned()
+    // Passwords and tokens by the one rule every program reads them with.
+    let secret = |what: &'static str, path: &PathBuf| {
+        promlearn_loader::read_secret_file(path).map_err(|source| Error::Secret { what, source })
     };
     // Each call is bounded by its own deadline (infer_every, or the fit's); the client's own
     // time-out only has to be the longest of them.
@@ -38,11 +37,11 @@ pub(crate) fn build_client(config: &Config) -> Result<Client> {
         .retry_delays(Duration::from_millis(50), Duration::from_millis(200));
     let auth = &config.auth;
     if let Some(basic) = &auth.basic_auth {
-        let password = text(read("basic_auth.password_file", &basic.password_file)?);
+        let password = secret("basic_auth.password_file", &basic.password_file)?;
         builder = builder.basic_auth(basic.user.clone(), password);
     }
     if let Some(path) = &auth.bearer_token_file {
-        builder = builder.bearer_token(text(read("bearer_token_file", path)?));
+        builder = builder.bearer_token(secret("bearer_token_file", path)?);
     }
     if let Some(path) = &auth.ca_cert {
         builder = builder.ca_certificate_pem(read("ca_cert", path)?);
