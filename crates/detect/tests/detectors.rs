@@ -358,7 +358,22 @@ fn nan_inf_and_gaps_are_skipped_not_poisonous() {
                 assert!(!a.anomalous[i]);
                 assert!(a.yhat_lower[i].is_nan() && a.yhat_upper[i].is_nan());
             } else {
-                assert!(a.yhat[i].is_finite() && a.score[i] >= 0.0, "{name} at {i}");
+                // A judged point is judged from finite numbers only: a finite band around a
+                // finite prediction, and the score the band gives (analyse has no quiet period).
+                let (v, y) = (a.values[i], a.yhat[i]);
+                let (lo, hi) = (a.yhat_lower[i], a.yhat_upper[i]);
+                assert!(
+                    [v, y, lo, hi].iter().all(|x| x.is_finite()) && lo < y && y < hi,
+                    "{name} at {i}: {v} in [{lo}, {y}, {hi}]"
+                );
+                let half = if v >= y { hi - y } else { y - lo };
+                let expected = (v - y).abs() / half;
+                assert!(
+                    (a.score[i] - expected).abs() <= 1e-9 * expected.max(1.0),
+                    "{name} at {i}: score {} for {v} in [{lo}, {y}, {hi}]",
+                    a.score[i]
+                );
+                assert_eq!(a.anomalous[i], a.score[i] > 1.0, "{name} at {i}");
             }
         }
         // Points whose window holds a few bad values are judged from the finite rest (the LSTM
@@ -722,8 +737,10 @@ fn lstm_fits_a_ten_minute_history_quickly() {
     let started = std::time::Instant::now();
     let fitted = spec("lstm").fit(&ts, &history).unwrap();
     let took = started.elapsed();
-    // Generous for a loaded 2-core box and an unoptimised test build; see the report for the
-    // measured time.
-    assert!(took.as_secs_f64() < 60.0, "fit took {took:?}");
+    eprintln!("the default LSTM fitted 600 points in {took:?}");
+    // Quick next to how often a watch refits it (fit_every, an hour by default): 0.3-0.9 s here
+    // in a test build, on a 2-core box busy with builds; 5 s leaves room for a slower machine
+    // and still fails if the fit becomes ten times slower.
+    assert!(took.as_secs_f64() < 5.0, "fit took {took:?}");
     assert!(fitted.analyse(&ts, &history).unwrap().judged() > n - 20);
 }
