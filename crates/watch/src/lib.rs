@@ -17,6 +17,8 @@
 //! on the engine; a series label that clashes with ours is renamed `exported_…` until unique, as
 //! Prometheus renames it. A [`Shard`] keeps only its share of the series (label-set hash modulo
 //! the number of shards), and [`Config::check_queries`] parses every `expr` as PromQL offline.
+//! A [`WebConfig`] (exporter-toolkit's web config file, the config's `web_config_file`) puts
+//! `/metrics` behind TLS and basic auth, as node_exporter's is.
 //!
 //! One alerting rule then covers every query and detector: `promlearn_anomaly_score > 1`.
 //!
