@@ -248,8 +248,9 @@ fn calm_jittery_rates_flag_nothing() {
 
 #[test]
 fn an_integer_rate_that_is_flat_then_steps_by_one_flags_nothing() {
-    // An idle counter's rate: exactly 3 for long stretches, now and then 4 or 2 for a while.
-    let n = 400;
+    // An idle counter's rate: exactly 3 for long stretches, now and then 4 or 2 for a while
+    // (from 200 on, past the warm-up of every detector's window and recent level).
+    let n = 600;
     let ts = timestamps(n);
     let history: Vec<f64> = (0..n)
         .map(|i| match i % 97 {
@@ -260,9 +261,9 @@ fn an_integer_rate_that_is_flat_then_steps_by_one_flags_nothing() {
         .collect();
     let live: Vec<f64> = (0..n)
         .map(|i| match i {
-            150..=151 => 4.0,
-            200..=260 => 4.0,
-            300 => 2.0,
+            350..=351 => 4.0,
+            400..=460 => 4.0,
+            500 => 2.0,
             _ => 3.0,
         })
         .collect();
@@ -283,32 +284,32 @@ fn an_integer_rate_that_is_flat_then_steps_by_one_flags_nothing() {
         let flags: Vec<usize> = a.flagged().collect();
         assert!(flags.is_empty(), "{name} flagged {flags:?}");
         // The flat window does not make a single step a huge score.
-        assert!(a.score[150] <= 1.0, "{name}: score {}", a.score[150]);
+        assert!(a.score[350] <= 1.0, "{name}: score {}", a.score[350]);
         // But a real change of level still is one.
         let mut jump = live.clone();
-        jump[350] = 30.0;
+        jump[550] = 30.0;
         let a = fitted.analyse(&ts, &jump).unwrap();
-        assert!(a.anomalous[350], "{name}: a jump from 3 to 30");
+        assert!(a.anomalous[550], "{name}: a jump from 3 to 30");
     }
 }
 
 #[test]
 fn a_constant_history_still_gives_a_sane_band() {
-    let n = 200;
+    let n = 400;
     let ts = timestamps(n);
     for level in [0.0, 5.0, 1e9] {
         let history = vec![level; n];
         for name in ROLLING {
             let fitted = spec(name).fit(&ts, &history).unwrap();
             let mut live = history.clone();
-            live[150] = level * 1.02 + 1e-4;
-            live[170] = level * 3.0 + 1.0;
+            live[300] = level * 1.02 + 1e-4;
+            live[320] = level * 3.0 + 1.0;
             let a = fitted.analyse(&ts, &live).unwrap();
             assert!(
-                a.score[150].is_finite() && a.score[150] < 1.0,
+                a.score[300].is_finite() && a.score[300] < 1.0,
                 "{name} {level}"
             );
-            assert!(a.anomalous[170], "{name} {level}");
+            assert!(a.anomalous[320], "{name} {level}");
         }
     }
 }
@@ -389,16 +390,20 @@ fn nan_inf_and_gaps_are_skipped_not_poisonous() {
         let stray = flags_outside(&a, &[(400, 408 + w), (560, 568 + w)]);
         assert!(stray.is_empty(), "{name}: false flags at {stray:?}");
         // Right after the missing run there is nothing to judge from; once the window has
-        // refilled, judging resumes.
+        // refilled, judging resumes (the recent level, for the rolling detectors, once the
+        // window before it has refilled too).
         assert!(a.score[780].is_nan(), "{name}");
         assert!(
-            a.score[780 + w..900].iter().all(|s| s.is_finite()),
+            a.score[780 + s.window()..900].iter().all(|s| s.is_finite()),
             "{name}"
         );
         // The same after the gap in time (index 900 of the gapped series is the original 1050).
         assert_eq!(a.timestamps[900], ts[1050]);
         assert!(a.score[900].is_nan(), "{name}");
-        assert!(a.score[900 + w..].iter().all(|s| s.is_finite()), "{name}");
+        assert!(
+            a.score[900 + s.window()..].iter().all(|s| s.is_finite()),
+            "{name}"
+        );
     }
 }
 

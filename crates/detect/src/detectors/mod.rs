@@ -250,12 +250,16 @@ impl DetectorSpec {
     }
 
     /// How many points before the first judged point [`Fitted::analyse`] needs: its window
-    /// (for `knn`, one more: its score also looks at the two patterns before the point).
-    /// To have every point of a range judged, analyse from `context()` steps before it.
+    /// (for `knn`, one more: its score also looks at the two patterns before the point; for
+    /// the rolling detectors, the recent level's points too, judged against the window before
+    /// them). To have every point of a range judged, analyse from `context()` steps before it.
     pub fn context(&self) -> usize {
         match self {
             Self::Knn { window, .. } => window + knn::PERSIST - 2,
-            _ => self.window(),
+            Self::Lstm { window, .. } => *window,
+            Self::ZScore { window, .. }
+            | Self::Mad { window, .. }
+            | Self::Quantile { window, .. } => window + rolling::level_points(*window) - 1,
         }
     }
 

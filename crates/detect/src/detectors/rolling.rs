@@ -1,17 +1,25 @@
-//! The rolling detectors: z-score, MAD and quantile bands over the points before each point.
+//! The rolling detectors: z-score, MAD and quantile bands over the points before each point,
+//! and over the recent level before it.
 
 use crate::analysis::Analysis;
 use crate::detectors::{DetectorSpec, Fitted, require_history};
 use crate::error::{Error, Result};
 use crate::grid::{self, History};
 
-/// A fitted rolling detector (`zscore`, `mad` or `quantile`). Fitting learns one number from the
-/// history: the smallest half-width a band may have, so a flat window (an idle counter's rate is
-/// often exactly constant for a while) does not turn the next jitter of one request into a
-/// score of 1000, and the history's own jitter (scrape timing makes rates heavy-tailed) is not
-/// flagged. It is the largest of: the 5 % quantile of the history's own rolling half-widths;
-/// 2 × the 99 % quantile of its points' distances from their rolling centre; twice its typical
-/// change between neighbouring points (for a history that never changed: a tenth of its level).
+/// A fitted rolling detector (`zscore`, `mad` or `quantile`). Each point is judged twice: the
+/// point against the band of the `window` points before it, and the recent level (the median
+/// of its last `window / 2 + 1` points, the point among them) against the band of the `window`
+/// points before those. The level is what catches a drop that arrives as a ramp (a rate over a
+/// 5 s look-back falls over 5 points), which each point's own window follows down; a point
+/// flagged for its level is drawn against the level's band, with the level's score.
+///
+/// Fitting learns one number from the history: the smallest half-width a band may have, so a
+/// flat window (an idle counter's rate is often exactly constant for a while) does not turn the
+/// next jitter of one request into a score of 1000, and the history's own jitter (scrape timing
+/// makes rates heavy-tailed) and rhythm are not flagged. It is the largest of: the 5 % quantile
+/// of the history's own rolling half-widths; 2 × the 99 % quantile of its points' distances
+/// from their rolling centre, and of its levels' distances from theirs; twice its typical change
+/// between neighbouring points (for a history that never changed: a tenth of its level).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FittedRolling {
     spec: DetectorSpec,
@@ -45,24 +53,34 @@ impl FittedRolling {
             spec: spec.clone(),
             min_half_width: 0.0,
         };
-        let own = unfloored.analyse(timestamps, values)?;
-        let halves: Vec<f64> = (0..own.len())
-            .filter(|&i| own.yhat[i].is_finite())
-            .flat_map(|i| {
+        let own = unfloored.judgements(timestamps, values);
+        let halves: Vec<f64> = own
+            .iter()
+            .flatten()
+            .flat_map(|j| {
                 [
-                    own.yhat_upper[i] - own.yhat[i],
-                    own.yhat[i] - own.yhat_lower[i],
+                    j.point.upper - j.point.centre,
+                    j.point.centre - j.point.lower,
                 ]
             })
             .collect();
-        let deviations: Vec<f64> = (0..own.len())
-            .filter(|&i| own.yhat[i].is_finite())
-            .map(|i| (own.values[i] - own.yhat[i]).abs())
+        // How far the points, and the recent levels, lie from the centres they are judged
+        // against.
+        let deviations: Vec<f64> = own
+            .iter()
+            .enumerate()
+            .filter_map(|(i, j)| Some((values[i] - j.as_ref()?.point.centre).abs()))
+            .collect();
+        let level_deviations: Vec<f64> = own
+            .iter()
+            .flatten()
+            .filter_map(|j| Some((j.level?.0 - j.level?.1.centre).abs()))
             .collect();
         let from_spreads = grid::quantile(&halves, SPREAD_FLOOR_QUANTILE);
         let from_deviations = DEVIATION_MARGIN * grid::quantile(&deviations, DEVIATION_QUANTILE);
+        let from_levels = DEVIATION_MARGIN * grid::quantile(&level_deviations, DEVIATION_QUANTILE);
         let from_changes = History::of(values).min_half_width(CHANGE_FLOOR);
-        let min_half_width = [from_spreads, from_deviations]
+        let min_half_width = [from_spreads, from_deviations, from_levels]
             .into_iter()
             .filter(|v| v.is_finite())
             .fold(from_changes, f64::max);
@@ -79,14 +97,18 @@ impl FittedRolling {
 
     /// The centre and the band of the finite values of one window (sorted in place), before
     /// the floor.
-    fn band(&self, window: &mut [f64]) -> (f64, f64, f64) {
+    fn band(&self, window: &mut [f64]) -> Band {
         match self.spec {
             DetectorSpec::ZScore { threshold, .. } => {
                 let n = window.len() as f64;
                 let mean = window.iter().sum::<f64>() / n;
                 let var = window.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
                 let half = threshold * var.max(0.0).sqrt();
-                (mean, mean - half, mean + half)
+                Band {
+                    centre: mean,
+                    lower: mean - half,
+                    upper: mean + half,
+                }
             }
             DetectorSpec::Mad { threshold, .. } => {
                 window.sort_by(f64::total_cmp);
@@ -96,7 +118,11 @@ impl FittedRolling {
                 }
                 window.sort_by(f64::total_cmp);
                 let half = threshold * 1.4826 * grid::quantile_sorted(window, 0.5);
-                (median, median - half, median + half)
+                Band {
+                    centre: median,
+                    lower: median - half,
+                    upper: median + half,
+                }
             }
             DetectorSpec::Quantile {
                 lower,
@@ -109,11 +135,107 @@ impl FittedRolling {
                 let hi = grid::quantile_sorted(window, upper);
                 let median = grid::quantile_sorted(window, 0.5);
                 let widen = margin * (hi - lo);
-                (median, lo - widen, hi + widen)
+                Band {
+                    centre: median,
+                    lower: lo - widen,
+                    upper: hi + widen,
+                }
             }
             DetectorSpec::Lstm { .. } | DetectorSpec::Knn { .. } => unreachable!("checked in fit"),
         }
     }
+
+    /// Every point's unfloored judgement: the band of the `window` points before it and, where
+    /// the series reaches back far enough, the median of the last [`level_points`] points
+    /// (the point among them) with the band of the `window` points before those. `None` for
+    /// the points that are not judged (non-finite, or too little finite look-back).
+    fn judgements(&self, timestamps: &[i64], values: &[f64]) -> Vec<Option<Judgement>> {
+        let mut out = vec![None; values.len()];
+        let Some(step) = grid::step(timestamps) else {
+            return out;
+        };
+        let window = self.spec.window();
+        let recent = level_points(window);
+        let behind = grid::lookbacks(timestamps, window, step);
+        let recent_from = grid::lookbacks(timestamps, recent - 1, step);
+        // The warm-up: points whose series does not reach back a whole context are not judged.
+        let reaches = grid::lookbacks(timestamps, self.spec.context(), step);
+        let mut buf = Vec::with_capacity(window + 1);
+        let band_before = |i: usize, buf: &mut Vec<f64>| -> Option<Band> {
+            let lo = behind[i]?;
+            buf.clear();
+            buf.extend(values[lo..i].iter().copied().filter(|v| v.is_finite()));
+            // Enough of the window must be finite to judge from it.
+            (buf.len() >= window.div_ceil(2).max(3).min(window)).then(|| self.band(buf))
+        };
+        for i in 0..values.len() {
+            if !values[i].is_finite() || reaches[i].is_none() {
+                continue;
+            }
+            let Some(point) = band_before(i, &mut buf) else {
+                continue;
+            };
+            let level = recent_from[i].and_then(|from| {
+                buf.clear();
+                buf.extend(values[from..=i].iter().copied().filter(|v| v.is_finite()));
+                if buf.len() < recent.div_ceil(2) {
+                    return None;
+                }
+                buf.sort_by(f64::total_cmp);
+                let level = grid::quantile_sorted(&buf, 0.5);
+                Some((level, band_before(from, &mut buf)?))
+            });
+            out[i] = Some(Judgement { point, level });
+        }
+        out
+    }
+}
+
+/// Points in the recent level the rolling detectors also judge: half the window and one (at
+/// least 2). A drop reached through a ramp (a rate over a look-back arrives as one) is followed
+/// down by each point's own window: the median of the recent level against the window before
+/// it sees the new level once it holds for a quarter of the window.
+pub(crate) fn level_points(window: usize) -> usize {
+    (window / 2 + 1).max(2)
+}
+
+/// Where the recent level (its median `level`) lies beyond the band drawn around what the
+/// points before it said (`centre`, `lower`, `upper`), further out than point `i` lies beyond
+/// its own band, and the point is part of the move (nearer the level than the centre): the
+/// point is flagged for its level, and drawn against that band with the level's score. A point
+/// back at the old level after a drop is not (the alerting stage reads the point's side of
+/// `yhat` as the incident's).
+fn judge_level(out: &mut Analysis, i: usize, level: f64, centre: f64, lower: f64, upper: f64) {
+    let value = out.values[i];
+    let half = if level >= centre {
+        upper - centre
+    } else {
+        centre - lower
+    };
+    // A band of no width (or NaN) has no score to give.
+    if half.is_nan() || half <= 0.0 {
+        return;
+    }
+    let score = (level - centre).abs() / half;
+    let own = out.score[i];
+    if score > 1.0 && score > own && (value - level).abs() < (value - centre).abs() {
+        out.judge_scored(i, centre, lower, upper, score);
+    }
+}
+
+/// A band before the floor.
+#[derive(Debug, Clone, Copy)]
+struct Band {
+    centre: f64,
+    lower: f64,
+    upper: f64,
+}
+
+/// One point's judgement before the floor: its own band, and the recent level with its band.
+#[derive(Debug, Clone, Copy)]
+struct Judgement {
+    point: Band,
+    level: Option<(f64, Band)>,
 }
 
 impl Fitted for FittedRolling {
@@ -124,29 +246,25 @@ impl Fitted for FittedRolling {
     fn analyse(&self, timestamps: &[i64], values: &[f64]) -> Result<Analysis> {
         grid::check(timestamps, values)?;
         let mut out = Analysis::unjudged(self.spec.name(), timestamps, values);
-        let Some(step) = grid::step(timestamps) else {
-            return Ok(out);
-        };
-        let window = self.spec.window();
-        // Enough of the window must be finite to judge from it.
-        let min_finite = window.div_ceil(2).max(3).min(window);
-        let mut buf = Vec::with_capacity(window + 1);
-        for (i, lo) in grid::lookbacks(timestamps, window, step)
-            .into_iter()
-            .enumerate()
-        {
-            let Some(lo) = lo else { continue };
-            if !values[i].is_finite() {
-                continue;
+        let floor = self.min_half_width;
+        for (i, j) in self.judgements(timestamps, values).into_iter().enumerate() {
+            let Some(j) = j else { continue };
+            let Band {
+                centre,
+                lower,
+                upper,
+            } = j.point;
+            out.judge(
+                i,
+                centre,
+                lower.min(centre - floor),
+                upper.max(centre + floor),
+            );
+            if let Some((level, band)) = j.level {
+                let lower = band.lower.min(band.centre - floor);
+                let upper = band.upper.max(band.centre + floor);
+                judge_level(&mut out, i, level, band.centre, lower, upper);
             }
-            buf.clear();
-            buf.extend(values[lo..i].iter().copied().filter(|v| v.is_finite()));
-            if buf.len() < min_finite {
-                continue;
-            }
-            let (yhat, lower, upper) = self.band(&mut buf);
-            let floor = self.min_half_width;
-            out.judge(i, yhat, lower.min(yhat - floor), upper.max(yhat + floor));
         }
         Ok(out)
     }
