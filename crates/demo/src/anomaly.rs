@@ -79,6 +79,7 @@ pub struct DetectorOutcome {
 pub struct AnomalyOutcome {
     pub queries_sent: u64,
     pub detectors: Vec<DetectorOutcome>,
+    /// The plot; its points, read back, are beside it as CSV (`anomaly.csv`).
     pub plot: PathBuf,
 }
 
@@ -123,7 +124,13 @@ pub fn testbed_additions(watch: SocketAddr) -> (ScrapeTarget, PathBuf) {
 
 /// The example configuration, pointed at `endpoint` and listening on `listen`; beside its own
 /// queries, the total rate is also watched by each cheap detector it does not use yet, so that
-/// every detector is compared on the same data.
+/// every detector is compared on the same data. Every query refits as the example's first one
+/// does for this short run (on the last minute, once before the events): the LSTM query's own
+/// schedule (refit every 10 minutes on 15) would leave it with its first fit, made 20 s into the
+/// traffic on the idle counter and the traffic's start, for the whole run. Fitted on that, it
+/// has not seen one period of the 30 s rhythm, and its band, learned from its errors, is as
+/// wide as the ramp from idle to 80 qps: in the simulated run (crates/detect/tests/demo_case.rs)
+/// it missed the drop in 14 of 40 seeds; refitted on the last minute, in none.
 fn watch_config(endpoint: &str, listen: SocketAddr) -> anyhow::Result<Config> {
     let mut config = Config::load(example_dir().join("watch.toml"))?;
     config.endpoint = endpoint.to_owned();
@@ -134,6 +141,10 @@ fn watch_config(endpoint: &str, listen: SocketAddr) -> anyhow::Result<Config> {
         .find(|q| !matches!(q.detector, DetectorSpec::Lstm { .. }))
         .context("examples/watch/watch.toml has no cheap detector to copy")?
         .clone();
+    for query in &mut config.queries {
+        query.fit_every = template.fit_every;
+        query.fit_window = template.fit_window;
+    }
     for kind in promlearn_detect::DETECTOR_NAMES
         .into_iter()
         .filter(|k| *k != "lstm")
@@ -233,6 +244,7 @@ pub async fn run(
 
     let client = Client::new(endpoint)?;
     let first_event_ms = start_ms + EVENTS[0].at_s as i64 * 1000;
+    let traffic_end_ms = start_ms + TOTAL_S as i64 * 1000;
     let events: Vec<Injected> = EVENTS
         .iter()
         .map(|e| {
@@ -271,10 +283,18 @@ pub async fn run(
                 .iter()
                 .find(|t| **t < first_event_ms)
                 .map(|t| (t - start_ms) as f64 / 1000.0),
-            score: evaluate(&analysis, &events),
+            // Judged over the traffic only: when it stops, the rate falls to zero over the
+            // next 5 s, a real drop that a detector is right to flag, neither normal traffic
+            // nor an injected event.
+            score: evaluate(
+                &analysis.slice(0..traffic_points(&analysis, traffic_end_ms)),
+                &events,
+            ),
         });
         analyses.push(analysis);
     }
+    write_csv(&outcome.plot.with_extension("csv"), &analyses)
+        .context("writing the anomaly run's points")?;
     let shown: Vec<&Analysis> = analyses.iter().collect();
     promlearn_detect::plot_png(
         &outcome.plot,
@@ -305,6 +325,40 @@ pub async fn run(
         println!("  plot: {}", outcome.plot.display());
     }
     Ok(outcome)
+}
+
+/// How many points of `analysis` lie before `end_ms`.
+fn traffic_points(analysis: &Analysis, end_ms: i64) -> usize {
+    analysis.timestamps.partition_point(|&t| t < end_ms)
+}
+
+/// Every point read back, one row per query and scrape, beside the plot: what to look at when a
+/// check fails.
+fn write_csv(path: &std::path::Path, analyses: &[Analysis]) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let mut text =
+        String::from("timestamp_ms,detector,value,yhat,yhat_lower,yhat_upper,score,alert\n");
+    for a in analyses {
+        for i in 0..a.len() {
+            writeln!(
+                text,
+                "{},{},{},{},{},{},{},{}",
+                a.timestamps[i],
+                a.detector,
+                a.values[i],
+                a.yhat[i],
+                a.yhat_lower[i],
+                a.yhat_upper[i],
+                a.score[i],
+                u8::from(a.anomalous[i])
+            )?;
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, text)?;
+    Ok(())
 }
 
 /// What the service exported for `query` (its first series), as Prometheus scraped it.
@@ -416,37 +470,27 @@ async fn firing_times(
 
 /// The anomaly run's checks, for `--check`: each reads what Prometheus recorded.
 pub fn checks(outcome: &AnomalyOutcome) -> Vec<(&'static str, bool)> {
-    // The recommended detector (the example's first query) must catch both events; every
-    // detector must catch the spike. A drop to a tenth of a rate averaged over 5 s arrives as
-    // a 5-point ramp, which a short rolling window follows down: quantile's band (its window's
-    // extremes widened by their distance) never lets it out, and the LSTM's band catches it in
-    // some runs only (README, "How good is the detection").
-    let recommended = outcome.detectors.first();
-    let both_caught = recommended.is_some_and(|d| {
-        d.score.events_found.len() == EVENTS.len()
-            && d.score.events_found.iter().all(|(_, found)| *found)
-    });
-    let spike_caught = !outcome.detectors.is_empty()
-        && outcome.detectors.iter().all(|d| {
-            d.score
-                .events_found
-                .get(SPIKE)
-                .is_some_and(|(_, found)| *found)
-        });
-    let mostly_right = !outcome.detectors.is_empty()
-        && outcome
-            .detectors
-            .iter()
-            .all(|d| d.score.flags > 0 && d.score.precision >= 0.5);
+    let every = |f: &dyn Fn(&DetectorOutcome) -> bool| {
+        !outcome.detectors.is_empty() && outcome.detectors.iter().all(f)
+    };
+    let caught = |d: &DetectorOutcome, event: usize| {
+        d.score
+            .events_found
+            .get(event)
+            .is_some_and(|(_, found)| *found)
+    };
     vec![
         (
-            "the recommended detector (the example's first query) flagged the drop and the spike",
-            both_caught,
+            "every detector flagged the drop (recall 1.00 with the spike)",
+            every(&|d| caught(d, 0)),
         ),
-        ("every detector flagged the spike", spike_caught),
+        (
+            "every detector flagged the spike",
+            every(&|d| caught(d, SPIKE)),
+        ),
         (
             "every detector's flags were mostly on the events (precision >= 0.50)",
-            mostly_right,
+            every(&|d| d.score.flags > 0 && d.score.precision >= 0.5),
         ),
         (
             "the alert fired in Prometheus within 20 s of the drop, for the drop",
@@ -458,10 +502,7 @@ pub fn checks(outcome: &AnomalyOutcome) -> Vec<(&'static str, bool)> {
         ),
         (
             "no alert fired before the first injected event (the rhythm alone is normal)",
-            outcome
-                .detectors
-                .iter()
-                .all(|d| d.alert_before_events_s.is_none()),
+            every(&|d| d.alert_before_events_s.is_none()),
         ),
     ]
 }
