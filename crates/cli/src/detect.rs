@@ -108,9 +108,9 @@ struct Found {
     /// Unix seconds.
     t: f64,
     value: f64,
-    predicted: f64,
-    lower: f64,
-    upper: f64,
+    yhat: f64,
+    yhat_lower: f64,
+    yhat_upper: f64,
     error: f64,
     score: f64,
 }
@@ -129,9 +129,9 @@ impl Checked {
             .map(|i| Found {
                 t: analysis.timestamps[i] as f64 / 1000.0,
                 value: analysis.values[i],
-                predicted: analysis.yhat[i],
-                lower: analysis.yhat_lower[i],
-                upper: analysis.yhat_upper[i],
+                yhat: analysis.yhat[i],
+                yhat_lower: analysis.yhat_lower[i],
+                yhat_upper: analysis.yhat_upper[i],
                 error: (analysis.values[i] - analysis.yhat[i]).abs(),
                 score: analysis.score[i],
             })
@@ -151,7 +151,7 @@ impl Checked {
     }
 }
 
-/// The saved LSTM's band, reported as the threshold.
+/// The saved LSTM's band, reported as its half-width (what model.json calls the threshold).
 #[derive(Debug, Clone, Copy)]
 struct Band {
     half_width: f64,
@@ -399,7 +399,7 @@ fn write_report(
                 "points": c.analysis.len(),
                 "judged": c.analysis.judged(),
                 "missing": c.missing(),
-                "threshold": d.band.map(|b| json_number(b.half_width)),
+                "band_half_width": d.band.map(|b| json_number(b.half_width)),
                 "quantile": d.band.map(|b| json_number(b.quantile)),
                 "anomalies": c.anomalies.iter().map(found_json).collect::<Vec<_>>(),
             });
@@ -430,16 +430,17 @@ fn write_report(
     Ok(())
 }
 
-const CSV_HEADER: &str = "timestamp,unix_seconds,value,predicted,error,score,lower,upper";
+/// The names of detect's `Analysis` (and of the watch's backtest CSV and `/metrics`).
+const CSV_HEADER: &str = "timestamp,unix_seconds,value,yhat,error,score,yhat_lower,yhat_upper";
 
 fn found_json(f: &Found) -> serde_json::Value {
     json!({
         "timestamp": rfc3339(from_unix(f.t)),
         "unix_seconds": f.t,
         "value": json_number(f.value),
-        "predicted": json_number(f.predicted),
-        "lower": json_number(f.lower),
-        "upper": json_number(f.upper),
+        "yhat": json_number(f.yhat),
+        "yhat_lower": json_number(f.yhat_lower),
+        "yhat_upper": json_number(f.yhat_upper),
         "error": json_number(f.error),
         "score": json_number(f.score),
     })
@@ -451,22 +452,22 @@ fn found_csv(f: &Found) -> String {
         csv_field(&rfc3339(from_unix(f.t))),
         f.t,
         f.value,
-        f.predicted,
+        f.yhat,
         f.error,
         f.score,
-        f.lower,
-        f.upper
+        f.yhat_lower,
+        f.yhat_upper
     )
 }
 
 fn found_text(f: &Found) -> String {
     format!(
-        "{}  value {}  predicted {:.6}  band [{:.6}, {:.6}]  score {:.2}",
+        "{}  value {}  yhat {:.6}  band [{:.6}, {:.6}]  score {:.2}",
         rfc3339(from_unix(f.t)),
         f.value,
-        f.predicted,
-        f.lower,
-        f.upper,
+        f.yhat,
+        f.yhat_lower,
+        f.yhat_upper,
         f.score
     )
 }

@@ -133,7 +133,8 @@ async fn train_learns_normal_traffic_and_detect_flags_a_burst() {
     assert!(detect.stderr.contains("written to"), "{}", detect.stderr);
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(doc["query"], query, "the query comes from the model");
-    assert_eq!(doc["threshold"].as_f64().unwrap(), threshold);
+    // The saved threshold is the band's half-width, reported under that name.
+    assert_eq!(doc["band_half_width"].as_f64().unwrap(), threshold);
     let anomalies = doc["anomalies"].as_array().unwrap();
     assert!(!anomalies.is_empty(), "the burst is flagged: {doc}");
     for a in anomalies {
@@ -160,7 +161,7 @@ async fn train_learns_normal_traffic_and_detect_flags_a_burst() {
         .await
         .ok();
     let mut rows = csv.stdout.lines();
-    let header = "timestamp,unix_seconds,value,predicted,error,score,lower,upper";
+    let header = "timestamp,unix_seconds,value,yhat,error,score,yhat_lower,yhat_upper";
     assert_eq!(rows.next(), Some(header));
     let rows: Vec<&str> = rows.collect();
     assert_eq!(rows.len(), anomalies.len(), "{}\n{doc}", csv.stdout);
@@ -206,8 +207,8 @@ async fn train_learns_normal_traffic_and_detect_flags_a_burst() {
     let doc: Value = serde_json::from_str(&fitted_here.stdout).unwrap();
     assert_eq!(doc["detector"]["kind"], "mad");
     assert!(
-        doc["threshold"].is_null(),
-        "a rolling band has no one threshold"
+        doc["band_half_width"].is_null(),
+        "a rolling band has no one half-width"
     );
     let anomalies = doc["anomalies"].as_array().unwrap();
     assert!(
@@ -221,8 +222,8 @@ async fn train_learns_normal_traffic_and_detect_flags_a_burst() {
     for a in anomalies {
         let (v, lo, hi) = (
             a["value"].as_f64().unwrap(),
-            a["lower"].as_f64().unwrap(),
-            a["upper"].as_f64().unwrap(),
+            a["yhat_lower"].as_f64().unwrap(),
+            a["yhat_upper"].as_f64().unwrap(),
         );
         assert!(v < lo || v > hi, "{a}");
     }
