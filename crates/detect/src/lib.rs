@@ -8,7 +8,8 @@
 //! `anomalous` is `score > 1`. For the band detectors (`zscore`, `mad`, `quantile`, `lstm`)
 //! `score = |value - yhat| / half-width of the band on that side`, so it is 0 on the prediction;
 //! for `knn` it is the distance of the recent pattern from the history's patterns, in units of
-//! the distance that only 1 % of the history's own patterns exceed.
+//! the distance that only 1 % of the history's own patterns exceed, or how far the newest value
+//! lies beyond the history's range, whichever is larger.
 //!
 //! Two ways to judge a series. [`Fitted::analyse`] judges every point of a slice on its own
 //! (what `promlearn detect` and plots show). [`Fitted::advance`] judges a stream: each point
@@ -32,14 +33,14 @@
 //! | `zscore` | mean of the previous `window` points | `± threshold·std` | the smallest half-width |
 //! | `mad` | their median | `± threshold·1.4826·MAD` | the smallest half-width |
 //! | `quantile` | their median | `lower`..`upper` quantile, widened by `margin` × their distance | the smallest half-width |
-//! | `knn` | the nearest patterns' newest values | `± unit` (the score is the pattern distance) | the history's patterns, the unit |
+//! | `knn` | the nearest patterns' newest values | `± unit` (the score is the pattern distance, or the distance beyond the history's range) | the history's patterns, the unit, the range |
 //! | `lstm` | promlearn-model's next-value forecast | `± margin × quantile` of its training errors | the forecaster, the band |
 //!
 //! How they do on the Numenta Anomaly Benchmark (NAB's standard profile, each file replayed
 //! through `advance` with a refit every day on the last 7 days, NAB's scoring rules; windowed
-//! Gaussian 39.7, HTM 70.1, ARTime 74.9): `knn` 59.5 (alerting on its own flag: 59.5), and
-//! 65.8 (65.7) with `confirm = 0`, which on a jittery 1 s rate alerts on noise every few
-//! minutes; `mad` 47.5, `lstm` 45.7, `zscore` 43.3, `quantile` 43.6.
+//! Gaussian 39.7, HTM 70.1, ARTime 74.9): `knn` 65.5 (alerting on its own flag: 65.4; 58.9
+//! without its new-extreme rule, `extreme = 0`); `mad` 47.5, `lstm` 45.7, `zscore` 43.3,
+//! `quantile` 43.6.
 //!
 //! The smallest half-width keeps a flat stretch (an idle counter's rate is often exactly
 //! constant, then jitters by one request) from turning every small change into a huge score.

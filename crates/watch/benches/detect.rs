@@ -121,7 +121,9 @@ fn main() -> anyhow::Result<()> {
         let replayed = replay(&corpus, &config, kind)?;
         let wall = started.elapsed();
         let sweep = Sweep::new(&corpus, &replayed.scores)?;
-        let [s, f, n] = profiles.each_ref().map(|p| sweep.score(p).normalized);
+        let [standard, low_fp, low_fn] = profiles.each_ref().map(|p| sweep.score(p));
+        let [s, f, n] = [&standard, &low_fp, &low_fn].map(|scored| scored.normalized);
+        write_per_file(&out_dir, &standard)?;
         let deployed = score_at_flag(&corpus, &replayed.flags)?;
         println!(
             "detector {kind}: standard {s:.2}, low-FP {f:.2}, low-FN {n:.2}; as deployed {:.2}; \
@@ -155,6 +157,30 @@ fn main() -> anyhow::Result<()> {
          ARTime {ARTIME_STANDARD})"
     );
     Ok(())
+}
+
+/// Writes a detector's per-file scores as NAB's `<detector>_<profile>_scores.csv` (the
+/// columns of `fixtures/nab/published/`), so where it wins and loses compares file by file with
+/// the scoreboard's detectors.
+fn write_per_file(out_dir: &Path, scored: &Scored) -> anyhow::Result<()> {
+    let mut text = String::from("Detector,Profile,File,Threshold,Score,TP,TN,FP,FN,Total_Count\n");
+    for f in &scored.per_file {
+        text.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{}\n",
+            scored.detector,
+            scored.profile,
+            f.file,
+            scored.threshold,
+            f.score,
+            f.tp,
+            f.tn,
+            f.fp,
+            f.fn_,
+            f.total
+        ));
+    }
+    let path = out_dir.join(format!("{}_{}_scores.csv", scored.detector, scored.profile));
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The results directory name of a detector (NAB's scorer keys everything by it).
