@@ -75,7 +75,15 @@ pub(super) async fn fetch(
             format!("no answer within {}", promlearn_duration::format(deadline)),
         )),
         Ok(Err(e)) => Err((error_kind(&e), e.to_string())),
-        Ok(Ok(matrix)) => Ok(series_of(&matrix)),
+        // A copy of every sample (100,000 series at a time): not on an async thread.
+        Ok(Ok(matrix)) => tokio::task::spawn_blocking(move || series_of(&matrix))
+            .await
+            .map_err(|e| {
+                (
+                    ErrorKind::QueryFailed,
+                    format!("reading the answer failed: {e}"),
+                )
+            }),
     }
 }
 
