@@ -19,7 +19,7 @@ use crate::{
     conn::ConnArgs,
     output::{self, Format, csv_field, json_number},
     plot, promapi, series,
-    timeutil::{format_duration, from_unix, parse_duration, rfc3339},
+    timeutil::{format_duration, from_ms, parse_duration, rfc3339},
     train::TrainedOn,
 };
 
@@ -105,8 +105,8 @@ fn parse_spec(text: &str) -> Result<DetectorSpec, String> {
 /// One flagged point.
 #[derive(Debug, Clone)]
 struct Found {
-    /// Unix seconds.
-    t: f64,
+    /// Unix milliseconds, as detect gives it.
+    t_ms: i64,
     value: f64,
     yhat: f64,
     yhat_lower: f64,
@@ -127,7 +127,7 @@ impl Checked {
         let anomalies = analysis
             .flagged()
             .map(|i| Found {
-                t: analysis.timestamps[i] as f64 / 1000.0,
+                t_ms: analysis.timestamps[i],
                 value: analysis.values[i],
                 yhat: analysis.yhat[i],
                 yhat_lower: analysis.yhat_lower[i],
@@ -435,8 +435,8 @@ const CSV_HEADER: &str = "timestamp,unix_seconds,value,yhat,error,score,yhat_low
 
 fn found_json(f: &Found) -> serde_json::Value {
     json!({
-        "timestamp": rfc3339(from_unix(f.t)),
-        "unix_seconds": f.t,
+        "timestamp": rfc3339(from_ms(f.t_ms)),
+        "unix_seconds": f.t_ms as f64 / 1000.0,
         "value": json_number(f.value),
         "yhat": json_number(f.yhat),
         "yhat_lower": json_number(f.yhat_lower),
@@ -449,8 +449,8 @@ fn found_json(f: &Found) -> serde_json::Value {
 fn found_csv(f: &Found) -> String {
     format!(
         "{},{},{},{},{},{},{},{}",
-        csv_field(&rfc3339(from_unix(f.t))),
-        f.t,
+        csv_field(&rfc3339(from_ms(f.t_ms))),
+        f.t_ms as f64 / 1000.0,
         f.value,
         f.yhat,
         f.error,
@@ -463,7 +463,7 @@ fn found_csv(f: &Found) -> String {
 fn found_text(f: &Found) -> String {
     format!(
         "{}  value {}  yhat {:.6}  band [{:.6}, {:.6}]  score {:.2}",
-        rfc3339(from_unix(f.t)),
+        rfc3339(from_ms(f.t_ms)),
         f.value,
         f.yhat,
         f.yhat_lower,
@@ -490,7 +490,7 @@ async fn live(
     }
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_reported = f64::NEG_INFINITY;
+    let mut last_reported = i64::MIN;
     let mut checks = 0u64;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -523,7 +523,7 @@ async fn live(
         let new: Vec<&Found> = checked
             .anomalies
             .iter()
-            .filter(|f| f.t > last_reported)
+            .filter(|f| f.t_ms > last_reported)
             .collect();
         tracing::info!(
             check = checks,
@@ -551,7 +551,7 @@ async fn live(
             other => other?,
         }
         if let Some(f) = new.last() {
-            last_reported = f.t;
+            last_reported = f.t_ms;
         }
         if let Some(path) = &args.plot {
             d.plot(path, &checked)?;

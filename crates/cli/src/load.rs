@@ -244,8 +244,8 @@ fn write_summary(
         writeln!(
             out,
             "from {} to {}",
-            rfc3339(crate::timeutil::from_unix(*first as f64 / 1000.0)),
-            rfc3339(crate::timeutil::from_unix(*last as f64 / 1000.0))
+            rfc3339(crate::timeutil::from_ms(*first)),
+            rfc3339(crate::timeutil::from_ms(*last))
         )?;
     }
     if m.n_series() == 0 {

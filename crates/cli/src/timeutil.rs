@@ -39,11 +39,9 @@ pub fn format_duration(d: Duration) -> String {
     promlearn_duration::format(d)
 }
 
-/// Unix seconds (with fraction) to a UTC time.
-pub fn from_unix(secs: f64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt((secs * 1000.0).round() as i64)
-        .single()
-        .unwrap_or_default()
+/// Unix milliseconds (the libraries' timestamps) to a UTC time.
+pub fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
 /// RFC 3339 with milliseconds only when there are some.
