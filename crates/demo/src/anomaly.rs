@@ -124,13 +124,8 @@ pub fn testbed_additions(watch: SocketAddr) -> (ScrapeTarget, PathBuf) {
 
 /// The example configuration, pointed at `endpoint` and listening on `listen`; beside its own
 /// queries, the total rate is also watched by each cheap detector it does not use yet, so that
-/// every detector is compared on the same data. Every query refits as the example's first one
-/// does for this short run (on the last minute, once before the events): the LSTM query's own
-/// schedule (refit every 10 minutes on 15) would leave it with its first fit, made 20 s into the
-/// traffic on the idle counter and the traffic's start, for the whole run. Fitted on that, it
-/// has not seen one period of the 30 s rhythm, and its band, learned from its errors, is as
-/// wide as the ramp from idle to 80 qps: in the simulated run (crates/detect/tests/demo_case.rs)
-/// it missed the drop in 14 of 40 seeds; refitted on the last minute, in none.
+/// every detector is compared on the same data. The example's own queries run as written, their
+/// schedules included (each refits on the last minute, once before the events).
 fn watch_config(endpoint: &str, listen: SocketAddr) -> anyhow::Result<Config> {
     let mut config = Config::load(example_dir().join("watch.toml"))?;
     config.endpoint = endpoint.to_owned();
@@ -141,10 +136,6 @@ fn watch_config(endpoint: &str, listen: SocketAddr) -> anyhow::Result<Config> {
         .find(|q| !matches!(q.detector, DetectorSpec::Lstm { .. }))
         .context("examples/watch/watch.toml has no cheap detector to copy")?
         .clone();
-    for query in &mut config.queries {
-        query.fit_every = template.fit_every;
-        query.fit_window = template.fit_window;
-    }
     for kind in promlearn_detect::DETECTOR_NAMES
         .into_iter()
         .filter(|k| *k != "lstm")
