@@ -79,17 +79,32 @@ fn parse_when(text: &str) -> Result<DateTime<Utc>, String> {
     Ok(Utc::now() - ago)
 }
 
+/// Reads the configuration file with the command line's overrides applied: at start, and
+/// again at each reload (so that `--listen`, `--shard` and `--web.config.file` hold across
+/// reloads).
+fn loader(
+    args: &WatchArgs,
+) -> impl Fn() -> promlearn_watch::Result<Config> + Send + Sync + 'static {
+    let (path, listen, shard) = (args.config.clone(), args.listen, args.shard);
+    let web_config_file = args.web_config_file.clone();
+    move || {
+        let mut config = Config::load(&path)?;
+        if let Some(listen) = listen {
+            config.listen = listen;
+        }
+        if let Some(shard) = shard {
+            config.shard = shard;
+        }
+        if let Some(web) = &web_config_file {
+            config.web_config_file = Some(web.clone());
+        }
+        Ok(config)
+    }
+}
+
 pub async fn run(args: WatchArgs) -> Result<()> {
-    let mut config = Config::load(&args.config)?;
-    if let Some(listen) = args.listen {
-        config.listen = listen;
-    }
-    if let Some(shard) = args.shard {
-        config.shard = shard;
-    }
-    if let Some(web) = &args.web_config_file {
-        config.web_config_file = Some(web.clone());
-    }
+    let load = loader(&args);
+    let config = load()?;
     if args.check {
         // Every expr parsed as PromQL (offline); with query_language = "metricsql", warnings.
         for warning in config.check_queries()? {
@@ -113,7 +128,8 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     if args.backtest {
         return run_backtest(&args, config).await;
     }
-    let watch = Watch::new(config)?;
+    let watch = Watch::new(config)?.reload_with(load);
+    reload_on_sighup(&watch);
     eprintln!(
         "promlearn watch: {} quer{} against {}, serving {}",
         watch.config().queries.len(),
@@ -128,6 +144,30 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     watch.serve(shutdown_signal()).await?;
     eprintln!("stopped");
     Ok(())
+}
+
+/// Reloads the configuration on each SIGHUP, as Prometheus does (the library logs the outcome
+/// and shows it on /metrics). Signals are the process's, so they are handled here, at the
+/// edge, beside SIGTERM; the library offers `Handle::reload` and `POST /-/reload`.
+fn reload_on_sighup(watch: &Watch) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handle = watch.handle();
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangups) => {
+                tokio::spawn(async move {
+                    while hangups.recv().await.is_some() {
+                        // Refused or applied, the library has said which.
+                        let _ = handle.reload().await;
+                    }
+                });
+            }
+            Err(e) => tracing::warn!("SIGHUP will not reload the configuration: {e}"),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = watch;
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.

@@ -84,6 +84,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A [`SavedModel`](crate::SavedModel) that does not make a working model (a file written
+    /// by another version, or damaged): refit instead.
+    #[error("a saved {detector} model is not usable: {reason}; refit it")]
+    Saved {
+        /// The detector it claims to be.
+        detector: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// Drawing a plot failed.
     #[error("cannot draw the plot {}: {reason}", path.display())]
     Plot {

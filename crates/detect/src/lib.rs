@@ -86,7 +86,7 @@ mod stream;
 pub use analysis::{Analysis, EventScore, Injected, evaluate};
 pub use detectors::{
     DETECTOR_FILE, DETECTOR_NAMES, DetectorSpec, EpochDone, Fitted, FittedKnn, FittedLstm,
-    FittedRolling, LstmOptions,
+    FittedRolling, LstmOptions, SavedModel,
 };
 pub use error::{Error, Result};
 #[cfg(feature = "plot")]

@@ -90,6 +90,10 @@ pub struct Config {
     /// TLS and basic auth for `/metrics`: a web config file in exporter-toolkit's format
     /// ([`WebConfig`](crate::WebConfig); `--web.config.file` overrides it).
     pub web_config_file: Option<PathBuf>,
+    /// Where fitted models and their series' stream and alerting state are saved after each
+    /// fit and read back at start, so that a restarted watch scores at once (`state.rs`); none
+    /// by default. A relative path is taken relative to the file's directory.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// How to authenticate to the endpoint. Secrets live in files, never in the configuration.
@@ -185,6 +189,8 @@ struct RawConfig {
     #[serde(default)]
     web_config_file: Option<String>,
     #[serde(default)]
+    state_dir: Option<String>,
+    #[serde(default)]
     query: Vec<Spanned<RawQuery>>,
 }
 
@@ -257,6 +263,7 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         config.auth.resolve_relative_to(base);
         config.web_config_file = config.web_config_file.map(|f| base.join(f));
+        config.state_dir = config.state_dir.map(|d| base.join(d));
         Ok(config)
     }
 
@@ -477,6 +484,10 @@ impl Config {
             web_config_file: raw
                 .web_config_file
                 .filter(|f| !f.trim().is_empty())
+                .map(PathBuf::from),
+            state_dir: raw
+                .state_dir
+                .filter(|d| !d.trim().is_empty())
                 .map(PathBuf::from),
         })
     }

@@ -119,6 +119,38 @@ pub enum Error {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// The state directory (`state_dir`) cannot be created or written to.
+    #[error(
+        "the state directory {} cannot be used: {source}; create it writable for this user, or remove state_dir to run without saved state",
+        path.display()
+    )]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A reload changed a setting that only a restart can change.
+    #[error(
+        "`{setting}` cannot change while the watch runs (running: {running}, the file now: {new}); put it back, or restart the watch to apply it"
+    )]
+    NotReloadable {
+        /// The setting.
+        setting: &'static str,
+        /// Its running value.
+        running: String,
+        /// The value the file now has.
+        new: String,
+    },
+    /// A reload was asked of a watch built from a `Config` value, with no file to read again.
+    #[error(
+        "this watch has no configuration file to read again; build it with Watch::reload_with (the CLI does)"
+    )]
+    NothingToReload,
+    /// A reload was asked of a watch that is not serving (not started, or stopped).
+    #[error("the watch is not serving, so it cannot reload; start it with Watch::serve first")]
+    NotServing,
     /// The backtest's sink (the caller's writer) failed; the backtest stopped there.
     #[error("writing a backtest point failed: {0}")]
     Sink(#[source] std::io::Error),

@@ -306,6 +306,23 @@ pub(crate) fn render(shared: &Shared) -> String {
         [("index", index.as_str()), ("total", total.as_str())],
         1.0,
     );
+    // Named and read as Prometheus's own prometheus_config_last_reload_* (reload.rs).
+    let (reloaded, reloaded_at) = shared.live.gauges();
+    for (name, help, value) in [
+        (
+            "promlearn_watch_config_last_reload_successful",
+            "1 if the last reload of the configuration (SIGHUP or POST /-/reload) succeeded, 0 if it was refused (the running configuration goes on).",
+            f64::from(u8::from(reloaded)),
+        ),
+        (
+            "promlearn_watch_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration load (the start, or a reload).",
+            reloaded_at,
+        ),
+    ] {
+        e.family(name, MetricType::Gauge, help);
+        e.sample(name, [], value);
+    }
     per_query(
         &mut e,
         "promlearn_watch_up",

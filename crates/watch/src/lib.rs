@@ -46,10 +46,12 @@ mod error;
 mod expo;
 mod export;
 mod promql;
+mod reload;
 mod schedule;
 mod series;
 mod shard;
 mod source;
+mod state;
 mod web;
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -67,13 +69,12 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use promql::QueryLanguage;
+pub use reload::ReloadSummary;
 pub use series::ERROR_KINDS;
 pub use shard::{Shard, label_hash};
 pub use web::{AUTH_CACHE_TTL, WebConfig};
 
-use clock::Clock;
-use schedule::{Exec, Shared};
-use source::Source;
+use schedule::Shared;
 
 /// The service: built from a [`Config`] (listening already), run by [`Watch::serve`].
 pub struct Watch {
@@ -84,6 +85,8 @@ pub struct Watch {
     warnings: Vec<String>,
     /// TLS and basic auth from the config's `web_config_file` (none: plain HTTP, no auth).
     web: Arc<web::Web>,
+    /// Reads the configuration again on a reload (none: reloads are refused).
+    loader: Option<reload::Loader>,
 }
 
 impl std::fmt::Debug for Watch {
@@ -109,10 +112,18 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Handle {
+    /// The engine serving now: after a reload, the new one.
+    fn current(&self) -> Arc<Shared> {
+        self.shared
+            .live
+            .current()
+            .unwrap_or_else(|| self.shared.clone())
+    }
+
     /// The `/metrics` page rendered now from the state (`/metrics` itself serves the page
     /// rendered after the last inference round, which this one shows after the next).
     pub fn render_metrics(&self) -> String {
-        export::render(&self.shared)
+        export::render(&self.current())
     }
 
     /// The page `/metrics` serves now.
@@ -122,13 +133,16 @@ impl Handle {
 
     /// How many series the query named `query` tracks now (`None` for an unknown name).
     pub fn series_count(&self, query: &str) -> Option<usize> {
-        let index = self
-            .shared
-            .config
-            .queries
-            .iter()
-            .position(|q| q.name == query)?;
-        Some(self.shared.lock().queries[index].series.len())
+        let shared = self.current();
+        let index = shared.config.queries.iter().position(|q| q.name == query)?;
+        Some(shared.lock().queries[index].series.len())
+    }
+
+    /// Reads the configuration again and applies it, as SIGHUP and `POST /-/reload` do (see
+    /// [`Watch::reload_with`]); returns what became of each query, or why the new configuration
+    /// was refused (the running one then goes on). Errors when the watch is not serving.
+    pub async fn reload(&self) -> Result<ReloadSummary> {
+        self.shared.live.request().await
     }
 }
 
@@ -147,8 +161,6 @@ impl Watch {
     }
 
     pub(crate) fn with_fit_fn(config: Config, fit_fn: schedule::FitFn) -> Result<Watch> {
-        let warnings = config.check_queries()?;
-        let client = source::build_client(&config)?;
         let web_config = (config.web_config_file.as_deref())
             .map(WebConfig::load)
             .transpose()?;
@@ -168,14 +180,20 @@ impl Watch {
             addr: config.listen,
             source,
         })?;
-        let shared = Arc::new(Shared::new(
-            config,
-            Clock::wall(),
-            Source::Prometheus(client),
-            Exec::Pool,
-            fit_fn,
-            fit_concurrency(),
-        ));
+        let live = Arc::new(reload::Live::new());
+        let page = Arc::new(export::Page::new(String::new()));
+        let (shared, warnings) = reload::build(config, fit_fn, live, page)?;
+        let shared = Arc::new(shared);
+        let restored = state::restore(&shared);
+        if let Some(dir) = &shared.config.state_dir {
+            tracing::info!(
+                dir = %dir.display(),
+                models = restored.models,
+                skipped = restored.skipped,
+                "saved state read back"
+            );
+        }
+        shared.live.set_current(&shared);
         export::render_now(&shared);
         Ok(Watch {
             shared,
@@ -183,6 +201,7 @@ impl Watch {
             addr,
             warnings,
             web,
+            loader: None,
         })
     }
 
@@ -199,6 +218,17 @@ impl Watch {
     /// The configuration it runs.
     pub fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    /// Lets SIGHUP and `POST /-/reload` apply a new configuration: `load` reads it again (the
+    /// CLI's reads the file and applies its command-line overrides). Without it, a reload is
+    /// refused. See [`Handle::reload`] for what a reload keeps.
+    pub fn reload_with(
+        mut self,
+        load: impl Fn() -> Result<Config> + Send + Sync + 'static,
+    ) -> Watch {
+        self.loader = Some(Arc::new(load));
+        self
     }
 
     /// A handle that stays usable while [`Watch::serve`] runs.
@@ -220,11 +250,10 @@ impl Watch {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let listener = tokio::net::TcpListener::from_std(self.listener).map_err(Error::Serve)?;
         let mut loops = JoinSet::new();
-        for index in 0..self.shared.config.queries.len() {
-            loops.spawn(schedule::live_infer_loop(self.shared.clone(), index));
-            loops.spawn(schedule::live_fit_loop(self.shared.clone(), index));
-        }
-        loops.spawn(export::render_loop(self.shared.clone()));
+        let mut current = self.shared.clone();
+        reload::start(&current, &mut loops);
+        // Reloads are answered here, one at a time, between accepts.
+        let mut reloads = self.shared.live.take_requests().ok_or(Error::NotServing)?;
         for warning in &self.warnings {
             tracing::warn!("{warning}");
         }
@@ -250,10 +279,16 @@ impl Watch {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },
+                Some(reply) = reloads.recv() => {
+                    let (next, outcome) =
+                        reload::reload(&current, &mut loops, self.loader.as_ref()).await;
+                    current = next;
+                    let _ = reply.send(outcome);
+                }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
-        self.shared.stop();
+        current.stop();
         loops.shutdown().await;
         connections.shutdown().await;
         tracing::info!("watch stopped");
@@ -272,6 +307,7 @@ where
         async move {
             let mut response = match web.refuse(&request).await {
                 Some(refused) => refused,
+                None if reload::is_request(&request) => reload::answer(&shared, &request).await,
                 None => respond(&shared, &request),
             };
             web.decorate(&mut response);

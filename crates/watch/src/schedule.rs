@@ -63,8 +63,12 @@ pub(crate) struct Shared {
     pub config: Config,
     pub clock: Clock,
     pub source: Source,
-    /// What `/metrics` serves.
-    pub page: Page,
+    /// What `/metrics` serves; one for every generation of a reloaded service.
+    pub page: Arc<Page>,
+    /// Where fitted models are saved (`state_dir`; the service only).
+    pub(crate) store: Option<crate::state::Store>,
+    /// What every generation of a reloaded service shares (`reload.rs`).
+    pub(crate) live: Arc<crate::reload::Live>,
     exec: Exec,
     /// Set when the service stops: fits not started yet are not started.
     stopping: AtomicBool,
@@ -87,7 +91,9 @@ impl Shared {
             config,
             clock,
             source,
-            page: Page::new(String::new()),
+            page: Arc::new(Page::new(String::new())),
+            store: None,
+            live: Arc::new(crate::reload::Live::new()),
             exec,
             stopping: AtomicBool::new(false),
             state: Mutex::new(State {
@@ -108,6 +114,11 @@ impl Shared {
 
     fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// How models are fitted (a reloaded engine fits as the one before it).
+    pub(crate) fn fit_fn(&self) -> FitFn {
+        self.fit_fn.clone()
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -576,9 +587,15 @@ impl FitJob {
         let fit_fn = shared.fit_fn.clone();
         let job = Arc::new(self);
         let fitting = job.clone();
+        let saving = shared.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            fitting.fit(&fit_fn)
+            let outcome = fitting.fit(&fit_fn);
+            // Written before the model is used: a kill after this point loses nothing.
+            if let Ok(model) = &outcome.0 {
+                crate::state::after_fit(&saving, fitting.index, &fitting.labels, model.as_ref());
+            }
+            outcome
         })
         .await;
         match outcome {
@@ -603,6 +620,9 @@ impl FitJob {
     /// A backtest: fit here and now.
     fn run_inline(self, shared: &Shared) {
         let outcome = self.fit(&shared.fit_fn);
+        if let Ok(model) = &outcome.0 {
+            crate::state::after_fit(shared, self.index, &self.labels, model.as_ref());
+        }
         self.finish(shared, outcome);
     }
 

@@ -22,6 +22,7 @@ mod churn;
 // The harness the integration tests use too (`Running`, `wait_for`, `value`): one copy.
 #[path = "../tests/common/harness.rs"]
 mod harness;
+mod reload;
 mod shutdown;
 
 use harness::{Running, value, wait_for};
@@ -366,9 +367,14 @@ async fn scores_are_exported_per_series_with_renamed_and_escaped_labels() {
             "{name} outside its family {current}"
         );
     }
-    assert_eq!(seen.len(), 17, "{seen:?}");
+    assert_eq!(seen.len(), 19, "{seen:?}");
     assert!(
         text.contains("\npromlearn_watch_shard_info{index=\"0\",total=\"1\"} 1\n"),
+        "{text}"
+    );
+    // As Prometheus: the start counts as a successful load of the configuration.
+    assert!(
+        text.contains("\npromlearn_watch_config_last_reload_successful 1\n"),
         "{text}"
     );
     // Both series were fitted (one call each at least; fit_every is 1 s, so refits may follow),

@@ -56,16 +56,16 @@ const MAX_SPAN: i64 = 4;
 /// not the distance to the band.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FittedKnn {
-    spec: DetectorSpec,
-    centre: f64,
-    scale: f64,
-    patterns: Vec<f32>,
+    pub(crate) spec: DetectorSpec,
+    pub(crate) centre: f64,
+    pub(crate) scale: f64,
+    pub(crate) patterns: Vec<f32>,
     /// Each pattern's newest value (series units): `yhat` is their mean over the neighbours.
-    last: Vec<f64>,
+    pub(crate) last: Vec<f64>,
     /// The distance (scaled units) that scores 1.
-    unit: f64,
+    pub(crate) unit: f64,
     /// How far (series units) a point may lie from its neighbours' newest values.
-    dev_unit: f64,
+    pub(crate) dev_unit: f64,
     /// The history's lowest finite value: below it by `extreme` × the range, a new extreme.
     pub(crate) low: f64,
     /// The history's highest finite value: above it by `extreme` × the range, a new extreme.
@@ -276,6 +276,10 @@ impl FittedKnn {
 impl Fitted for FittedKnn {
     fn spec(&self) -> &DetectorSpec {
         &self.spec
+    }
+
+    fn to_saved(&self) -> Option<crate::SavedModel> {
+        Some(self.saved())
     }
 
     fn analyse(&self, timestamps: &[i64], values: &[f64]) -> Result<Analysis> {

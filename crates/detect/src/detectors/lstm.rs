@@ -56,14 +56,14 @@ pub struct EpochDone {
 /// it; the band is `yhat ± half_width`.
 #[derive(Debug)]
 pub struct FittedLstm {
-    spec: DetectorSpec,
-    model: Forecaster,
-    scaler: Scaler,
-    error_quantile: f64,
-    min_half_width: f64,
-    half_width: f64,
-    training_pairs: usize,
-    final_loss: f64,
+    pub(crate) spec: DetectorSpec,
+    pub(crate) model: Forecaster,
+    pub(crate) scaler: Scaler,
+    pub(crate) error_quantile: f64,
+    pub(crate) min_half_width: f64,
+    pub(crate) half_width: f64,
+    pub(crate) training_pairs: usize,
+    pub(crate) final_loss: f64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -396,6 +396,10 @@ impl FittedLstm {
 impl Fitted for FittedLstm {
     fn spec(&self) -> &DetectorSpec {
         &self.spec
+    }
+
+    fn to_saved(&self) -> Option<crate::SavedModel> {
+        Some(self.saved())
     }
 
     fn analyse(&self, timestamps: &[i64], values: &[f64]) -> Result<Analysis> {

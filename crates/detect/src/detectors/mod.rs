@@ -11,10 +11,12 @@ use crate::stream::StreamState;
 mod knn;
 mod lstm;
 mod rolling;
+mod saved;
 
 pub use knn::FittedKnn;
 pub use lstm::{DETECTOR_FILE, EpochDone, FittedLstm, LstmOptions};
 pub use rolling::FittedRolling;
+pub use saved::SavedModel;
 
 /// A detector and its settings, as a user writes it in a watch configuration
 /// (`{ kind = "mad", threshold = 6 }`) or on the command line. Every field has a default, so
@@ -463,6 +465,13 @@ pub trait Fitted: Send + Sync + std::fmt::Debug {
         values: &[f64],
     ) -> Result<Analysis> {
         crate::stream::advance(self, state, timestamps, values)
+    }
+
+    /// What the model learned, as plain data to write down and read back with
+    /// [`SavedModel::into_fitted`]; `None` for a model that cannot be saved (every detector of
+    /// this crate can: the default is for stand-ins written elsewhere, e.g. in tests).
+    fn to_saved(&self) -> Option<SavedModel> {
+        None
     }
 }
 

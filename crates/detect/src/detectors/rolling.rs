@@ -22,8 +22,8 @@ use crate::grid::{self, History};
 /// between neighbouring points (for a history that never changed: a tenth of its level).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FittedRolling {
-    spec: DetectorSpec,
-    min_half_width: f64,
+    pub(crate) spec: DetectorSpec,
+    pub(crate) min_half_width: f64,
 }
 
 /// The band's half-width is never below this many typical changes between neighbouring points.
@@ -241,6 +241,10 @@ struct Judgement {
 impl Fitted for FittedRolling {
     fn spec(&self) -> &DetectorSpec {
         &self.spec
+    }
+
+    fn to_saved(&self) -> Option<crate::SavedModel> {
+        Some(self.saved())
     }
 
     fn analyse(&self, timestamps: &[i64], values: &[f64]) -> Result<Analysis> {

@@ -1,0 +1,339 @@
+//! Reload, as Prometheus does it: on SIGHUP (the CLI's) or `POST /-/reload`, the configuration
+//! file is read again. A query whose model settings ([`ModelKey`]) and name are unchanged,
+//! against an unchanged source (endpoint, credentials, shard, query language), keeps its
+//! series: models, stream positions, alerting state, counters and the scores on the page, with
+//! no gap; a changed or new query starts fresh (from `state_dir` if it has matching files), a
+//! removed one goes. A configuration that does not load or check is refused with its
+//! `file:line` error and the running one goes on. What cannot change while running (the listen
+//! address, the web configuration file) is refused with a message saying to restart.
+//!
+//! Mechanics: the engine of one configuration is a [`Shared`] and its loops. A reload builds a
+//! new `Shared`, stops the old loops, moves the kept queries' state across, and starts the new
+//! loops. What outlives every generation lives in [`Live`] (which one is current, the reload
+//! requests and their outcome for `/metrics`) and in the served [`Page`]: both are shared by
+//! every generation, so a connection or a [`Handle`](crate::Handle) made before a reload
+//! serves the new page and reaches the new state.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, RwLock, Weak,
+        atomic::{AtomicBool, AtomicI64, Ordering},
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinSet,
+};
+
+use crate::{
+    Config, Error, Result,
+    clock::Clock,
+    export::{self, Page},
+    fit_concurrency,
+    schedule::{self, Exec, FitFn, Shared},
+    source::{self, Source},
+    state::{self, ModelKey, Store},
+};
+
+/// Re-reads the configuration: what the CLI gives [`Watch::reload_with`](crate::Watch::reload_with)
+/// (the file, with its command-line overrides applied again).
+pub(crate) type Loader = Arc<dyn Fn() -> Result<Config> + Send + Sync>;
+
+/// A reload asked for, and where its outcome goes.
+type Request = oneshot::Sender<Result<ReloadSummary>>;
+
+/// What a reload did, per query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Queries that kept their series, models and scores.
+    pub kept: Vec<String>,
+    /// Queries started fresh: new, or with changed settings.
+    pub fresh: Vec<String>,
+    /// Queries no longer in the configuration.
+    pub removed: Vec<String>,
+}
+
+/// What every generation of the engine shares.
+pub(crate) struct Live {
+    current: RwLock<Weak<Shared>>,
+    requests: mpsc::UnboundedSender<Request>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<Request>>>,
+    successful: AtomicBool,
+    success_unix_ms: AtomicI64,
+}
+
+impl Live {
+    /// As Prometheus: the start counts as a successful load.
+    pub(crate) fn new() -> Live {
+        let (requests, receiver) = mpsc::unbounded_channel();
+        Live {
+            current: RwLock::new(Weak::new()),
+            requests,
+            receiver: Mutex::new(Some(receiver)),
+            successful: AtomicBool::new(true),
+            success_unix_ms: AtomicI64::new(unix_ms()),
+        }
+    }
+
+    /// The engine serving now (`None` once the watch is gone).
+    pub(crate) fn current(&self) -> Option<Arc<Shared>> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .upgrade()
+    }
+
+    pub(crate) fn set_current(&self, shared: &Arc<Shared>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(shared);
+    }
+
+    /// Asks the serving watch to reload and waits for the outcome.
+    pub(crate) async fn request(&self) -> Result<ReloadSummary> {
+        // Not taken yet: `serve` has not started. Once it has returned, the send fails.
+        if self
+            .receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
+            return Err(Error::NotServing);
+        }
+        let (reply, outcome) = oneshot::channel();
+        self.requests.send(reply).map_err(|_| Error::NotServing)?;
+        outcome.await.map_err(|_| Error::NotServing)?
+    }
+
+    /// The requests, for the one `serve` that answers them.
+    pub(crate) fn take_requests(&self) -> Option<mpsc::UnboundedReceiver<Request>> {
+        self.receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// `promlearn_watch_config_last_reload_successful` and `..._success_timestamp_seconds`.
+    pub(crate) fn gauges(&self) -> (bool, f64) {
+        (
+            self.successful.load(Ordering::SeqCst),
+            self.success_unix_ms.load(Ordering::SeqCst) as f64 / 1000.0,
+        )
+    }
+
+    fn record(&self, ok: bool) {
+        self.successful.store(ok, Ordering::SeqCst);
+        if ok {
+            self.success_unix_ms.store(unix_ms(), Ordering::SeqCst);
+        }
+    }
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// One engine for `config`: its expressions checked, its client built, its state directory
+/// opened; sharing `live` and `page` with the generations before it. Also the warnings of
+/// [`Config::check_queries`].
+pub(crate) fn build(
+    config: Config,
+    fit_fn: FitFn,
+    live: Arc<Live>,
+    page: Arc<Page>,
+) -> Result<(Shared, Vec<String>)> {
+    let warnings = config.check_queries()?;
+    let client = source::build_client(&config)?;
+    let store = config.state_dir.as_deref().map(Store::open).transpose()?;
+    let mut shared = Shared::new(
+        config,
+        Clock::wall(),
+        Source::Prometheus(client),
+        Exec::Pool,
+        fit_fn,
+        fit_concurrency(),
+    );
+    shared.store = store;
+    shared.live = live;
+    shared.page = page;
+    Ok((shared, warnings))
+}
+
+/// Starts the loops of one engine: per query inference, fits and the state files' sweep; the
+/// page's renders.
+pub(crate) fn start(shared: &Arc<Shared>, loops: &mut JoinSet<()>) {
+    for index in 0..shared.config.queries.len() {
+        loops.spawn(schedule::live_infer_loop(shared.clone(), index));
+        loops.spawn(schedule::live_fit_loop(shared.clone(), index));
+        loops.spawn(state::sweep_loop(shared.clone(), index));
+    }
+    loops.spawn(export::render_loop(shared.clone()));
+}
+
+/// Answers one reload request: the new engine on success (its loops running in `loops`), the
+/// running one untouched on failure. Logs and records the outcome either way.
+pub(crate) async fn reload(
+    running: &Arc<Shared>,
+    loops: &mut JoinSet<()>,
+    loader: Option<&Loader>,
+) -> (Arc<Shared>, Result<ReloadSummary>) {
+    let prepared = match prepare(running, loader) {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            tracing::error!("reloading the configuration failed, the running one goes on: {e}");
+            running.live.record(false);
+            // The gauge shows on the next page, rendered now rather than after the next round.
+            running.page.want_render();
+            return (running.clone(), Err(e));
+        }
+    };
+    let (new, warnings) = prepared;
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    // The old loops end at their next await; fits already on the pool finish into the old
+    // state, which no one reads any more.
+    loops.shutdown().await;
+    running.stop();
+    let summary = carry_over(running, &new);
+    let restored = state::restore_where(&new, |index| {
+        !summary.kept.contains(&new.config.queries[index].name)
+    });
+    let new = Arc::new(new);
+    export::render_now(&new);
+    new.live.set_current(&new);
+    start(&new, loops);
+    running.live.record(true);
+    tracing::info!(
+        kept = ?summary.kept,
+        fresh = ?summary.fresh,
+        removed = ?summary.removed,
+        restored = restored.models,
+        "configuration reloaded"
+    );
+    (new, Ok(summary))
+}
+
+/// Loads and checks the new configuration and builds its engine, without touching the running
+/// one.
+fn prepare(running: &Shared, loader: Option<&Loader>) -> Result<(Shared, Vec<String>)> {
+    let loader = loader.ok_or(Error::NothingToReload)?;
+    let config = loader()?;
+    let old = &running.config;
+    if config.listen != old.listen {
+        return Err(Error::NotReloadable {
+            setting: "listen",
+            running: old.listen.to_string(),
+            new: config.listen.to_string(),
+        });
+    }
+    if config.web_config_file != old.web_config_file {
+        let show = |p: &Option<std::path::PathBuf>| {
+            p.as_ref()
+                .map_or_else(|| "(none)".to_owned(), |p| p.display().to_string())
+        };
+        return Err(Error::NotReloadable {
+            setting: "web_config_file",
+            running: show(&old.web_config_file),
+            new: show(&config.web_config_file),
+        });
+    }
+    build(
+        config,
+        running.fit_fn(),
+        running.live.clone(),
+        running.page.clone(),
+    )
+}
+
+/// Moves the state of every query that may keep it from `old` to `new`.
+fn carry_over(old: &Shared, new: &Shared) -> ReloadSummary {
+    let (a, b) = (&old.config, &new.config);
+    let same_source = a.endpoint == b.endpoint
+        && a.auth == b.auth
+        && a.shard == b.shard
+        && a.query_language == b.query_language;
+    let before: HashMap<&str, usize> = a
+        .queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| (q.name.as_str(), i))
+        .collect();
+    let now = new.clock.now_ms();
+    let mut summary = ReloadSummary::default();
+    let mut from = old.lock();
+    let mut to = new.lock();
+    for (index, query) in b.queries.iter().enumerate() {
+        let kept = before
+            .get(query.name.as_str())
+            .filter(|&&i| same_source && ModelKey::of(&a.queries[i]) == ModelKey::of(query));
+        let Some(&i) = kept else {
+            summary.fresh.push(query.name.clone());
+            continue;
+        };
+        let mut moved = std::mem::take(&mut from.queries[i]);
+        for series in moved.series.values_mut() {
+            // A fit that ran on the old engine reports there; fit again soon here.
+            if series.fitting {
+                series.fitting = false;
+                series.next_fit_ms = now;
+            }
+        }
+        to.queries[index] = moved;
+        summary.kept.push(query.name.clone());
+    }
+    for q in &a.queries {
+        if !b.queries.iter().any(|n| n.name == q.name) {
+            summary.removed.push(q.name.clone());
+        }
+    }
+    to.total_series = to.queries.iter().map(|q| q.series.len()).sum();
+    summary
+}
+
+/// Whether `request` is for `/-/reload` (answered by [`answer`], whatever its method).
+pub(crate) fn is_request<B>(request: &hyper::Request<B>) -> bool {
+    request.uri().path() == "/-/reload"
+}
+
+/// `POST /-/reload` (or PUT, as Prometheus takes): 200 once reloaded, 500 with the reason when
+/// the configuration was refused; any other method 405.
+pub(crate) async fn answer<B>(
+    shared: &Shared,
+    request: &hyper::Request<B>,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    use hyper::{Method, StatusCode, header};
+    let reply = |status: StatusCode, text: String| {
+        hyper::Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(http_body_util::Full::new(bytes::Bytes::from(text)))
+            .expect("a plain response builds")
+    };
+    if !matches!(*request.method(), Method::POST | Method::PUT) {
+        let mut response = reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only POST or PUT reloads the configuration\n".into(),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("POST, PUT"));
+        return response;
+    }
+    match shared.live.request().await {
+        Ok(summary) => reply(
+            StatusCode::OK,
+            format!(
+                "configuration reloaded: kept {:?}, started fresh {:?}, removed {:?}\n",
+                summary.kept, summary.fresh, summary.removed
+            ),
+        ),
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        ),
+    }
+}

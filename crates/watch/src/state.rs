@@ -1,0 +1,398 @@
+//! State that survives a restart (`state_dir`): after each fit, the series' model, its stream
+//! position and its alerting state go to one file; at start every file that fits the
+//! configuration is read back, so a restarted watch scores at once instead of waiting for
+//! `min_history` and a fit.
+//!
+//! Layout: `<state_dir>/<query>-<hash>/<label-hash>.model`, where `<query>` is the query's
+//! name with anything but `[A-Za-z0-9_-]` turned into `_`, `<hash>` the low 8 hex digits of the
+//! [`label_hash`] of `{query="<name>"}` (two names that sanitise alike stay apart), and `<label-hash>` the 16 hex digits
+//! of the series' [`label_hash`] (the shards' hash, stable across machines and versions). A file
+//! is `MAGIC`, the format version (u32 LE), the CRC-32 of the body (u32 LE) and the body:
+//! [`Saved`] in postcard. It is written to a temporary file in the same directory, fsynced,
+//! renamed over the old one and the directory fsynced, so a crash leaves the old file or the
+//! new one, never half of one. Reading checks all of it: a file that is truncated, damaged
+//! (checksum), of another format version or undecodable is skipped with a warning, and the
+//! series is fitted as if new; a file whose query settings differ ([`ModelKey`]) is skipped
+//! quietly, and overwritten at the series' next fit.
+//!
+//! The schedule (`schedule.rs`) stays the one copy for the service and the backtest: it calls
+//! [`after_fit`] on the blocking pool right after a fit, which does nothing without a store.
+
+use std::{
+    fs,
+    io::{self, Write},
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime},
+};
+
+use promlearn_detect::{DetectorSpec, Fitted, SavedModel, StreamState};
+use promlearn_loader::Labels;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Config, Error, QueryConfig, Result, export,
+    schedule::Shared,
+    series::{SeriesState, Stream},
+    shard::label_hash,
+};
+
+/// The first bytes of every state file.
+const MAGIC: &[u8; 8] = b"PLWSTATE";
+/// The format this version writes and reads; older or newer files are skipped and refitted.
+/// Raise it whenever [`Saved`] or promlearn-detect's `SavedModel` changes shape (a file of the
+/// old shape would otherwise be reported as undecodable rather than as an older format).
+pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Magic, version and checksum.
+const HEADER: usize = 16;
+/// A state file's extension.
+const EXTENSION: &str = "model";
+
+/// The settings a model depends on: a saved model is used only for a query whose key is equal
+/// (and a reload keeps a query's state only then). `infer_every` and `fit_every` are not in it:
+/// changing them changes when the model is used and refitted, not what it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ModelKey {
+    expr: String,
+    step_ms: u64,
+    fit_window_ms: u64,
+    /// The detector as its JSON text (postcard cannot carry an internally tagged enum).
+    detector: String,
+}
+
+impl ModelKey {
+    pub(crate) fn of(query: &QueryConfig) -> ModelKey {
+        ModelKey {
+            expr: query.expr.clone(),
+            step_ms: query.step.as_millis() as u64,
+            fit_window_ms: query.fit_window.as_millis() as u64,
+            detector: detector_text(&query.detector),
+        }
+    }
+}
+
+fn detector_text(spec: &DetectorSpec) -> String {
+    serde_json::to_string(spec).expect("a detector spec serialises")
+}
+
+/// One series' saved state: the body of a state file.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    key: ModelKey,
+    labels: Vec<(String, String)>,
+    /// When the model was fitted (unix ms): the next fit is due `fit_every` after it.
+    fitted_at_ms: i64,
+    /// The newest sample the series had then (unix ms).
+    last_sample_ms: i64,
+    /// The stream's mark: samples up to it were judged.
+    through_ms: Option<i64>,
+    /// The detector's [`StreamState`] as its JSON text: it is promlearn-detect's to evolve, and
+    /// a field it leaves out when empty (`skip_serializing_if`) would shift every byte after it
+    /// in postcard, which does not describe itself.
+    detector_state: String,
+    model: SavedModel,
+}
+
+/// Why a state file was not used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Skip {
+    #[error("cannot read it: {0}")]
+    Read(#[from] io::Error),
+    #[error("it is truncated ({0} bytes, shorter than its header)")]
+    Truncated(usize),
+    #[error("it is not a promlearn watch state file")]
+    NotState,
+    #[error("it is format version {0}; this promlearn reads version {FORMAT_VERSION}")]
+    Version(u32),
+    #[error("it is damaged (checksum mismatch)")]
+    Checksum,
+    #[error("its body does not decode: {0}")]
+    Decode(#[from] postcard::Error),
+    #[error("its stream state does not decode: {0}")]
+    StreamState(#[from] serde_json::Error),
+    #[error("{0}")]
+    Model(#[from] promlearn_detect::Error),
+    /// Not damage: the query's settings changed since it was written.
+    #[error("it was fitted with other query settings")]
+    OtherSettings,
+}
+
+/// Where the state files are, and the rules for reading and writing them.
+#[derive(Debug)]
+pub(crate) struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creates) `dir`; errors when it cannot be created or written to.
+    pub(crate) fn open(dir: &Path) -> Result<Store> {
+        let fail = |source: io::Error| Error::StateDir {
+            path: dir.to_owned(),
+            source,
+        };
+        fs::create_dir_all(dir).map_err(fail)?;
+        // Find out now, not at the first fit, that the directory is not writable.
+        tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+        Ok(Store {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// The directory of query `name`.
+    pub(crate) fn query_dir(&self, name: &str) -> PathBuf {
+        let plain: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let hash = label_hash(&Labels::from_pairs([("query", name)]));
+        self.dir.join(format!("{plain}-{:08x}", hash as u32))
+    }
+
+    /// The file of one series of query `name`.
+    pub(crate) fn series_path(&self, name: &str, labels: &Labels) -> PathBuf {
+        self.query_dir(name)
+            .join(format!("{:016x}.{EXTENSION}", label_hash(labels)))
+    }
+
+    /// Writes one series' state atomically; returns the file's size.
+    fn save(&self, query: &QueryConfig, labels: &Labels, saved: &Saved) -> io::Result<u64> {
+        let dir = self.query_dir(&query.name);
+        fs::create_dir_all(&dir)?;
+        let bytes = encode(saved).map_err(io::Error::other)?;
+        let mut file = tempfile::NamedTempFile::new_in(&dir)?;
+        file.write_all(&bytes)?;
+        file.as_file().sync_all()?;
+        file.persist(self.series_path(&query.name, labels))
+            .map_err(|e| e.error)?;
+        // The rename itself is durable only once the directory is.
+        fs::File::open(&dir)?.sync_all()?;
+        Ok(bytes.len() as u64)
+    }
+}
+
+/// The file's bytes for `saved`.
+fn encode(saved: &Saved) -> postcard::Result<Vec<u8>> {
+    let body = postcard::to_stdvec(saved)?;
+    let mut out = Vec::with_capacity(HEADER + body.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Reads a file's bytes back, checking everything; `key` is the query's now.
+fn decode(bytes: &[u8], key: &ModelKey) -> Result<Saved, Skip> {
+    if bytes.len() < HEADER {
+        return Err(if bytes.starts_with(&MAGIC[..bytes.len().min(8)]) {
+            Skip::Truncated(bytes.len())
+        } else {
+            Skip::NotState
+        });
+    }
+    if &bytes[..8] != MAGIC {
+        return Err(Skip::NotState);
+    }
+    let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    let version = word(8);
+    if version != FORMAT_VERSION {
+        return Err(Skip::Version(version));
+    }
+    let body = &bytes[HEADER..];
+    if crc32fast::hash(body) != word(12) {
+        return Err(Skip::Checksum);
+    }
+    let saved: Saved = postcard::from_bytes(body)?;
+    if &saved.key != key {
+        return Err(Skip::OtherSettings);
+    }
+    serde_json::from_str::<StreamState>(&saved.detector_state)?;
+    Ok(saved)
+}
+
+/// After a successful fit, on the blocking pool: writes the series' state when the service has
+/// a store (never in a backtest). A failed write is a warning; the model is used all the same.
+pub(crate) fn after_fit(shared: &Shared, index: usize, labels: &Labels, model: &dyn Fitted) {
+    let Some(store) = &shared.store else {
+        return;
+    };
+    let query = &shared.config.queries[index];
+    let Some(saved_model) = model.to_saved() else {
+        return;
+    };
+    let (stream, last_sample_ms) = {
+        let state = shared.lock();
+        match state.queries[index].series.get(labels) {
+            Some(series) => (series.stream.clone(), series.last_sample_ms),
+            None => return, // Dropped while it was fitted.
+        }
+    };
+    let saved = Saved {
+        key: ModelKey::of(query),
+        labels: labels
+            .iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect(),
+        fitted_at_ms: shared.clock.now_ms(),
+        last_sample_ms,
+        through_ms: stream.through_ms,
+        detector_state: serde_json::to_string(&stream.detector).expect("a stream state serialises"),
+        model: saved_model,
+    };
+    match store.save(query, labels, &saved) {
+        Ok(bytes) => {
+            tracing::debug!(query = %query.name, series = %labels, bytes, "state saved");
+        }
+        Err(e) => tracing::warn!(
+            query = %query.name,
+            series = %labels,
+            "saving the model to {} failed: {e}; it is used all the same, and refitted after a restart",
+            store.query_dir(&query.name).display()
+        ),
+    }
+}
+
+/// What [`restore`] found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Restored {
+    /// Series whose model was read back.
+    pub models: usize,
+    /// Files skipped: damaged, truncated, of another version, or of other settings.
+    pub skipped: usize,
+}
+
+/// Reads every query's saved series back into the state, before the service starts: each
+/// comes back with its model, stream and alerting state, due for its next fit `fit_every`
+/// after the saved one. Series another shard owns, and those beyond `max_series`, stay out.
+pub(crate) fn restore(shared: &Shared) -> Restored {
+    restore_where(shared, |_| true)
+}
+
+/// [`restore`] for the queries whose index `wanted` says (a reload restores only the queries
+/// it starts fresh).
+pub(crate) fn restore_where(shared: &Shared, wanted: impl Fn(usize) -> bool) -> Restored {
+    let Some(store) = &shared.store else {
+        return Restored::default();
+    };
+    let config: &Config = &shared.config;
+    let now = shared.clock.now_ms();
+    let mut found = Restored::default();
+    let mut state = shared.lock();
+    for (index, query) in config.queries.iter().enumerate() {
+        if !wanted(index) {
+            continue;
+        }
+        let dir = store.query_dir(&query.name);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                tracing::warn!(query = %query.name, "cannot read the saved state in {}: {e}; its series are fitted anew", dir.display());
+                continue;
+            }
+        };
+        let key = ModelKey::of(query);
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == EXTENSION))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let read = fs::read(&path)
+                .map_err(Skip::from)
+                .and_then(|bytes| decode(&bytes, &key));
+            let saved = match read {
+                Ok(saved) => saved,
+                Err(Skip::OtherSettings) => {
+                    tracing::debug!(query = %query.name, "{} was fitted with other settings; the series is refitted", path.display());
+                    found.skipped += 1;
+                    continue;
+                }
+                Err(why) => {
+                    tracing::warn!(query = %query.name, "saved state {} skipped: {why}; the series is fitted anew", path.display());
+                    found.skipped += 1;
+                    continue;
+                }
+            };
+            let labels = Labels::from_pairs(saved.labels);
+            if !config.shard.owns(&labels) || state.total_series >= config.max_series {
+                continue;
+            }
+            let model = match saved.model.into_fitted() {
+                Ok(model) => model,
+                Err(e) => {
+                    tracing::warn!(query = %query.name, "saved state {} skipped: {e}", path.display());
+                    found.skipped += 1;
+                    continue;
+                }
+            };
+            let text = export::label_text(&query.name, query.detector.name(), &labels);
+            let mut series = SeriesState::new(text, now, saved.last_sample_ms, saved.through_ms);
+            series.model = Some(model);
+            series.stream = Stream {
+                through_ms: saved.through_ms,
+                // Checked by `decode`.
+                detector: serde_json::from_str(&saved.detector_state).unwrap_or_default(),
+            };
+            series.next_fit_ms = saved.fitted_at_ms + query.fit_every.as_millis() as i64;
+            let q = &mut state.queries[index];
+            if q.series.insert(labels, series).is_none() {
+                state.total_series += 1;
+                found.models += 1;
+            }
+        }
+    }
+    found
+}
+
+/// Removes the files of series that are no longer refitted (stopped, forgotten, or gone from
+/// the query): a tracked series rewrites its file every `fit_every`, so a file untouched for
+/// twice that plus `stale_after` belongs to none. Runs every `fit_every` per query.
+pub(crate) async fn sweep_loop(shared: std::sync::Arc<Shared>, index: usize) {
+    let Some(store) = &shared.store else {
+        return;
+    };
+    let query = &shared.config.queries[index];
+    let keep = query.fit_every * 2 + shared.config.stale_after;
+    let mut ticks = tokio::time::interval(query.fit_every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let dir = store.query_dir(&query.name);
+        let removed = tokio::task::spawn_blocking(move || sweep(&dir, keep))
+            .await
+            .unwrap_or(0);
+        if removed > 0 {
+            tracing::info!(query = %query.name, removed, "saved state of series no longer refitted removed");
+        }
+    }
+}
+
+/// Removes the state files (and leftover temporary files) in `dir` older than `keep`.
+fn sweep(dir: &Path, keep: Duration) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let now = SystemTime::now();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > keep);
+        if old && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+#[path = "state/tests.rs"]
+mod tests;
