@@ -4,9 +4,12 @@
 //! before now. Time comes from the [`Clock`], samples from the [`Source`], and where the work
 //! runs from [`Exec`]:
 //!
-//! - the service: real time, Prometheus, fits and analyses on the blocking pool (at most
-//!   `fit_permits` fits at a time), so inference never waits for a fit and keeps using the last
-//!   fitted model (an `Arc<dyn Fitted>`) until a new one replaces it;
+//! - the service: real time, Prometheus, and every CPU-bound step on the blocking pool, never
+//!   on an async thread (which `/metrics`, the timers and the reads need): an inference's answer
+//!   is copied, booked and judged there, 1,024 series between two takes of the lock; a fit
+//!   round's jobs are drained by at most `fit_slots` workers, each holding a fit slot for trips
+//!   of up to 100 ms. Inference never waits for a fit and keeps using the last fitted model (an
+//!   `Arc<dyn Fitted>`) until a new one replaces it;
 //! - a backtest: simulated time, series in memory, everything on the calling thread in order, so
 //!   a run is deterministic.
 //!
@@ -15,8 +18,9 @@
 //! render loop made after the last inference round (`export.rs`).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     io,
+    panic::AssertUnwindSafe,
     sync::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicBool, Ordering},
@@ -33,8 +37,8 @@ use crate::{
     backtest::JudgedPoint,
     clock::{self, Clock},
     export::{self, Page},
-    series::{ErrorKind, Point, SeriesState, State, Stream},
-    source::{SeriesData, Source, Want},
+    series::{ErrorKind, Evictions, Point, SeriesState, State, Stream, drop_stale},
+    source::{FetchError, SeriesData, Source, Want},
 };
 
 /// Fits a detector on a history; the detector crate's `DetectorSpec::fit`, or a stand-in in tests.
@@ -74,6 +78,8 @@ pub(crate) struct Shared {
     stopping: AtomicBool,
     state: Mutex<State>,
     fit_permits: Arc<Semaphore>,
+    /// How many fits may run at once (the permits' number).
+    fit_slots: usize,
     fit_fn: FitFn,
 }
 
@@ -101,6 +107,7 @@ impl Shared {
                 total_series: 0,
             }),
             fit_permits: Arc::new(Semaphore::new(fit_concurrency.max(1))),
+            fit_slots: fit_concurrency.max(1),
             fit_fn,
         }
     }
@@ -132,8 +139,24 @@ pub(crate) async fn live_infer_loop(shared: Arc<Shared>, index: usize) {
     let mut ticks = clock::live_ticks(shared.config.queries[index].infer_every);
     loop {
         ticks.tick().await;
-        // The service keeps no judged points but the newest, which the state holds.
-        let _ = infer_once(&shared, index, &mut |_: &JudgedPoint<'_>| Ok(())).await;
+        let answer = fetch_new(&shared, index).await;
+        // Bookkeeping and judging 100,000 series is CPU work: on the blocking pool, so that it
+        // never holds an async thread that /metrics, the timers and the reads need. The service
+        // keeps no judged points but the newest, which the state holds: no sink.
+        let judging = shared.clone();
+        let judged = tokio::task::spawn_blocking(move || {
+            judge_new(&judging, index, answer, &mut |_: &JudgedPoint<'_>| Ok(()))
+        })
+        .await;
+        match judged {
+            Ok(_) => {}
+            Err(e) if e.is_cancelled() => return, // The runtime shuts down.
+            Err(e) => {
+                let name = &shared.config.queries[index].name;
+                tracing::error!(query = %name, "inference panicked: {e}");
+                shared.lock().queries[index].error(ErrorKind::AnalyseFailed);
+            }
+        }
         shared.page.want_render();
     }
 }
@@ -149,7 +172,6 @@ pub(crate) async fn live_fit_loop(shared: Arc<Shared>, index: usize) {
 
 /// One series' share of an inference: its answer and how far its stream was judged.
 struct InferJob {
-    labels: Labels,
     model: Option<Arc<dyn Fitted>>,
     stream: Stream,
     data: SeriesData,
@@ -186,9 +208,10 @@ fn run_infer_job(mut job: InferJob) -> (InferJob, Outcome) {
     (job, outcome)
 }
 
-/// One inference of query `index` at the clock's time: reads the new samples of every series
-/// (with context), judges them with the series' model, hands every new sample to `sink` exactly
-/// once (judged or not) and keeps the newest judged point for `/metrics`. Only the sink can fail.
+/// One inference of query `index` at the clock's time, on the calling thread: reads the new
+/// samples of every series (with context), judges them with the series' model, hands every new
+/// sample to `sink` exactly once (judged or not) and keeps the newest judged point for
+/// `/metrics`. Only the sink can fail.
 pub(crate) async fn infer_once<K>(
     shared: &Arc<Shared>,
     index: usize,
@@ -197,6 +220,22 @@ pub(crate) async fn infer_once<K>(
 where
     K: FnMut(&JudgedPoint<'_>) -> io::Result<()>,
 {
+    let answer = fetch_new(shared, index).await;
+    judge_new(shared, index, answer, sink)
+}
+
+/// An inference's read: when it began, the clock's time it reads at, and the answer.
+pub(crate) struct NewSamples {
+    started: Instant,
+    now: i64,
+    /// The previous read's time: samples after it are new.
+    after: Option<i64>,
+    answer: Result<Vec<SeriesData>, FetchError>,
+}
+
+/// The read of an inference of query `index` at the clock's time: the samples after the last
+/// read, with the detector's context.
+pub(crate) async fn fetch_new(shared: &Shared, index: usize) -> NewSamples {
     let query = &shared.config.queries[index];
     let started = Instant::now();
     let now = shared.clock.now_ms();
@@ -210,6 +249,31 @@ where
             query.infer_every,
         )
         .await;
+    NewSamples {
+        started,
+        now,
+        after,
+        answer,
+    }
+}
+
+/// The rest of an inference, without an `.await`: bookkeeping, judging, the sink and the
+/// newest points (see [`infer_once`]).
+pub(crate) fn judge_new<K>(
+    shared: &Shared,
+    index: usize,
+    NewSamples {
+        started,
+        now,
+        after,
+        answer,
+    }: NewSamples,
+    sink: &mut K,
+) -> io::Result<()>
+where
+    K: FnMut(&JudgedPoint<'_>) -> io::Result<()>,
+{
+    let query = &shared.config.queries[index];
     let mut data = match answer {
         Err((kind, message)) => {
             let mut state = shared.lock();
@@ -305,52 +369,45 @@ where
         drop_stale(state, index, now, &shared.config);
     }
 
-    // Judging: an LSTM's forward pass is real work, so the service does it off the async threads.
-    let results: Vec<(InferJob, Outcome)> =
-        if shared.exec == Exec::Inline || jobs.iter().all(|j| j.model.is_none()) {
-            jobs.into_iter().map(run_infer_job).collect()
-        } else {
-            match tokio::task::spawn_blocking(move || {
-                jobs.into_iter().map(run_infer_job).collect::<Vec<_>>()
-            })
-            .await
-            {
-                Ok(results) => results,
-                Err(e) => {
-                    tracing::error!(query = %query.name, "analysis panicked: {e}");
-                    shared.lock().queries[index].error(ErrorKind::AnalyseFailed);
-                    return Ok(());
+    // Judging, outside the lock (the service is on the blocking pool already), a chunk at a
+    // time: each chunk's analyses go to the sink and into the state, and are dropped, before
+    // the next, so that 100,000 series never hold 100,000 analyses at once.
+    let mut jobs = jobs.into_iter();
+    loop {
+        let results: Vec<(InferJob, Outcome)> =
+            jobs.by_ref().take(JUDGE_CHUNK).map(run_infer_job).collect();
+        if results.is_empty() {
+            break;
+        }
+        // Every new sample to the sink, outside the lock.
+        for (job, outcome) in &results {
+            emit(&query.name, job, outcome, sink)?;
+        }
+        let mut state = shared.lock();
+        let q = &mut state.queries[index];
+        for (job, outcome) in results {
+            let Some(series) = q.series.get_mut(&job.data.labels) else {
+                continue;
+            };
+            series.stream = job.stream;
+            let start = job.data.timestamps.first().copied().unwrap_or(now);
+            let newest = match &outcome {
+                Outcome::Judged(a) => {
+                    series.anomalies += a.flagged().count() as u64;
+                    a.last_judged().and_then(|i| Point::judged(a, i))
                 }
-            }
-        };
-
-    // Every new sample to the sink, outside the lock.
-    for (job, outcome) in &results {
-        emit(&query.name, job, outcome, sink)?;
+                Outcome::NoModel { .. } => None,
+                Outcome::Failed { error, .. } => {
+                    tracing::warn!(query = %query.name, series = %job.data.labels, "analysis failed: {error}");
+                    q.errors[ErrorKind::AnalyseFailed as usize] += 1;
+                    None
+                }
+            };
+            series.last = newest.or(series.last.filter(|p| p.timestamp_ms >= start));
+        }
     }
-
     let mut state = shared.lock();
     let q = &mut state.queries[index];
-    for (job, outcome) in results {
-        let Some(series) = q.series.get_mut(&job.labels) else {
-            continue;
-        };
-        series.stream = job.stream;
-        let start = job.data.timestamps.first().copied().unwrap_or(now);
-        let newest = match &outcome {
-            Outcome::Judged(a) => {
-                series.anomalies += a.flagged().count() as u64;
-                a.last_judged().and_then(|i| Point::judged(a, i))
-            }
-            Outcome::NoModel { .. } => None,
-            Outcome::Failed { error, .. } => {
-                tracing::warn!(query = %query.name, series = %job.labels, "analysis failed: {error}");
-                q.errors[ErrorKind::AnalyseFailed as usize] += 1;
-                None
-            }
-        };
-        series.last = newest.or(series.last.filter(|p| p.timestamp_ms >= start));
-    }
     q.infer_durations.observe(started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -366,7 +423,7 @@ where
             for i in 0..a.len() {
                 sink(&JudgedPoint {
                     query,
-                    labels: &job.labels,
+                    labels: &job.data.labels,
                     timestamp_ms: a.timestamps[i],
                     value: a.values[i],
                     yhat: a.yhat[i],
@@ -379,7 +436,12 @@ where
         }
         Outcome::NoModel { first } | Outcome::Failed { first, .. } => {
             for i in *first..ts.len() {
-                sink(&JudgedPoint::unjudged(query, &job.labels, ts[i], vs[i]))?;
+                sink(&JudgedPoint::unjudged(
+                    query,
+                    &job.data.labels,
+                    ts[i],
+                    vs[i],
+                ))?;
             }
         }
     }
@@ -395,70 +457,10 @@ fn infer_job(series: &mut SeriesState, data: SeriesData, now: i64) -> Option<Inf
         return None;
     }
     Some(InferJob {
-        labels: data.labels.clone(),
         model: series.model.clone(),
         stream: series.stream.clone(),
         data,
     })
-}
-
-/// How old a series' newest sample may be before the series is forgotten: `stale_after`, but at
-/// least two steps, so that a series sampled once per step is never taken for stopped.
-pub(crate) fn stale_ms(config: &Config, query: usize) -> i64 {
-    (config.stale_after.as_millis() as i64).max(2 * config.queries[query].step_ms())
-}
-
-/// Drops the series of query `index` whose newest sample is older than [`stale_ms`] at `now_ms`.
-fn drop_stale(state: &mut State, index: usize, now_ms: i64, config: &Config) {
-    let q = &mut state.queries[index];
-    let before = q.series.len();
-    let stale_ms = stale_ms(config, index);
-    q.series.retain(|labels, series| {
-        let keep = now_ms - series.last_sample_ms <= stale_ms;
-        if !keep {
-            tracing::info!(series = %labels, "series dropped: no sample for {}", promlearn_duration::format(Duration::from_millis(stale_ms as u64)));
-        }
-        keep
-    });
-    state.total_series -= before - q.series.len();
-}
-
-/// Stopped series that may make room for new ones at `max_series`, oldest newest-sample first;
-/// listed once per inference, at the first need.
-#[derive(Default)]
-struct Evictions {
-    candidates: Option<std::vec::IntoIter<(i64, usize, Labels)>>,
-}
-
-impl Evictions {
-    /// Forgets one stopped series (of any query): one whose newest sample is more than a step
-    /// behind its query's newest. False when every series is live.
-    fn evict_one(&mut self, state: &mut State, config: &Config) -> bool {
-        let candidates = self.candidates.get_or_insert_with(|| {
-            let mut stopped = Vec::new();
-            for (i, q) in state.queries.iter().enumerate() {
-                let Some(newest) = q.newest_sample_ms else {
-                    continue;
-                };
-                let step = config.queries[i].step_ms();
-                for (labels, series) in &q.series {
-                    if series.last_sample_ms + step < newest {
-                        stopped.push((series.last_sample_ms, i, labels.clone()));
-                    }
-                }
-            }
-            stopped.sort_unstable();
-            stopped.into_iter()
-        });
-        for (_, query, labels) in candidates.by_ref() {
-            if state.queries[query].series.remove(&labels).is_some() {
-                state.total_series -= 1;
-                tracing::debug!(query = %config.queries[query].name, series = %labels, "stopped series forgotten to make room at max_series");
-                return true;
-            }
-        }
-        false
-    }
 }
 
 /// One fit round of query `index` at the clock's time: when series are due for a (re)fit, one
@@ -514,8 +516,10 @@ pub(crate) async fn fit_once(shared: &Arc<Shared>, index: usize) {
             return;
         }
     };
-    let mut fetched: HashMap<Labels, SeriesData> =
-        fetched.into_iter().map(|s| (s.labels.clone(), s)).collect();
+    let mut fetched: HashMap<Labels, (Vec<i64>, Vec<f64>)> = fetched
+        .into_iter()
+        .map(|s| (s.labels, (s.timestamps, s.values)))
+        .collect();
     let min_history = query.detector.min_history();
     let mut jobs = Vec::new();
     {
@@ -525,10 +529,7 @@ pub(crate) async fn fit_once(shared: &Arc<Shared>, index: usize) {
             let Some(series) = q.series.get_mut(&labels) else {
                 continue;
             };
-            let (timestamps, values) = match fetched.remove(&labels) {
-                Some(s) => (s.timestamps, s.values),
-                None => (Vec::new(), Vec::new()),
-            };
+            let (timestamps, values) = fetched.remove(&labels).unwrap_or_default();
             let finite = values.iter().filter(|v| v.is_finite()).count();
             if finite < min_history {
                 // Not enough history yet: come back when there can be.
@@ -548,14 +549,75 @@ pub(crate) async fn fit_once(shared: &Arc<Shared>, index: usize) {
             });
         }
     }
-    for job in jobs {
-        match shared.exec {
-            Exec::Pool => {
-                tokio::spawn(job.run_on_pool(shared.clone()));
+    match shared.exec {
+        Exec::Pool => spawn_fit_workers(shared, jobs),
+        Exec::Inline => {
+            for job in jobs {
+                job.run_inline(shared);
             }
-            Exec::Inline => job.run_inline(shared),
         }
     }
+}
+
+/// Series judged between two takes of the state lock in an inference.
+const JUDGE_CHUNK: usize = 1024;
+
+/// How long one trip of a fit worker to the blocking pool lasts at most before it gives its fit
+/// slot back (fits of other queries waiting for one then go first): long enough that a trip's
+/// cost is nothing beside its fits, short enough that no query waits long on another's round.
+const FIT_TRIP: Duration = Duration::from_millis(100);
+
+/// The service's fits of one round, drained by one worker per fit slot (at most): each trip to
+/// the blocking pool takes a slot and fits jobs for up to [`FIT_TRIP`]. At 100,000 series a
+/// task and a trip per fit cost more than a rolling detector's fit itself, and every waiting
+/// task held its series' history.
+fn spawn_fit_workers(shared: &Arc<Shared>, jobs: Vec<FitJob>) {
+    let workers = shared.fit_slots.min(jobs.len());
+    let queue = Arc::new(Mutex::new(VecDeque::from(jobs)));
+    for _ in 0..workers {
+        tokio::spawn(fit_worker(shared.clone(), queue.clone()));
+    }
+}
+
+/// One fit worker: trips to the blocking pool, one fit slot each, until the queue is empty or
+/// the service stops (fits not started by then never start, and none counts as failed).
+async fn fit_worker(shared: Arc<Shared>, queue: Arc<Mutex<VecDeque<FitJob>>>) {
+    loop {
+        let Ok(permit) = shared.fit_permits.clone().acquire_owned().await else {
+            return; // Closed: the service stops.
+        };
+        let (working, jobs) = (shared.clone(), queue.clone());
+        let trip = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let started = Instant::now();
+            while started.elapsed() < FIT_TRIP {
+                if working.stopping() {
+                    return false;
+                }
+                let next = jobs.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                let Some(job) = next else {
+                    return false;
+                };
+                job.run_here(&working);
+            }
+            true
+        })
+        .await;
+        // A trip that found the queue empty, or that the runtime cancelled (it shuts down),
+        // ends the worker.
+        if !matches!(trip, Ok(true)) {
+            return;
+        }
+    }
+}
+
+/// What a panic said, if it said it as text.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// One series' fit.
@@ -576,41 +638,25 @@ impl FitJob {
         (result, started.elapsed())
     }
 
-    /// The service: wait for a fit slot, fit on the blocking pool.
-    async fn run_on_pool(self, shared: Arc<Shared>) {
-        let Ok(permit) = shared.fit_permits.clone().acquire_owned().await else {
-            return; // Closed: the service stops.
-        };
-        if shared.stopping() {
-            return;
-        }
-        let fit_fn = shared.fit_fn.clone();
-        let job = Arc::new(self);
-        let fitting = job.clone();
-        let saving = shared.clone();
-        let outcome = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let outcome = fitting.fit(&fit_fn);
-            // Written before the model is used: a kill after this point loses nothing.
-            if let Ok(model) = &outcome.0 {
-                crate::state::after_fit(&saving, fitting.index, &fitting.labels, model.as_ref());
+    /// The service: fit on this (blocking-pool) thread; a panicking fit counts as failed.
+    fn run_here(self, shared: &Shared) {
+        let fit_fn = &shared.fit_fn;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.fit(fit_fn))) {
+            Ok(outcome) => {
+                // Written before the model is used: a kill after this point loses nothing.
+                if let Ok(model) = &outcome.0 {
+                    crate::state::after_fit(shared, self.index, &self.labels, model.as_ref());
+                }
+                self.finish(shared, outcome);
             }
-            outcome
-        })
-        .await;
-        match outcome {
-            Ok(outcome) => job.finish(&shared, outcome),
-            // The runtime shuts down (SIGTERM during a fit round): not the fit's failure.
-            Err(e) if e.is_cancelled() || shared.stopping() => {
-                tracing::debug!(series = %job.labels, "fit cancelled: the service stops");
-            }
-            Err(e) => {
-                let name = &shared.config.queries[job.index].name;
-                tracing::error!(query = %name, series = %job.labels, "fit panicked: {e}");
+            Err(panic) => {
+                let name = &shared.config.queries[self.index].name;
+                let message = panic_message(&*panic);
+                tracing::error!(query = %name, series = %self.labels, "fit panicked: {message}");
                 let mut state = shared.lock();
-                let q = &mut state.queries[job.index];
+                let q = &mut state.queries[self.index];
                 q.error(ErrorKind::FitFailed);
-                if let Some(series) = q.series.get_mut(&job.labels) {
+                if let Some(series) = q.series.get_mut(&self.labels) {
                     series.fitting = false;
                 }
             }

@@ -1,16 +1,16 @@
 //! The per-series state: its fitted model, where its stream has been judged up to, when its next
 //! fit is due and what it exports; and the per-query state that holds them with the query's
-//! counters.
+//! counters; and how series are forgotten (`stale_after`, and room made at `max_series`).
 //!
 //! Nothing here knows what time it is or where samples come from: the schedule hands in the time
 //! and the samples.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use promlearn_detect::{Analysis, Fitted, StreamState};
 use promlearn_loader::Labels;
 
-use crate::expo::Histogram;
+use crate::{Config, expo::Histogram};
 
 /// What counts as an error, by kind (the `kind` label of `promlearn_watch_errors_total`).
 pub const ERROR_KINDS: [&str; 5] = [
@@ -213,6 +213,67 @@ pub(crate) struct State {
     pub total_series: usize,
 }
 
+// ---- forgetting series: staleness and room at max_series ----------------------------------
+
+/// How old a series' newest sample may be before the series is forgotten: `stale_after`, but at
+/// least two steps, so that a series sampled once per step is never taken for stopped.
+pub(crate) fn stale_ms(config: &Config, query: usize) -> i64 {
+    (config.stale_after.as_millis() as i64).max(2 * config.queries[query].step_ms())
+}
+
+/// Drops the series of query `index` whose newest sample is older than [`stale_ms`] at `now_ms`.
+pub(crate) fn drop_stale(state: &mut State, index: usize, now_ms: i64, config: &Config) {
+    let q = &mut state.queries[index];
+    let before = q.series.len();
+    let stale_ms = stale_ms(config, index);
+    q.series.retain(|labels, series| {
+        let keep = now_ms - series.last_sample_ms <= stale_ms;
+        if !keep {
+            tracing::info!(series = %labels, "series dropped: no sample for {}", promlearn_duration::format(Duration::from_millis(stale_ms as u64)));
+        }
+        keep
+    });
+    state.total_series -= before - q.series.len();
+}
+
+/// Stopped series that may make room for new ones at `max_series`, oldest newest-sample first;
+/// listed once per inference, at the first need.
+#[derive(Default)]
+pub(crate) struct Evictions {
+    candidates: Option<std::vec::IntoIter<(i64, usize, Labels)>>,
+}
+
+impl Evictions {
+    /// Forgets one stopped series (of any query): one whose newest sample is more than a step
+    /// behind its query's newest. False when every series is live.
+    pub(crate) fn evict_one(&mut self, state: &mut State, config: &Config) -> bool {
+        let candidates = self.candidates.get_or_insert_with(|| {
+            let mut stopped = Vec::new();
+            for (i, q) in state.queries.iter().enumerate() {
+                let Some(newest) = q.newest_sample_ms else {
+                    continue;
+                };
+                let step = config.queries[i].step_ms();
+                for (labels, series) in &q.series {
+                    if series.last_sample_ms + step < newest {
+                        stopped.push((series.last_sample_ms, i, labels.clone()));
+                    }
+                }
+            }
+            stopped.sort_unstable();
+            stopped.into_iter()
+        });
+        for (_, query, labels) in candidates.by_ref() {
+            if state.queries[query].series.remove(&labels).is_some() {
+                state.total_series -= 1;
+                tracing::debug!(query = %config.queries[query].name, series = %labels, "stopped series forgotten to make room at max_series");
+                return true;
+            }
+        }
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use promlearn_detect::DetectorSpec;
@@ -279,6 +340,44 @@ mod tests {
         assert_eq!(a.timestamps, [20, 30, 40]);
         assert!(a.score[0].is_nan() && a.score[1].is_nan() && a.score[2] == 0.4);
         assert_eq!(a.anomalous, [false, false, false]);
+    }
+
+    /// What one series costs, for the README's sizing: the state, its key (the label set), its
+    /// exported label text and a rolling model, on the benchmark's label set. (The allocator's
+    /// own overhead, 8 to 16 bytes per allocation, and the map's slack come on top.)
+    #[test]
+    fn a_series_with_a_rolling_model_costs_well_under_a_kibibyte() {
+        use std::mem::size_of;
+        let labels = Labels::from_pairs([
+            ("__name__", "coredns_like_rate"),
+            ("instance", "node-00042:9153"),
+            ("type", "AAAA"),
+            ("zone", "example.org."),
+        ]);
+        let key = size_of::<Labels>()
+            + labels
+                .iter()
+                .map(|(n, v)| size_of::<(String, String)>() + n.len() + v.len())
+                .sum::<usize>();
+        let text = crate::export::label_text("zscore", "zscore", &labels);
+        let t: Vec<i64> = (0..200).map(|i| i * 10_000).collect();
+        let v: Vec<f64> = (0..200).map(|i| 50.0 + (i as f64 * 0.3).sin()).collect();
+        let model = DetectorSpec::from_name("zscore")
+            .unwrap()
+            .fit(&t, &v)
+            .unwrap();
+        // The Arc's two counts, then the model.
+        let model_bytes = 16 + std::mem::size_of_val(&*model);
+        let state = size_of::<SeriesState>();
+        let total = state + key + text.len() + 16 + model_bytes;
+        eprintln!(
+            "per series: SeriesState {state} B (its Stream {} B, newest Point {} B), label set \
+             {key} B, label text {} B, zscore model {model_bytes} B: {total} B",
+            size_of::<Stream>(),
+            size_of::<Option<Point>>(),
+            text.len() + 16,
+        );
+        assert!(total < 1024, "a series costs {total} bytes");
     }
 
     #[test]

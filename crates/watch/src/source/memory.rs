@@ -261,11 +261,14 @@ fit_every = "1s"
                 after_ms: Some(250),
             },
         );
-        // Context (window 3 + 5 extra) before the new samples 252..=294.
+        // The detector's context and 5 extra samples before the new samples 252..=294.
         let t = &infer[0].timestamps;
         assert_eq!(t.last(), Some(&294));
         assert_eq!(t.iter().filter(|t| **t > 250).count(), 7);
-        assert_eq!(t.iter().filter(|t| **t <= 250).count(), 8);
+        assert_eq!(
+            t.iter().filter(|t| **t <= 250).count(),
+            q.detector.context() + crate::INFER_EXTRA_POINTS
+        );
         // A series with nothing in the inference window is absent.
         assert!(
             source
