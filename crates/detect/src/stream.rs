@@ -32,7 +32,8 @@ pub const QUIET_POINTS: u32 = 100;
 pub const NEW_INCIDENT_SCORE: f64 = 2.0;
 
 /// What one series carries from one judgement to the next: a few bytes (the newest judged
-/// timestamp and how long ago the last alert was), kept across refits (a new fitted model
+/// timestamp, how long ago the last alert was and, for `knn`, the range its new extremes
+/// widened), kept across refits (a new fitted model
 /// continues the old one's state), and serde so a service can save it. A new series starts
 /// from [`StreamState::new`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -44,6 +45,20 @@ pub struct StreamState {
     since_alert: Option<u32>,
     /// Which side of `yhat` the last alert was on (above: true), for the band detectors.
     alert_above: Option<bool>,
+    /// For `knn`'s new extremes: the range of the model it last judged with, widened by each
+    /// new extreme judged since (absent in state saved before it: it starts from the model's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    range: Option<SeenRange>,
+}
+
+/// The range (lowest, highest value) of the fit window of the model a series was last judged
+/// with, and that range widened by each new extreme judged since: the next new extreme must
+/// lie beyond the widened range, so a drift to new highs alerts at its first step out, not
+/// again at every step beyond the fit window's stale range after each quiet period.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct SeenRange {
+    fit: [f64; 2],
+    seen: [f64; 2],
 }
 
 impl StreamState {
@@ -61,6 +76,27 @@ impl StreamState {
     /// Whether the series is in the quiet period after an alert, where nothing is flagged.
     pub fn quiet(&self) -> bool {
         self.since_alert.is_some_and(|k| k < QUIET_POINTS)
+    }
+
+    /// The range to judge new extremes against for a model whose fit window's range is `fit`:
+    /// `fit` as [`set_range`](Self::set_range) last widened it, unless the model changed (a
+    /// refit's new range starts again: the refit's window holds those values).
+    pub(crate) fn range(&mut self, fit: [f64; 2]) -> [f64; 2] {
+        match self.range {
+            Some(r) if r.fit == fit => r.seen,
+            _ => {
+                self.range = Some(SeenRange { fit, seen: fit });
+                fit
+            }
+        }
+    }
+
+    /// Stores the range [`range`](Self::range) gave (call it first), widened by the new
+    /// extremes judged since.
+    pub(crate) fn set_range(&mut self, seen: [f64; 2]) {
+        if let Some(r) = self.range.as_mut() {
+            r.seen = seen;
+        }
     }
 
     /// Passes one judged point's score through the alerting stage: the score it reports and
@@ -98,14 +134,26 @@ pub(crate) fn advance<F: Fitted + ?Sized>(
     timestamps: &[i64],
     values: &[f64],
 ) -> Result<Analysis> {
+    advance_with(fitted, state, timestamps, values, |_, _| {
+        fitted.analyse(timestamps, values)
+    })
+}
+
+/// [`advance`] with the analysis of a detector whose judgement of the new points (from the
+/// index it is given) also reads and updates the series' state.
+pub(crate) fn advance_with<F: Fitted + ?Sized>(
+    fitted: &F,
+    state: &mut StreamState,
+    timestamps: &[i64],
+    values: &[f64],
+    analyse: impl FnOnce(usize, &mut StreamState) -> Result<Analysis>,
+) -> Result<Analysis> {
     grid::check(timestamps, values)?;
     let from = first_new(state, timestamps);
     if from == timestamps.len() {
         return Ok(Analysis::unjudged(fitted.spec().name(), &[], &[]));
     }
-    let mut out = fitted
-        .analyse(timestamps, values)?
-        .slice(from..timestamps.len());
+    let mut out = analyse(from, state)?.slice(from..timestamps.len());
     state.judged_through_ms = timestamps.last().copied();
     for i in 0..out.len() {
         if out.score[i].is_nan() {
@@ -124,6 +172,27 @@ pub(crate) fn advance<F: Fitted + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_range_is_kept_until_a_refit_and_old_state_loads() {
+        let mut s = StreamState::new();
+        assert_eq!(s.range([0.0, 3.0]), [0.0, 3.0]);
+        s.set_range([0.0, 10.0]);
+        assert_eq!(s.range([0.0, 3.0]), [0.0, 10.0], "the same model: widened");
+        let text = serde_json::to_string(&s).unwrap();
+        let back: StreamState = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(s.range([1.0, 9.0]), [1.0, 9.0], "a refit starts again");
+        // State saved before the range existed still loads, and starts from the model's.
+        let mut old: StreamState =
+            serde_json::from_str(r#"{"judged_through_ms":5,"since_alert":3,"alert_above":true}"#)
+                .unwrap();
+        assert_eq!(old.judged_through_ms(), Some(5));
+        assert_eq!(old.range([0.0, 3.0]), [0.0, 3.0]);
+        // A state that never judged knn writes no range.
+        let fresh = serde_json::to_string(&StreamState::new()).unwrap();
+        assert!(!fresh.contains("range"), "{fresh}");
+    }
 
     #[test]
     fn one_alert_then_quiet_then_armed_again() {

@@ -17,7 +17,13 @@
 //! its highest value) than that share of the range scores above 1 by itself, at once: a level
 //! or a spike the whole fit window never saw is news however ordinary its pattern's shape (a
 //! week of a series between 0 and 3 that reaches 10). On NAB it is worth 6.6 points (58.9 to
-//! 65.5); `extreme` 0.05 gave 64.4, 0.15 64.5, 0.2 62.3, 0.25 61.4.
+//! 65.5); `extreme` 0.05 gave 64.4, 0.15 64.5, 0.2 62.3, 0.25 61.4. Through
+//! [`Fitted::advance`] a new extreme widens the range the next one must leave (kept in the
+//! series' [`StreamState`] until a refit brings a new range; [`Fitted::analyse`] widens it
+//! within the slice), so a drift to new highs alerts at its first step out, not at each new
+//! step beyond the fit window's stale range after every quiet period: 65.5 to 65.8 on NAB.
+//! Widening by every value judged (not only new extremes) gave 65.3, keeping the widened range
+//! across refits 65.7.
 //!
 //! With `confirm` (a quantile, default 0.9) the score is also capped by how far each of those
 //! last points lies from what its nearest patterns did next, in units of that quantile of the
@@ -29,12 +35,13 @@
 //! Costs: fitting keeps at most [`MAX_PATTERNS`] patterns and compares [`CALIBRATION`] of them
 //! with all the others (`window` × 4000 × 300 multiply-adds at most); judging a point compares
 //! its pattern with every kept one (`window` × 4000) plus two comparisons with the range. The
-//! model is `window` × 4 + 8 bytes a pattern.
+//! model is `window` × 4 + 8 bytes a pattern; the series' state holds 4 more numbers.
 
 use crate::analysis::Analysis;
 use crate::detectors::{DetectorSpec, Fitted, require_history};
 use crate::error::{Error, Result};
 use crate::grid::{self, History};
+use crate::stream::{self, StreamState};
 
 /// Patterns kept from the history at most (evenly spaced beyond it): bounds inference cost
 /// (`window` × this many multiply-adds per judged point) and the model's size (4 bytes each).
@@ -222,16 +229,17 @@ impl FittedKnn {
         Ok(fitted)
     }
 
-    /// How far `value` lies outside the history's range, in units of `extreme` × that range
-    /// (at least the scale, so a history that never moved does not make its first change
-    /// infinitely far); 0 inside the range or with `extreme = 0`.
-    fn extremity(&self, value: f64) -> f64 {
+    /// How far `value` lies outside `range` (the history's, widened by the new extremes since),
+    /// in units of `extreme` × that range (at least the scale, so a history that never moved
+    /// does not make its first change infinitely far); 0 inside the range or with
+    /// `extreme = 0`.
+    fn extremity(&self, value: f64, [low, high]: [f64; 2]) -> f64 {
         let extreme = extreme_of(&self.spec);
-        let beyond = (value - self.high).max(self.low - value);
+        let beyond = (value - high).max(low - value);
         if extreme <= 0.0 || beyond <= 0.0 {
             return 0.0;
         }
-        beyond / (extreme * (self.high - self.low).max(self.scale))
+        beyond / (extreme * (high - low).max(self.scale))
     }
 
     fn scaled(&self, w: &[f64]) -> Vec<f32> {
@@ -273,16 +281,17 @@ impl FittedKnn {
     }
 }
 
-impl Fitted for FittedKnn {
-    fn spec(&self) -> &DetectorSpec {
-        &self.spec
-    }
-
-    fn to_saved(&self) -> Option<crate::SavedModel> {
-        Some(self.saved())
-    }
-
-    fn analyse(&self, timestamps: &[i64], values: &[f64]) -> Result<Analysis> {
+impl FittedKnn {
+    /// Judges every point it can; from index `from` on, each new extreme (a value scoring above
+    /// 1 beyond `range`) widens `range` after its own judgement, so the next one must lie
+    /// beyond it.
+    fn judge(
+        &self,
+        timestamps: &[i64],
+        values: &[f64],
+        from: usize,
+        range: &mut [f64; 2],
+    ) -> Result<Analysis> {
         grid::check(timestamps, values)?;
         let mut out = Analysis::unjudged(self.spec.name(), timestamps, values);
         let Some(step) = grid::step(timestamps) else {
@@ -310,11 +319,47 @@ impl Fitted for FittedKnn {
             } else {
                 far
             };
-            let score = score.max(self.extremity(values[i]));
+            let extremity = self.extremity(values[i], *range);
+            if extremity > 1.0 && i >= from {
+                *range = [range[0].min(values[i]), range[1].max(values[i])];
+            }
+            let score = score.max(extremity);
             let half = self.unit * self.scale;
             out.judge_scored(i, y, y - half, y + half, score);
         }
         Ok(out)
+    }
+}
+
+impl Fitted for FittedKnn {
+    fn spec(&self) -> &DetectorSpec {
+        &self.spec
+    }
+
+    fn to_saved(&self) -> Option<crate::SavedModel> {
+        Some(self.saved())
+    }
+
+    /// Each point judged from the points before it: the range for new extremes is widened by
+    /// the earlier points of `values`.
+    fn analyse(&self, timestamps: &[i64], values: &[f64]) -> Result<Analysis> {
+        self.judge(timestamps, values, 0, &mut [self.low, self.high])
+    }
+
+    /// As every detector's, and the range for new extremes is the fit window's widened by
+    /// every value judged since the fit: a drift to new highs alerts at its first step out.
+    fn advance(
+        &self,
+        state: &mut StreamState,
+        timestamps: &[i64],
+        values: &[f64],
+    ) -> Result<Analysis> {
+        stream::advance_with(self, state, timestamps, values, |from, state| {
+            let mut range = state.range([self.low, self.high]);
+            let out = self.judge(timestamps, values, from, &mut range)?;
+            state.set_range(range);
+            Ok(out)
+        })
     }
 }
 
@@ -368,9 +413,59 @@ mod tests {
         }
         // How far beyond: 10 is 7 above a range of 3, i.e. 7 / (0.1 * 3) units.
         let fitted = FittedKnn::fit(&knn(0.1), &ts[..900], &v[..900]).unwrap();
-        assert!((fitted.extremity(10.0) - 7.0 / 0.3).abs() < 1e-9);
-        assert_eq!(fitted.extremity(3.0), 0.0);
-        assert!((fitted.extremity(-0.3) - 1.0).abs() < 1e-9);
+        assert!((fitted.extremity(10.0, [fitted.low, fitted.high]) - 7.0 / 0.3).abs() < 1e-9);
+        assert_eq!(fitted.extremity(3.0, [fitted.low, fitted.high]), 0.0);
+        assert!((fitted.extremity(-0.3, [fitted.low, fitted.high]) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_new_extreme_widens_the_range_the_next_one_must_leave() {
+        let (ts, mut v) = spiky(1000);
+        let fitted = FittedKnn::fit(&knn(0.1), &ts[..900], &v[..900]).unwrap();
+        let fit = [fitted.low, fitted.high];
+        assert_eq!(fit, [0.0, 3.0]);
+        // A step to 3.2 (inside a tenth of the range beyond it: no extreme), then a drift to
+        // 10 and 10.5: 10 is a new extreme, 10.5 is not (0.5 beyond 10, a tenth of 10 is 1).
+        v[910] = 3.2;
+        v[930] = 10.0;
+        v[960] = 10.5;
+        let mut range = fit;
+        let a = fitted.judge(&ts, &v, 900, &mut range).unwrap();
+        assert_eq!(range, [0.0, 10.0]);
+        assert!(a.score[930] > 1.0);
+        assert!(fitted.extremity(v[960], range) < 1.0);
+        // Not before `from`: the context only.
+        let mut range = fit;
+        fitted.judge(&ts, &v, 1000, &mut range).unwrap();
+        assert_eq!(range, fit);
+        // Through advance, the series' state keeps the widened range from call to call, so
+        // a new high after the quiet period that is inside it does not alert again, while
+        // against the fit window's range alone it would.
+        let (ts, mut v) = spiky(1100);
+        v[930] = 10.0;
+        v[1040] = 10.4; // between two ordinary spikes (1025 and 1075), after the quiet period
+        let ctx = knn(0.1).context();
+        let mut state = StreamState::new();
+        let mut alerts = Vec::new();
+        for end in 901..=1100 {
+            let from = end - 1 - ctx;
+            let a = fitted
+                .advance(&mut state, &ts[from..end], &v[from..end])
+                .unwrap();
+            alerts.extend(a.flagged().map(|_| end - 1));
+        }
+        assert_eq!(state.range(fit), [0.0, 10.0]);
+        assert!(alerts.contains(&930), "{alerts:?}");
+        assert!(!alerts.contains(&1040), "{alerts:?}");
+        let mut fresh = StreamState::new();
+        let from = 1040 - ctx;
+        let a = fitted
+            .advance(&mut fresh, &ts[from..1041], &v[from..1041])
+            .unwrap();
+        assert!(
+            a.anomalous[a.len() - 1],
+            "against the fit's range 10.4 is news"
+        );
     }
 
     #[test]

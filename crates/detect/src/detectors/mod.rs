@@ -94,8 +94,9 @@ pub enum DetectorSpec {
         confirm: f64,
         /// New extremes: a value further outside the history's range (lowest to highest value)
         /// than this share of the range scores above 1 by itself, at once (default 0.1; 0
-        /// turns it off): a level or a spike the fit window never saw. Worth 6.6 points of
-        /// NAB's standard score (58.9 to 65.5).
+        /// turns it off): a level or a spike the fit window never saw; in a stream each new
+        /// extreme widens the range the next one must leave, until the next refit. Worth 6.9
+        /// points of NAB's standard score (58.9 to 65.8).
         #[serde(default = "defaults::knn_extreme")]
         extreme: f64,
     },
