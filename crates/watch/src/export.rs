@@ -136,12 +136,12 @@ const SERIES_FAMILIES: [SeriesFamily; 6] = [
     SeriesFamily {
         name: "promlearn_yhat_lower",
         help: "Lower edge of the detector's band at the series' newest judged point.",
-        value: |p| p.lower,
+        value: |p| p.yhat_lower,
     },
     SeriesFamily {
         name: "promlearn_yhat_upper",
         help: "Upper edge of the detector's band at the series' newest judged point.",
-        value: |p| p.upper,
+        value: |p| p.yhat_upper,
     },
     SeriesFamily {
         name: "promlearn_value",

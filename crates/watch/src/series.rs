@@ -38,8 +38,8 @@ pub(crate) struct Point {
     pub timestamp_ms: i64,
     pub value: f64,
     pub yhat: f64,
-    pub lower: f64,
-    pub upper: f64,
+    pub yhat_lower: f64,
+    pub yhat_upper: f64,
     pub score: f64,
     pub anomalous: bool,
 }
@@ -51,8 +51,8 @@ impl Point {
             timestamp_ms: analysis.timestamps[i],
             value: analysis.values[i],
             yhat: analysis.yhat[i],
-            lower: analysis.yhat_lower[i],
-            upper: analysis.yhat_upper[i],
+            yhat_lower: analysis.yhat_lower[i],
+            yhat_upper: analysis.yhat_upper[i],
             score: analysis.score[i],
             anomalous: analysis.anomalous[i],
         })

@@ -161,8 +161,8 @@ fn page_of(query_names: &[String], series: &[Vec<Labels>]) -> String {
                     timestamp_ms: 0,
                     value: 1.5,
                     yhat: f64::NAN,
-                    lower: f64::NEG_INFINITY,
-                    upper: f64::INFINITY,
+                    yhat_lower: f64::NEG_INFINITY,
+                    yhat_upper: f64::INFINITY,
                     score: 1e-300,
                     anomalous: true,
                 });
@@ -389,8 +389,8 @@ fn shared_of(n: usize) -> Shared {
                 timestamp_ms: 0,
                 value: 12345.678,
                 yhat: 12000.5,
-                lower: 11000.25,
-                upper: 13000.75,
+                yhat_lower: 11000.25,
+                yhat_upper: 13000.75,
                 score: 0.345678,
                 anomalous: false,
             });
