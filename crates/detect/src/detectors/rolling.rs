@@ -53,7 +53,7 @@ impl FittedRolling {
             spec: spec.clone(),
             min_half_width: 0.0,
         };
-        let own = unfloored.judgements(timestamps, values);
+        let own = unfloored.judgements(timestamps, values, 0);
         let halves: Vec<f64> = own
             .iter()
             .flatten()
@@ -145,11 +145,18 @@ impl FittedRolling {
         }
     }
 
-    /// Every point's unfloored judgement: the band of the `window` points before it and, where
-    /// the series reaches back far enough, the median of the last [`level_points`] points
-    /// (the point among them) with the band of the `window` points before those. `None` for
-    /// the points that are not judged (non-finite, or too little finite look-back).
-    fn judgements(&self, timestamps: &[i64], values: &[f64]) -> Vec<Option<Judgement>> {
+    /// Every point's unfloored judgement from index `from` on (the earlier ones are context
+    /// only, `None`): the band of the `window` points before it and, where the series reaches
+    /// back far enough, the median of the last [`level_points`] points (the point among them)
+    /// with the band of the `window` points before those. `None` for the points that are not
+    /// judged (non-finite, or too little finite look-back). A point's judgement reads only the
+    /// values before it, never an earlier judgement, so skipping the context changes nothing.
+    fn judgements(
+        &self,
+        timestamps: &[i64],
+        values: &[f64],
+        from: usize,
+    ) -> Vec<Option<Judgement>> {
         let mut out = vec![None; values.len()];
         let Some(step) = grid::step(timestamps) else {
             return out;
@@ -168,7 +175,7 @@ impl FittedRolling {
             // Enough of the window must be finite to judge from it.
             (buf.len() >= window.div_ceil(2).max(3).min(window)).then(|| self.band(buf))
         };
-        for i in 0..values.len() {
+        for i in from..values.len() {
             if !values[i].is_finite() || reaches[i].is_none() {
                 continue;
             }
@@ -248,10 +255,35 @@ impl Fitted for FittedRolling {
     }
 
     fn analyse(&self, timestamps: &[i64], values: &[f64]) -> Result<Analysis> {
+        self.analyse_from(timestamps, values, 0)
+    }
+
+    // A service judges a few new points per series after a context several times as long:
+    // only the new ones are worked out (the context's judgements would be cut off anyway).
+    fn advance(
+        &self,
+        state: &mut crate::StreamState,
+        timestamps: &[i64],
+        values: &[f64],
+    ) -> Result<Analysis> {
+        crate::stream::advance_with(self, state, timestamps, values, |from, _| {
+            self.analyse_from(timestamps, values, from)
+        })
+    }
+}
+
+impl FittedRolling {
+    /// [`Fitted::analyse`], judging only the points from index `from` on (the earlier ones are
+    /// left unjudged, as context).
+    fn analyse_from(&self, timestamps: &[i64], values: &[f64], from: usize) -> Result<Analysis> {
         grid::check(timestamps, values)?;
         let mut out = Analysis::unjudged(self.spec.name(), timestamps, values);
         let floor = self.min_half_width;
-        for (i, j) in self.judgements(timestamps, values).into_iter().enumerate() {
+        for (i, j) in self
+            .judgements(timestamps, values, from)
+            .into_iter()
+            .enumerate()
+        {
             let Some(j) = j else { continue };
             let Band {
                 centre,
@@ -271,5 +303,55 @@ impl Fitted for FittedRolling {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StreamState;
+
+    /// Every column of an analysis as bits, so that NaN compares equal to NaN.
+    fn bits(a: &Analysis) -> Vec<Vec<u64>> {
+        let mut out: Vec<Vec<u64>> = [&a.values, &a.yhat, &a.yhat_lower, &a.yhat_upper, &a.score]
+            .iter()
+            .map(|c| c.iter().map(|v| v.to_bits()).collect())
+            .collect();
+        out.push(a.timestamps.iter().map(|t| *t as u64).collect());
+        out.push(a.anomalous.iter().map(|f| u64::from(*f)).collect());
+        out
+    }
+
+    #[test]
+    fn advance_judges_the_new_points_as_the_whole_analysis_does() {
+        let n = 400;
+        let ts: Vec<i64> = (0..n as i64).map(|i| i * 10_000).collect();
+        let wave = |i: usize, seed: usize| {
+            100.0 + 10.0 * (i as f64 / 30.0).sin() + ((i * 7919 + seed) % 13) as f64 * 0.3
+        };
+        let history: Vec<f64> = (0..n).map(|i| wave(i, 1)).collect();
+        let mut live: Vec<f64> = (0..n).map(|i| wave(i, 2)).collect();
+        live[200..206].iter_mut().for_each(|v| *v *= 3.0);
+        live[300] = f64::NAN;
+        for name in ["zscore", "mad", "quantile"] {
+            let spec = DetectorSpec::from_name(name).unwrap();
+            let fitted = FittedRolling::fit(&spec, &ts, &history).unwrap();
+            let ctx = spec.context();
+            let (mut fast, mut whole) = (StreamState::new(), StreamState::new());
+            let mut end = 0;
+            for chunk in [ctx + 3, 1, 4, 3, 17, 3, 60, 3].iter().cycle() {
+                if end == n {
+                    break;
+                }
+                let new_end = (end + chunk).min(n);
+                let from = end.saturating_sub(ctx + 5);
+                let (t, v) = (&ts[from..new_end], &live[from..new_end]);
+                let a = fitted.advance(&mut fast, t, v).unwrap();
+                let b = crate::stream::advance(&fitted, &mut whole, t, v).unwrap();
+                assert_eq!(bits(&a), bits(&b), "{name} at {end}");
+                assert_eq!(fast, whole, "{name} at {end}");
+                end = new_end;
+            }
+        }
     }
 }
