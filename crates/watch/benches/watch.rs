@@ -133,6 +133,26 @@ fn rss_bytes() -> u64 {
     pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
 }
 
+/// CPU seconds (user and system) a process has used so far, from /proc (`self` or a pid).
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    (ticks(11) + ticks(12)) / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
 /// The watch's own families of a page, read with the loader's exposition parser.
 struct Figures(Vec<exposition::Sample>);
 
@@ -242,6 +262,10 @@ fit_window = "15m"
     // Until every rolling model is fitted, then a few cycles more.
     let started = Instant::now();
     let mut fitted: Option<(Instant, Figures)> = None;
+    // CPU time is what the noise of a shared machine leaves alone: the bench's process (the
+    // watch, and the feeder's imports beside it) and VictoriaMetrics', over the cycles measured.
+    let vm_pid = vm.pid().map_or_else(|| "0".to_owned(), |p| p.to_string());
+    let mut cpu_at_fit = (0.0, 0.0);
     let last = loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let figures = Figures::now(&handle);
@@ -253,7 +277,10 @@ fit_window = "15m"
             figures.get("promlearn_watch_fit_duration_seconds_count", "lstm"),
         );
         match &fitted {
-            None if models >= SERIES as f64 => fitted = Some((Instant::now(), figures)),
+            None if models >= SERIES as f64 => {
+                cpu_at_fit = (cpu_seconds("self"), cpu_seconds(&vm_pid));
+                fitted = Some((Instant::now(), figures))
+            }
             None => assert!(
                 started.elapsed() < FIT_TIMEOUT,
                 "only {models} of {SERIES} rolling models after {FIT_TIMEOUT:?}"
@@ -268,6 +295,8 @@ fit_window = "15m"
     };
     let (fitted_at, at_fit) = fitted.expect("the loop ends after the fit");
     let rss_after = rss_bytes();
+    let cpu_after = (cpu_seconds("self"), cpu_seconds(&vm_pid));
+    let measured_s = fitted_at.elapsed().as_secs_f64();
 
     // Concurrent scrapes while the engine keeps running: each is timed to the page's last byte
     // (what the watch serves; reqwest, as a scraper's HTTP client), then one page is parsed
@@ -353,6 +382,15 @@ fit_window = "15m"
         p50.as_secs_f64(),
         latencies.len(),
         page.len() as f64 / 1e6,
+    );
+    // Per infer_every of wall time: one cycle of each query.
+    let per_cycle = |cpu: f64| cpu / measured_s * INFER_EVERY_S;
+    println!(
+        "watch cpu: {:.2} s per cycle in the watch's process (the bench's feeder included), \
+         {:.2} s in VictoriaMetrics (CPU time over the {measured_s:.0} s measured, per \
+         {INFER_EVERY_S} s)",
+        per_cycle(cpu_after.0 - cpu_at_fit.0),
+        per_cycle(cpu_after.1 - cpu_at_fit.1),
     );
     println!(
         "watch: RSS {:.0} -> {:.0} MiB; the bench ran {:.0} s in all",

@@ -261,7 +261,9 @@ fn snapshot(shared: &Shared) -> Vec<QuerySnapshot> {
 pub(crate) fn render(shared: &Shared) -> String {
     let queries = snapshot(shared);
     let config = &shared.config;
-    let mut e = Writer::new();
+    // The page is about as long as the last one: room for it and a little growth.
+    let last = shared.page.get().len();
+    let mut e = Writer::with_capacity(last + last / 16);
     for family in &SERIES_FAMILIES {
         e.family(family.name, MetricType::Gauge, family.help);
         for q in &queries {

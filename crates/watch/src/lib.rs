@@ -46,6 +46,7 @@ mod error;
 mod expo;
 mod export;
 mod promql;
+mod recent;
 mod reload;
 mod schedule;
 mod series;

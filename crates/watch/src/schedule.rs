@@ -37,6 +37,7 @@ use crate::{
     backtest::JudgedPoint,
     clock::{self, Clock},
     export::{self, Page},
+    recent::GridRead,
     series::{ErrorKind, Evictions, Point, SeriesState, State, Stream, drop_stale},
     source::{FetchError, SeriesData, Source, Want},
 };
@@ -230,6 +231,8 @@ pub(crate) struct NewSamples {
     now: i64,
     /// The previous read's time: samples after it are new.
     after: Option<i64>,
+    /// The steps read from Prometheus (`None` from memory).
+    read: Option<GridRead>,
     answer: Result<Vec<SeriesData>, FetchError>,
 }
 
@@ -239,13 +242,31 @@ pub(crate) async fn fetch_new(shared: &Shared, index: usize) -> NewSamples {
     let query = &shared.config.queries[index];
     let started = Instant::now();
     let now = shared.clock.now_ms();
-    let after = shared.lock().queries[index].read_through_ms;
+    let (after, read) = {
+        let state = shared.lock();
+        let q = &state.queries[index];
+        let after = q.read_through_ms;
+        let read = shared.source.reads_grid().then(|| {
+            let points = crate::source::infer_points_since(query, now, after);
+            let read = GridRead::plan(query, now, points, after, q.newest_sample_ms);
+            // The whole window when a series does not hold the steps before the read.
+            if q.series.values().all(|s| s.recent.covers(&read)) {
+                read
+            } else {
+                read.whole()
+            }
+        });
+        (after, read)
+    };
     let answer = shared
         .source
         .fetch(
             query,
             now,
-            Want::Infer { after_ms: after },
+            Want::Infer {
+                after_ms: after,
+                read,
+            },
             query.infer_every,
         )
         .await;
@@ -253,6 +274,7 @@ pub(crate) async fn fetch_new(shared: &Shared, index: usize) -> NewSamples {
         started,
         now,
         after,
+        read,
         answer,
     }
 }
@@ -266,6 +288,7 @@ pub(crate) fn judge_new<K>(
         started,
         now,
         after,
+        read,
         answer,
     }: NewSamples,
     sink: &mut K,
@@ -314,11 +337,18 @@ where
             .max()
             .or(q.newest_sample_ms);
         let mut new = Vec::new();
-        for data in data {
+        let cells = query.infer_points();
+        for mut data in data {
             let Some(series) = q.series.get_mut(&data.labels) else {
                 new.push(data);
                 continue;
             };
+            if let Some(read) = &read {
+                (data.timestamps, data.values) =
+                    series
+                        .recent
+                        .complete(read, cells, data.timestamps, data.values);
+            }
             series.last_seen_ms = now;
             if let Some(&newest) = data.timestamps.last() {
                 series.last_sample_ms = series.last_sample_ms.max(newest);
@@ -331,7 +361,7 @@ where
         // place of the one whose newest sample is the oldest and a step behind its query's.
         let mut room = Evictions::default();
         let newest = state.queries[index].newest_sample_ms;
-        for data in new {
+        for mut data in new {
             if state.total_series >= shared.config.max_series {
                 // A series that has already stopped takes no one's place, and is no error.
                 let stopped = |t: i64| newest.is_some_and(|n| t + query.step_ms() < n);
@@ -356,14 +386,24 @@ where
                 .series
                 .entry(data.labels.clone())
                 .or_insert(SeriesState::new(text, now, newest, after));
+            if let Some(read) = &read {
+                (data.timestamps, data.values) =
+                    series
+                        .recent
+                        .complete(read, cells, data.timestamps, data.values);
+            }
             if let Some(job) = infer_job(series, data, now) {
                 jobs.push(job);
             }
         }
-        // A series missing from this answer exports nothing (its model stays until it is stale).
+        // A series missing from this answer exports nothing (its model stays until it is stale);
+        // it had no sample at the steps read.
         for series in state.queries[index].series.values_mut() {
             if series.last_seen_ms != now {
                 series.last = None;
+                if let Some(read) = &read {
+                    series.recent.record(read, cells, &[], &[]);
+                }
             }
         }
         drop_stale(state, index, now, &shared.config);

@@ -157,6 +157,9 @@ pub(crate) struct SeriesState {
     /// Points flagged since the series was first tracked: every alert counts, also one that is
     /// not the newest point of its inference round, and a scrape that comes late misses none.
     pub anomalies: u64,
+    /// Its samples over the last steps read from Prometheus, so that the next inference reads
+    /// only what is new (`recent.rs`).
+    pub recent: crate::recent::Recent,
 }
 
 impl SeriesState {
@@ -178,6 +181,7 @@ impl SeriesState {
             last_sample_ms,
             last: None,
             anomalies: 0,
+            recent: Default::default(),
         }
     }
 }

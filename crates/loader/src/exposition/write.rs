@@ -50,6 +50,16 @@ impl Writer {
         Writer::default()
     }
 
+    /// An empty page in the text format 0.0.4 with room for `bytes` of text, for a writer that
+    /// knows about how long its page will be (the one it wrote last time): a page of a hundred
+    /// megabytes then does not grow by doubling, nor keep up to twice its length.
+    pub fn with_capacity(bytes: usize) -> Writer {
+        Writer {
+            out: String::with_capacity(bytes),
+            ..Writer::default()
+        }
+    }
+
     /// An empty page in `flavour`.
     pub fn with_flavour(flavour: Flavour) -> Writer {
         Writer {

@@ -114,7 +114,7 @@ impl MemorySource {
                     let from = now_ms - query.fit_window.as_millis() as i64;
                     s.timestamps.partition_point(|&t| t <= from)
                 }
-                Want::Infer { after_ms } => {
+                Want::Infer { after_ms, .. } => {
                     let after = after_ms.unwrap_or(now_ms - span);
                     let window = s
                         .timestamps
@@ -259,6 +259,7 @@ fit_every = "1s"
             300,
             Want::Infer {
                 after_ms: Some(250),
+                read: None,
             },
         );
         // The detector's context and 5 extra samples before the new samples 252..=294.
@@ -276,7 +277,8 @@ fit_every = "1s"
                     &q,
                     2_000,
                     Want::Infer {
-                        after_ms: Some(1_900)
+                        after_ms: Some(1_900),
+                        read: None,
                     }
                 )
                 .is_empty()
@@ -287,6 +289,7 @@ fit_every = "1s"
             700,
             Want::Infer {
                 after_ms: Some(695),
+                read: None,
             },
         );
         assert!(idle[0].timestamps.iter().all(|t| *t <= 693));

@@ -31,8 +31,12 @@ pub(crate) struct SeriesData {
 pub(crate) enum Want {
     /// For an inference: the samples after `after_ms` (the last inference's time; `None` at the
     /// first), with the detector's context before them. A series is in the answer while it has
-    /// samples in the query's inference window, even if none is new.
-    Infer { after_ms: Option<i64> },
+    /// samples in the query's inference window, even if none is new. From Prometheus, only the
+    /// steps of `read` (the series keep the rest: `recent.rs`).
+    Infer {
+        after_ms: Option<i64>,
+        read: Option<crate::recent::GridRead>,
+    },
     /// For a fit: the samples of the fit window ending now.
     Fit,
 }
@@ -49,6 +53,13 @@ pub(crate) enum Source {
 }
 
 impl Source {
+    /// Whether inferences read Prometheus's step grid, and may read only its new steps.
+    pub(crate) fn reads_grid(&self) -> bool {
+        matches!(self, Source::Prometheus(_))
+    }
+}
+
+impl Source {
     /// The series of `query` for `want` at `now_ms`. Prometheus is bounded by `deadline`; memory
     /// answers at once and never fails.
     pub(crate) async fn fetch(
@@ -61,7 +72,10 @@ impl Source {
         match self {
             Source::Prometheus(client) => {
                 let points = match want {
-                    Want::Infer { after_ms } => infer_points_since(query, now_ms, after_ms),
+                    Want::Infer {
+                        read: Some(read), ..
+                    } => read.points(),
+                    Want::Infer { after_ms, .. } => infer_points_since(query, now_ms, after_ms),
                     Want::Fit => query.fit_points(),
                 };
                 prometheus::fetch(client, query, now_ms, points, deadline).await
@@ -75,7 +89,7 @@ impl Source {
 /// (`after_ms`) plus the detector's context and a few more, so that no step goes unjudged when
 /// `infer_every` spans many steps or a read failed; at least [`QueryConfig::infer_points`], at
 /// most a fit window's worth (a long outage is not caught up beyond it).
-fn infer_points_since(query: &QueryConfig, now_ms: i64, after_ms: Option<i64>) -> usize {
+pub(crate) fn infer_points_since(query: &QueryConfig, now_ms: i64, after_ms: Option<i64>) -> usize {
     let step = query.step_ms();
     let new = after_ms.map_or(0, |after| {
         (now_ms.div_euclid(step) - after.div_euclid(step)).max(0) as usize
