@@ -131,6 +131,34 @@ impl Matrix {
         &self.values[s * n..(s + 1) * n]
     }
 
+    /// Each series with the rows it has a sample at (a missing cell left out, a NaN the server
+    /// sent kept), its labels moved out rather than copied: for a caller that wants series, not
+    /// a grid (at 100,000 series a copy of every label set is most of the work).
+    pub fn into_series(self) -> Vec<crate::Series> {
+        let n = self.n_rows();
+        let timestamps = self.timestamps;
+        let mut values = self.values.chunks(n.max(1));
+        self.series
+            .into_iter()
+            .map(|labels| {
+                let column = values.next().unwrap_or(&[]);
+                let present = column.iter().filter(|v| !is_missing(**v)).count();
+                let (mut ts, mut vs) = (Vec::with_capacity(present), Vec::with_capacity(present));
+                for (t, v) in timestamps.iter().zip(column) {
+                    if !is_missing(*v) {
+                        ts.push(*t);
+                        vs.push(*v);
+                    }
+                }
+                crate::Series {
+                    labels,
+                    timestamps: ts,
+                    values: vs,
+                }
+            })
+            .collect()
+    }
+
     /// The index of the series with exactly these labels.
     pub fn position(&self, labels: &Labels) -> Option<usize> {
         self.series.iter().position(|l| l == labels)
@@ -252,7 +280,10 @@ pub(crate) struct RangeSink {
     rows: usize,
     pub(crate) series: Vec<Labels>,
     pub(crate) columns: Vec<Vec<f64>>,
-    seen: std::collections::HashSet<Labels>,
+    /// The hash of every label set so far, to refuse a series sent twice without a copy of
+    /// each label set; series whose hashes collide are compared in full.
+    seen: HashMap<u64, usize>,
+    hasher: std::collections::hash_map::RandomState,
     // The fast path: the next sample usually sits on the next row.
     expect_t: i64,
     expect_row: usize,
@@ -267,6 +298,7 @@ impl RangeSink {
             series: Vec::new(),
             columns: Vec::new(),
             seen: Default::default(),
+            hasher: Default::default(),
             expect_t: i64::MIN,
             expect_row: 0,
         }
@@ -295,8 +327,16 @@ impl RangeSink {
 
 impl Sink for RangeSink {
     fn begin_series(&mut self, labels: Labels) -> Result<()> {
-        if !self.seen.insert(labels.clone()) {
-            return Err(Error::DuplicateSeries(labels));
+        let hash = std::hash::BuildHasher::hash_one(&self.hasher, &labels);
+        let index = self.series.len();
+        if let Some(&other) = self.seen.get(&hash) {
+            // The same hash: the same series, or (very rarely) another one; then every series
+            // is compared.
+            if self.series[other] == labels || self.series.contains(&labels) {
+                return Err(Error::DuplicateSeries(labels));
+            }
+        } else {
+            self.seen.insert(hash, index);
         }
         self.series.push(labels);
         self.columns.push(vec![MISSING; self.rows]);
@@ -338,7 +378,9 @@ pub(crate) struct Assembler {
     rows: usize,
     timestamps: Vec<i64>,
     series: Vec<Labels>,
-    index: HashMap<Labels, usize>,
+    /// Where each series' column is; made at the second chunk (a load of one chunk, such as
+    /// a service's short read, never copies a label set).
+    index: Option<HashMap<Labels, usize>>,
     values: Vec<f64>,
     warnings: Vec<String>,
 }
@@ -349,7 +391,7 @@ impl Assembler {
             rows: timestamps.len(),
             timestamps,
             series: Vec::new(),
-            index: HashMap::new(),
+            index: None,
             values: Vec::new(),
             warnings: Vec::new(),
         }
@@ -357,19 +399,37 @@ impl Assembler {
 
     /// Copies a chunk whose first row is `row_offset` into place, and frees it.
     pub(crate) fn merge(&mut self, row_offset: usize, chunk: RangeSink, warnings: Vec<String>) {
+        if self.series.is_empty() {
+            // The first chunk: its series are all new, and none is sent twice (the sink).
+            self.values = vec![MISSING; chunk.series.len() * self.rows];
+            for (s, column) in chunk.columns.iter().enumerate() {
+                let at = s * self.rows + row_offset;
+                self.values[at..at + column.len()].copy_from_slice(column);
+            }
+            self.series = chunk.series;
+            self.add_warnings(warnings);
+            return;
+        }
+        let index = self.index.get_or_insert_with(|| {
+            self.series
+                .iter()
+                .enumerate()
+                .map(|(s, labels)| (labels.clone(), s))
+                .collect()
+        });
         let new = chunk
             .series
             .iter()
-            .filter(|l| !self.index.contains_key(*l))
+            .filter(|l| !index.contains_key(*l))
             .count();
         self.values.reserve(new * self.rows);
         for (labels, column) in chunk.series.into_iter().zip(chunk.columns) {
-            let s = match self.index.get(&labels) {
+            let s = match index.get(&labels) {
                 Some(&s) => s,
                 None => {
                     let s = self.series.len();
                     self.values.resize(self.values.len() + self.rows, MISSING);
-                    self.index.insert(labels.clone(), s);
+                    index.insert(labels.clone(), s);
                     self.series.push(labels);
                     s
                 }
@@ -377,6 +437,10 @@ impl Assembler {
             let at = s * self.rows + row_offset;
             self.values[at..at + column.len()].copy_from_slice(&column);
         }
+        self.add_warnings(warnings);
+    }
+
+    fn add_warnings(&mut self, warnings: Vec<String>) {
         for w in warnings {
             if !self.warnings.contains(&w) {
                 self.warnings.push(w);
@@ -394,6 +458,16 @@ impl Assembler {
             warnings,
             ..
         } = self;
+        // Servers send them sorted already (Prometheus and VictoriaMetrics do): then nothing moves.
+        if series.windows(2).all(|w| w[0] <= w[1]) {
+            return Matrix {
+                timestamps,
+                series,
+                values,
+                warnings,
+                infos: Vec::new(),
+            };
+        }
         let mut order: Vec<usize> = (0..series.len()).collect();
         order.sort_by(|&a, &b| series[a].cmp(&series[b]));
         permute_columns(&mut values, rows, &order);
@@ -504,6 +578,38 @@ mod tests {
             s.begin_series(labels("a")),
             Err(Error::DuplicateSeries(_))
         ));
+    }
+
+    #[test]
+    fn into_series_leaves_out_missing_cells_and_keeps_nans() {
+        let m = Matrix::from_columns(
+            vec![0, 1000, 2000],
+            vec![labels("a"), labels("b")],
+            vec![
+                vec![Some(1.0), None, Some(f64::NAN)],
+                vec![None, None, None],
+            ],
+        );
+        let series = m.into_series();
+        assert_eq!(series[0].labels, labels("a"));
+        assert_eq!(series[0].timestamps, [0, 2000]);
+        assert!(series[0].values[0] == 1.0 && series[0].values[1].is_nan());
+        assert!(series[1].timestamps.is_empty() && series[1].labels == labels("b"));
+    }
+
+    #[test]
+    fn one_chunk_assembles_without_an_index_and_stays_sorted() {
+        let mut a = Assembler::new(vec![0, 10]);
+        let mut only = RangeSink::new(0, 10, 2);
+        for name in ["a", "b", "c"] {
+            only.begin_series(labels(name)).unwrap();
+            only.point(10, 1.0).unwrap();
+        }
+        a.merge(0, only, Vec::new());
+        assert!(a.index.is_none());
+        let m = a.finish();
+        assert_eq!(m.series(), [labels("a"), labels("b"), labels("c")]);
+        assert!(is_missing(m.column(2)[0]) && m.column(2)[1] == 1.0);
     }
 
     #[test]

@@ -45,6 +45,7 @@ mod config;
 mod error;
 mod expo;
 mod export;
+mod judge;
 mod promql;
 mod recent;
 mod reload;

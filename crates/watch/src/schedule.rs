@@ -6,7 +6,8 @@
 //!
 //! - the service: real time, Prometheus, and every CPU-bound step on the blocking pool, never
 //!   on an async thread (which `/metrics`, the timers and the reads need): an inference's answer
-//!   is copied, booked and judged there, 1,024 series between two takes of the lock; a fit
+//!   is booked there and judged on every core (`judge.rs`), 1,024 series between two takes of
+//!   the lock; a fit
 //!   round's jobs are drained by at most `fit_slots` workers, each holding a fit slot for trips
 //!   of up to 100 ms. Inference never waits for a fit and keeps using the last fitted model (an
 //!   `Arc<dyn Fitted>`) until a new one replaces it;
@@ -28,7 +29,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use promlearn_detect::{Analysis, DetectorSpec, Fitted};
+use promlearn_detect::{DetectorSpec, Fitted};
 use promlearn_loader::Labels;
 use tokio::sync::Semaphore;
 
@@ -37,8 +38,9 @@ use crate::{
     backtest::JudgedPoint,
     clock::{self, Clock},
     export::{self, Page},
+    judge::{InferJob, Outcome, emit, infer_job},
     recent::GridRead,
-    series::{ErrorKind, Evictions, Point, SeriesState, State, Stream, drop_stale},
+    series::{ErrorKind, Evictions, Point, SeriesState, State, drop_stale},
     source::{FetchError, SeriesData, Source, Want},
 };
 
@@ -169,44 +171,6 @@ pub(crate) async fn live_fit_loop(shared: Arc<Shared>, index: usize) {
         ticks.tick().await;
         fit_once(&shared, index).await;
     }
-}
-
-/// One series' share of an inference: its answer and how far its stream was judged.
-struct InferJob {
-    model: Option<Arc<dyn Fitted>>,
-    stream: Stream,
-    data: SeriesData,
-}
-
-/// What became of an [`InferJob`]'s new samples.
-enum Outcome {
-    /// Judged by the model: the analysis of the new samples only.
-    Judged(Analysis),
-    /// Passed on unjudged from index `first` on: no model yet.
-    NoModel { first: usize },
-    /// Passed on unjudged from index `first` on: the analysis failed.
-    Failed { first: usize, error: String },
-}
-
-fn run_infer_job(mut job: InferJob) -> (InferJob, Outcome) {
-    let outcome = match &job.model {
-        None => Outcome::NoModel {
-            first: job.stream.pass_over(&job.data.timestamps),
-        },
-        Some(model) => {
-            match job
-                .stream
-                .judge(model.as_ref(), &job.data.timestamps, &job.data.values)
-            {
-                Ok(analysis) => Outcome::Judged(analysis),
-                Err(e) => Outcome::Failed {
-                    first: job.stream.pass_over(&job.data.timestamps),
-                    error: e.to_string(),
-                },
-            }
-        }
-    };
-    (job, outcome)
 }
 
 /// One inference of query `index` at the clock's time, on the calling thread: reads the new
@@ -412,13 +376,7 @@ where
     // Judging, outside the lock (the service is on the blocking pool already), a chunk at a
     // time: each chunk's analyses go to the sink and into the state, and are dropped, before
     // the next, so that 100,000 series never hold 100,000 analyses at once.
-    let mut jobs = jobs.into_iter();
-    loop {
-        let results: Vec<(InferJob, Outcome)> =
-            jobs.by_ref().take(JUDGE_CHUNK).map(run_infer_job).collect();
-        if results.is_empty() {
-            break;
-        }
+    let write_back = |results: Vec<(InferJob, Outcome)>| -> io::Result<()> {
         // Every new sample to the sink, outside the lock.
         for (job, outcome) in &results {
             emit(&query.name, job, outcome, sink)?;
@@ -445,62 +403,13 @@ where
             };
             series.last = newest.or(series.last.filter(|p| p.timestamp_ms >= start));
         }
-    }
+        Ok(())
+    };
+    crate::judge::judge_all(shared.exec, jobs, write_back)?;
     let mut state = shared.lock();
     let q = &mut state.queries[index];
     q.infer_durations.observe(started.elapsed().as_secs_f64());
     Ok(())
-}
-
-/// Hands the new samples of one job to the sink.
-fn emit<K>(query: &str, job: &InferJob, outcome: &Outcome, sink: &mut K) -> io::Result<()>
-where
-    K: FnMut(&JudgedPoint<'_>) -> io::Result<()>,
-{
-    let (ts, vs) = (&job.data.timestamps, &job.data.values);
-    match outcome {
-        Outcome::Judged(a) => {
-            for i in 0..a.len() {
-                sink(&JudgedPoint {
-                    query,
-                    labels: &job.data.labels,
-                    timestamp_ms: a.timestamps[i],
-                    value: a.values[i],
-                    yhat: a.yhat[i],
-                    yhat_lower: a.yhat_lower[i],
-                    yhat_upper: a.yhat_upper[i],
-                    score: a.score[i],
-                    anomalous: a.anomalous[i],
-                })?;
-            }
-        }
-        Outcome::NoModel { first } | Outcome::Failed { first, .. } => {
-            for i in *first..ts.len() {
-                sink(&JudgedPoint::unjudged(
-                    query,
-                    &job.data.labels,
-                    ts[i],
-                    vs[i],
-                ))?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// What to judge of `series` in this answer (`None` when nothing in it is new: the newest
-/// judged point then stands while it is in the answer).
-fn infer_job(series: &mut SeriesState, data: SeriesData, now: i64) -> Option<InferJob> {
-    if series.stream.first_new(&data.timestamps) == data.timestamps.len() {
-        let start = data.timestamps.first().copied().unwrap_or(now);
-        series.last = series.last.filter(|p| p.timestamp_ms >= start);
-        return None;
-    }
-    Some(InferJob {
-        model: series.model.clone(),
-        stream: series.stream.clone(),
-        data,
-    })
 }
 
 /// One fit round of query `index` at the clock's time: when series are due for a (re)fit, one
@@ -598,9 +507,6 @@ pub(crate) async fn fit_once(shared: &Arc<Shared>, index: usize) {
         }
     }
 }
-
-/// Series judged between two takes of the state lock in an inference.
-const JUDGE_CHUNK: usize = 1024;
 
 /// How long one trip of a fit worker to the blocking pool lasts at most before it gives its fit
 /// slot back (fits of other queries waiting for one then go first): long enough that a trip's

@@ -4,7 +4,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use promlearn_loader::{Client, Matrix, RangeQuery, is_missing};
+use promlearn_loader::{Client, Matrix, RangeQuery};
 
 use super::{FetchError, MemorySource, SeriesData};
 use crate::{Config, Error, QueryConfig, Result, series::ErrorKind};
@@ -75,8 +75,8 @@ pub(super) async fn fetch(
             format!("no answer within {}", promlearn_duration::format(deadline)),
         )),
         Ok(Err(e)) => Err((error_kind(&e), e.to_string())),
-        // A copy of every sample (100,000 series at a time): not on an async thread.
-        Ok(Ok(matrix)) => tokio::task::spawn_blocking(move || series_of(&matrix))
+        // A pass over every sample (100,000 series at a time): not on an async thread.
+        Ok(Ok(matrix)) => tokio::task::spawn_blocking(move || series_of(matrix))
             .await
             .map_err(|e| {
                 (
@@ -87,26 +87,15 @@ pub(super) async fn fetch(
     }
 }
 
-/// Every series of `matrix` with the steps it has a sample at.
-fn series_of(matrix: &Matrix) -> Vec<SeriesData> {
-    let timestamps = matrix.timestamps();
+/// Every series of `matrix` with the steps it has a sample at, its labels moved, not copied.
+fn series_of(matrix: Matrix) -> Vec<SeriesData> {
     matrix
-        .series()
-        .iter()
-        .enumerate()
-        .map(|(s, labels)| {
-            let column = matrix.column(s);
-            let (timestamps, values) = timestamps
-                .iter()
-                .zip(column)
-                .filter(|(_, v)| !is_missing(**v))
-                .map(|(t, v)| (*t, *v))
-                .unzip();
-            SeriesData {
-                labels: labels.clone(),
-                timestamps,
-                values,
-            }
+        .into_series()
+        .into_iter()
+        .map(|s| SeriesData {
+            labels: s.labels,
+            timestamps: s.timestamps,
+            values: s.values,
         })
         .collect()
 }
@@ -135,7 +124,7 @@ pub(crate) async fn load_history(
         let range =
             RangeQuery::new(query.expr.clone(), start, end.max(start), query.step).map_err(load)?;
         let matrix = client.query_range(&range).await.map_err(load)?;
-        let series = series_of(&matrix)
+        let series = series_of(matrix)
             .into_iter()
             .map(|s| (s.labels, s.timestamps, s.values))
             .collect();
