@@ -3,8 +3,9 @@
 //! as vmanomaly does.
 //!
 //! Per `[[query]]` of the [`Config`], every `infer_every` the service reads the newest points of
-//! every series the expression returns (one `query_range`), scores them with that series' fitted
-//! model and exports `promlearn_anomaly_score`, `promlearn_anomalous`, `promlearn_yhat`,
+//! every series the expression returns (one `query_range` of the steps it has not read yet; each
+//! series keeps its detector's context from the reads before), scores them with that series'
+//! fitted model and exports `promlearn_anomaly_score`, `promlearn_anomalous`, `promlearn_yhat`,
 //! `promlearn_yhat_lower`, `promlearn_yhat_upper` and `promlearn_value`, labelled with the query's
 //! name, the detector and the series' own labels. Models are (re)fitted every `fit_every` on
 //! `fit_window` of history, off the inference path: a slow fit never delays a score. A series
