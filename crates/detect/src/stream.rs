@@ -33,7 +33,7 @@ pub const NEW_INCIDENT_SCORE: f64 = 2.0;
 
 /// What one series carries from one judgement to the next: a few bytes (the newest judged
 /// timestamp, how long ago the last alert was and, for `knn`, the range its new extremes
-/// widened), kept across refits (a new fitted model
+/// widened and the tail of its scores since the fit, 76 bytes), kept across refits (a new fitted model
 /// continues the old one's state), and serde so a service can save it. A new series starts
 /// from [`StreamState::new`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -49,6 +49,59 @@ pub struct StreamState {
     /// new extreme judged since (absent in state saved before it: it starts from the model's).
     #[serde(skip_serializing_if = "Option::is_none")]
     range: Option<SeenRange>,
+    /// For `knn`: how its model's scores since the fit were spread above 1 (absent in state
+    /// saved before it: it starts empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tail: Option<Box<LiveTail>>,
+}
+
+/// Bins of [`LiveTail`]: half an octave each from 1, the last one open (scores from 2^7.5 on).
+pub(crate) const TAIL_BINS: usize = 16;
+
+/// How the scores a `knn` model gave since its fit are spread above 1: how many it gave, and
+/// how many fell in each half-octave above 1 (1 to √2, √2 to 2, ...). The unit it widens to is
+/// a high quantile of them pooled with the fit's calibration ([`LiveTail::unit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LiveTail {
+    /// Which model gave them ([`crate::detectors::FittedKnn`]'s fingerprint): a refit starts
+    /// again, its calibration being newer than every score counted.
+    model: u64,
+    judged: u32,
+    above: [u32; TAIL_BINS],
+}
+
+impl LiveTail {
+    pub(crate) fn new(model: u64) -> Self {
+        Self {
+            model,
+            judged: 0,
+            above: [0; TAIL_BINS],
+        }
+    }
+
+    /// The score that the `quantile` of the scores given so far, pooled with `calibrated`
+    /// scores of the fit's calibration (at most 1 each), reaches: the lower edge of its bin,
+    /// 1 while fewer than that share lie above 1.
+    pub(crate) fn unit(&self, quantile: f64, calibrated: usize) -> f64 {
+        let rank = (1.0 - quantile) * (calibrated as f64 + f64::from(self.judged));
+        let mut beyond = 0u32;
+        for (b, n) in self.above.iter().enumerate().rev() {
+            beyond += n;
+            if f64::from(beyond) >= rank && beyond > 0 {
+                return 2f64.powf(b as f64 / 2.0);
+            }
+        }
+        1.0
+    }
+
+    /// Counts one more score.
+    pub(crate) fn record(&mut self, score: f64) {
+        self.judged = self.judged.saturating_add(1);
+        if score > 1.0 {
+            let b = ((2.0 * score.log2()) as usize).min(TAIL_BINS - 1);
+            self.above[b] = self.above[b].saturating_add(1);
+        }
+    }
 }
 
 /// The range (lowest, highest value) of the fit window of the model a series was last judged
@@ -97,6 +150,21 @@ impl StreamState {
         if let Some(r) = self.range.as_mut() {
             r.seen = seen;
         }
+    }
+
+    /// The tail of the scores that the model fingerprinted `model` gave since its fit: empty
+    /// for a new model.
+    pub(crate) fn tail(&mut self, model: u64) -> LiveTail {
+        match self.tail {
+            Some(ref t) if t.model == model => **t,
+            _ => LiveTail::new(model),
+        }
+    }
+
+    /// Stores the tail [`tail`](Self::tail) gave, with the scores judged since.
+    pub(crate) fn set_tail(&mut self, tail: LiveTail) {
+        // Boxed: a series judged by another detector pays one pointer, not the tail.
+        self.tail = Some(Box::new(tail));
     }
 
     /// Passes one judged point's score through the alerting stage: the score it reports and
@@ -189,9 +257,42 @@ mod tests {
                 .unwrap();
         assert_eq!(old.judged_through_ms(), Some(5));
         assert_eq!(old.range([0.0, 3.0]), [0.0, 3.0]);
-        // A state that never judged knn writes no range.
+        assert_eq!(old.tail(7), LiveTail::new(7), "no tail yet: an empty one");
+        // A state that never judged knn writes no range and no tail.
         let fresh = serde_json::to_string(&StreamState::new()).unwrap();
-        assert!(!fresh.contains("range"), "{fresh}");
+        assert!(
+            !fresh.contains("range") && !fresh.contains("tail"),
+            "{fresh}"
+        );
+    }
+
+    #[test]
+    fn the_live_tail_is_a_quantile_above_1_and_starts_again_with_a_new_model() {
+        let mut s = StreamState::new();
+        let mut t = s.tail(1);
+        // Pooled with 100 calibration scores, the 99 % quantile needs 1 % of all above it.
+        for _ in 0..98 {
+            t.record(0.5);
+        }
+        assert_eq!(t.unit(0.99, 100), 1.0);
+        t.record(1.2); // 1 to √2: the first bin
+        t.record(3.0); // 2^1.5 to 4: the fourth
+        t.record(2.9);
+        assert_eq!(t.unit(0.99, 100), 1.0, "2 of 201 lie above 2^1.5: too few");
+        t.record(5.0); // 4 to 2^2.5
+        assert_eq!(
+            t.unit(0.99, 100),
+            2f64.powf(1.5),
+            "3 of 202 lie above 2^1.5"
+        );
+        assert_eq!(t.unit(0.999, 100), 4.0, "the top one");
+        t.record(f64::INFINITY);
+        assert_eq!(t.unit(0.999, 100), 2f64.powf(7.5), "the open last bin");
+        s.set_tail(t);
+        assert_eq!(s.tail(1), t, "the same model: kept");
+        let back: StreamState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(s.tail(2), LiveTail::new(2), "a refit starts again");
     }
 
     #[test]
