@@ -33,7 +33,7 @@ pub const NEW_INCIDENT_SCORE: f64 = 2.0;
 
 /// What one series carries from one judgement to the next: a few bytes (the newest judged
 /// timestamp, how long ago the last alert was and, for `knn`, the range its new extremes
-/// widened and the tail of its scores since the fit, 76 bytes), kept across refits (a new fitted model
+/// widened and the highest scores its model gave since the fit, 76 bytes), kept across refits (a new fitted model
 /// continues the old one's state), and serde so a service can save it. A new series starts
 /// from [`StreamState::new`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -55,19 +55,20 @@ pub struct StreamState {
     tail: Option<Box<LiveTail>>,
 }
 
-/// Bins of [`LiveTail`]: half an octave each from 1, the last one open (scores from 2^7.5 on).
-pub(crate) const TAIL_BINS: usize = 16;
+/// Highest scores a [`LiveTail`] keeps.
+pub(crate) const TAIL_TOP: usize = 16;
 
-/// How the scores a `knn` model gave since its fit are spread above 1: how many it gave, and
-/// how many fell in each half-octave above 1 (1 to √2, √2 to 2, ...). The unit it widens to is
-/// a high quantile of them pooled with the fit's calibration ([`LiveTail::unit`]).
+/// The highest scores above 1 that a `knn` model gave since its fit (at most [`TAIL_TOP`],
+/// highest first) and how many it gave: the unit it widens to is a high quantile of them
+/// pooled with the fit's calibration ([`LiveTail::unit`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub(crate) struct LiveTail {
     /// Which model gave them ([`crate::detectors::FittedKnn`]'s fingerprint): a refit starts
     /// again, its calibration being newer than every score counted.
     model: u64,
     judged: u32,
-    above: [u32; TAIL_BINS],
+    /// Highest first; 0 where fewer scores than this lay above 1.
+    top: [f32; TAIL_TOP],
 }
 
 impl LiveTail {
@@ -75,31 +76,31 @@ impl LiveTail {
         Self {
             model,
             judged: 0,
-            above: [0; TAIL_BINS],
+            top: [0.0; TAIL_TOP],
         }
     }
 
-    /// The score that the `quantile` of the scores given so far, pooled with `calibrated`
-    /// scores of the fit's calibration (at most 1 each), reaches: the lower edge of its bin,
-    /// 1 while fewer than that share lie above 1.
+    /// The `quantile` of the scores given so far pooled with `calibrated` scores of the fit's
+    /// calibration (at most 1 each), or 1 where that lies at or below 1. Beyond [`TAIL_TOP`]
+    /// scores above it (more than 15,700 judged at 0.999), the lowest one kept: a little above
+    /// the quantile, never below it.
     pub(crate) fn unit(&self, quantile: f64, calibrated: usize) -> f64 {
-        let rank = (1.0 - quantile) * (calibrated as f64 + f64::from(self.judged));
-        let mut beyond = 0u32;
-        for (b, n) in self.above.iter().enumerate().rev() {
-            beyond += n;
-            if f64::from(beyond) >= rank && beyond > 0 {
-                return 2f64.powf(b as f64 / 2.0);
-            }
-        }
-        1.0
+        // Less a hair: 0.01 × 200 is 2.0000000000000004 in floating point.
+        let rank = ((1.0 - quantile) * (calibrated as f64 + f64::from(self.judged)) - 1e-9).ceil();
+        let at = (rank.max(1.0) as usize).min(TAIL_TOP) - 1;
+        f64::from(self.top[at]).max(1.0)
     }
 
     /// Counts one more score.
     pub(crate) fn record(&mut self, score: f64) {
         self.judged = self.judged.saturating_add(1);
-        if score > 1.0 {
-            let b = ((2.0 * score.log2()) as usize).min(TAIL_BINS - 1);
-            self.above[b] = self.above[b].saturating_add(1);
+        // f32's largest, not infinity: the state stays JSON.
+        let score = score.min(f64::from(f32::MAX)) as f32;
+        if score > 1.0
+            && let Some(at) = self.top.iter().position(|&t| score > t)
+        {
+            self.top.copy_within(at..TAIL_TOP - 1, at + 1);
+            self.top[at] = score;
         }
     }
 }
@@ -270,24 +271,26 @@ mod tests {
     fn the_live_tail_is_a_quantile_above_1_and_starts_again_with_a_new_model() {
         let mut s = StreamState::new();
         let mut t = s.tail(1);
-        // Pooled with 100 calibration scores, the 99 % quantile needs 1 % of all above it.
-        for _ in 0..98 {
+        // Pooled with 100 calibration scores, the 99 % quantile is the second highest of 101 to
+        // 200 scores, the third of 201 to 300.
+        for _ in 0..97 {
             t.record(0.5);
         }
         assert_eq!(t.unit(0.99, 100), 1.0);
-        t.record(1.2); // 1 to √2: the first bin
-        t.record(3.0); // 2^1.5 to 4: the fourth
-        t.record(2.9);
-        assert_eq!(t.unit(0.99, 100), 1.0, "2 of 201 lie above 2^1.5: too few");
-        t.record(5.0); // 4 to 2^2.5
-        assert_eq!(
-            t.unit(0.99, 100),
-            2f64.powf(1.5),
-            "3 of 202 lie above 2^1.5"
-        );
-        assert_eq!(t.unit(0.999, 100), 4.0, "the top one");
+        t.record(3.0);
+        t.record(1.2);
+        t.record(2.0);
+        assert_eq!(t.unit(0.99, 100), 2.0, "the second highest of 200");
+        t.record(0.5);
+        assert_eq!(t.unit(0.99, 100), f64::from(1.2f32), "the third of 201");
+        assert_eq!(t.unit(0.999, 100), 3.0, "the highest");
         t.record(f64::INFINITY);
-        assert_eq!(t.unit(0.999, 100), 2f64.powf(7.5), "the open last bin");
+        assert_eq!(t.unit(0.999, 100), f64::from(f32::MAX));
+        // Beyond the highest kept, the lowest of them.
+        for _ in 0..TAIL_TOP {
+            t.record(1.5);
+        }
+        assert_eq!(t.unit(0.5, 100), 1.5);
         s.set_tail(t);
         assert_eq!(s.tail(1), t, "the same model: kept");
         let back: StreamState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
