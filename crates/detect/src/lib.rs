@@ -8,8 +8,10 @@
 //! `anomalous` is `score > 1`. For the band detectors (`zscore`, `mad`, `quantile`, `lstm`)
 //! `score = |value - yhat| / half-width of the band on that side`, so it is 0 on the prediction;
 //! for `knn` it is the distance of the recent pattern from the history's patterns, in units of
-//! the distance that only 1 % of the history's own patterns exceed, or how far the newest value
-//! lies beyond the history's range, whichever is larger.
+//! the distance that only 1 % of the history's own patterns exceed (widened to the 99.9 %
+//! quantile of the scores the model gave since its fit once that lies above 1: a series
+//! noisier than its history alerts beyond its own recent excursions), or how far the
+//! newest value lies beyond the history's range, whichever is larger.
 //!
 //! Two ways to judge a series. [`Fitted::analyse`] judges every point of a slice on its own
 //! (what `promlearn detect` and plots show). [`Fitted::advance`] judges a stream: each point

@@ -53,7 +53,7 @@ pub const ESCALATION: f64 = 10.0;
 
 /// What one series carries from one judgement to the next: a few bytes (the newest judged
 /// timestamp, how long ago the last alert was and, for `knn`, the range its new extremes
-/// widened), kept across refits (a new fitted model
+/// widened and the highest scores its model gave since the fit, 76 bytes), kept across refits (a new fitted model
 /// continues the old one's state), and serde so a service can save it. A new series starts
 /// from [`StreamState::new`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -73,6 +73,60 @@ pub struct StreamState {
     /// new extreme judged since (absent in state saved before it: it starts from the model's).
     #[serde(skip_serializing_if = "Option::is_none")]
     range: Option<SeenRange>,
+    /// For `knn`: how its model's scores since the fit were spread above 1 (absent in state
+    /// saved before it: it starts empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tail: Option<Box<LiveTail>>,
+}
+
+/// Highest scores a [`LiveTail`] keeps.
+pub(crate) const TAIL_TOP: usize = 16;
+
+/// The highest scores above 1 that a `knn` model gave since its fit (at most [`TAIL_TOP`],
+/// highest first) and how many it gave: the unit it widens to is a high quantile of them
+/// pooled with the fit's calibration ([`LiveTail::unit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LiveTail {
+    /// Which model gave them ([`crate::detectors::FittedKnn`]'s fingerprint): a refit starts
+    /// again, its calibration being newer than every score counted.
+    model: u64,
+    judged: u32,
+    /// Highest first; 0 where fewer scores than this lay above 1.
+    top: [f32; TAIL_TOP],
+}
+
+impl LiveTail {
+    pub(crate) fn new(model: u64) -> Self {
+        Self {
+            model,
+            judged: 0,
+            top: [0.0; TAIL_TOP],
+        }
+    }
+
+    /// The `quantile` of the scores given so far pooled with `calibrated` scores of the fit's
+    /// calibration (at most 1 each), or 1 where that lies at or below 1. Beyond [`TAIL_TOP`]
+    /// scores above it (more than 15,700 judged at 0.999), the lowest one kept: a little above
+    /// the quantile, never below it.
+    pub(crate) fn unit(&self, quantile: f64, calibrated: usize) -> f64 {
+        // Less a hair: 0.01 × 200 is 2.0000000000000004 in floating point.
+        let rank = ((1.0 - quantile) * (calibrated as f64 + f64::from(self.judged)) - 1e-9).ceil();
+        let at = (rank.max(1.0) as usize).min(TAIL_TOP) - 1;
+        f64::from(self.top[at]).max(1.0)
+    }
+
+    /// Counts one more score.
+    pub(crate) fn record(&mut self, score: f64) {
+        self.judged = self.judged.saturating_add(1);
+        // f32's largest, not infinity: the state stays JSON.
+        let score = score.min(f64::from(f32::MAX)) as f32;
+        if score > 1.0
+            && let Some(at) = self.top.iter().position(|&t| score > t)
+        {
+            self.top.copy_within(at..TAIL_TOP - 1, at + 1);
+            self.top[at] = score;
+        }
+    }
 }
 
 /// The range (lowest, highest value) of the fit window of the model a series was last judged
@@ -121,6 +175,21 @@ impl StreamState {
         if let Some(r) = self.range.as_mut() {
             r.seen = seen;
         }
+    }
+
+    /// The tail of the scores that the model fingerprinted `model` gave since its fit: empty
+    /// for a new model.
+    pub(crate) fn tail(&mut self, model: u64) -> LiveTail {
+        match self.tail {
+            Some(ref t) if t.model == model => **t,
+            _ => LiveTail::new(model),
+        }
+    }
+
+    /// Stores the tail [`tail`](Self::tail) gave, with the scores judged since.
+    pub(crate) fn set_tail(&mut self, tail: LiveTail) {
+        // Boxed: a series judged by another detector pays one pointer, not the tail.
+        self.tail = Some(Box::new(tail));
     }
 
     /// Passes one judged point's score through the alerting stage: the score it reports and
@@ -222,9 +291,44 @@ mod tests {
         assert_eq!(old.judged_through_ms(), Some(5));
         assert_eq!(old.alert_score, None);
         assert_eq!(old.range([0.0, 3.0]), [0.0, 3.0]);
-        // A state that never judged knn writes no range.
+        assert_eq!(old.tail(7), LiveTail::new(7), "no tail yet: an empty one");
+        // A state that never judged knn writes no range and no tail.
         let fresh = serde_json::to_string(&StreamState::new()).unwrap();
-        assert!(!fresh.contains("range"), "{fresh}");
+        assert!(
+            !fresh.contains("range") && !fresh.contains("tail"),
+            "{fresh}"
+        );
+    }
+
+    #[test]
+    fn the_live_tail_is_a_quantile_above_1_and_starts_again_with_a_new_model() {
+        let mut s = StreamState::new();
+        let mut t = s.tail(1);
+        // Pooled with 100 calibration scores, the 99 % quantile is the second highest of 101 to
+        // 200 scores, the third of 201 to 300.
+        for _ in 0..97 {
+            t.record(0.5);
+        }
+        assert_eq!(t.unit(0.99, 100), 1.0);
+        t.record(3.0);
+        t.record(1.2);
+        t.record(2.0);
+        assert_eq!(t.unit(0.99, 100), 2.0, "the second highest of 200");
+        t.record(0.5);
+        assert_eq!(t.unit(0.99, 100), f64::from(1.2f32), "the third of 201");
+        assert_eq!(t.unit(0.999, 100), 3.0, "the highest");
+        t.record(f64::INFINITY);
+        assert_eq!(t.unit(0.999, 100), f64::from(f32::MAX));
+        // Beyond the highest kept, the lowest of them.
+        for _ in 0..TAIL_TOP {
+            t.record(1.5);
+        }
+        assert_eq!(t.unit(0.5, 100), 1.5);
+        s.set_tail(t);
+        assert_eq!(s.tail(1), t, "the same model: kept");
+        let back: StreamState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(s.tail(2), LiveTail::new(2), "a refit starts again");
     }
 
     #[test]
