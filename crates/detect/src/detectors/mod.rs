@@ -278,19 +278,6 @@ impl DetectorSpec {
         }
     }
 
-    /// Judged points after a point whose score can still come from that point alone: for
-    /// `knn` its [`context`](Self::context) (a point stays in `window` patterns, and a score is
-    /// the least of the last 3 patterns'); 0 for the others, whose score judges the
-    /// point itself (a point back at the old level after a drop is not flagged for the level).
-    /// The alerting stage does not read such an echo on the other side of `yhat` as a second
-    /// incident.
-    pub fn echo(&self) -> usize {
-        match self {
-            Self::Knn { .. } => self.context(),
-            _ => 0,
-        }
-    }
-
     /// Checks the settings; the error names the field and says what to write instead.
     pub fn validate(&self) -> Result<()> {
         let name = self.name();
