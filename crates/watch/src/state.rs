@@ -41,7 +41,8 @@ const MAGIC: &[u8; 8] = b"PLWSTATE";
 /// The format this version writes and reads; older or newer files are skipped and refitted.
 /// Raise it whenever [`Saved`] or promlearn-detect's `SavedModel` changes shape (a file of the
 /// old shape would otherwise be reported as undecodable rather than as an older format).
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Version 2: a `knn` model holds its coarse patterns beside its fine ones.
+pub(crate) const FORMAT_VERSION: u32 = 2;
 /// Magic, version and checksum.
 const HEADER: usize = 16;
 /// A state file's extension.

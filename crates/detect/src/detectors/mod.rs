@@ -270,7 +270,7 @@ impl DetectorSpec {
     /// them). To have every point of a range judged, analyse from `context()` steps before it.
     pub fn context(&self) -> usize {
         match self {
-            Self::Knn { window, .. } => window + knn::PERSIST - 2,
+            Self::Knn { window, .. } => knn::context(*window),
             Self::Lstm { window, .. } => *window,
             Self::ZScore { window, .. }
             | Self::Mad { window, .. }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use promlearn_model::{Forecaster, KerasWeights, ModelConfig, Scaler};
 use serde::{Deserialize, Serialize};
 
+use crate::detectors::knn::PatternSet;
 use crate::detectors::{DetectorSpec, Fitted, FittedKnn, FittedLstm, FittedRolling};
 use crate::error::{Error, Result};
 
@@ -44,10 +45,8 @@ enum Repr {
         spec: DetectorSpec,
         centre: f64,
         scale: f64,
-        patterns: Vec<f32>,
-        last: Vec<f64>,
-        unit: f64,
-        dev_unit: f64,
+        fine: PatternSet,
+        coarse: Option<PatternSet>,
         low: f64,
         high: f64,
     },
@@ -122,26 +121,27 @@ impl SavedModel {
                 spec,
                 centre,
                 scale,
-                patterns,
-                last,
-                unit,
-                dev_unit,
+                fine,
+                coarse,
                 low,
                 high,
             } => {
                 let DetectorSpec::Knn { window, .. } = spec else {
                     return Err(bad("a knn model with another detector's spec".into()));
                 };
-                if patterns.len() != last.len() * window || last.is_empty() {
-                    return Err(bad(format!(
-                        "{} pattern values for {} patterns of {window} points",
-                        patterns.len(),
-                        last.len()
-                    )));
+                for (which, set) in [("fine", Some(&fine)), ("coarse", coarse.as_ref())] {
+                    let Some(set) = set else { continue };
+                    if set.patterns.len() != set.last.len() * window || set.last.is_empty() {
+                        return Err(bad(format!(
+                            "{} {which} pattern values for {} patterns of {window} points",
+                            set.patterns.len(),
+                            set.last.len()
+                        )));
+                    }
+                    finite(&format!("{which} unit"), set.unit)?;
+                    finite(&format!("{which} dev_unit"), set.dev_unit)?;
                 }
-                for (name, v) in [("scale", scale), ("unit", unit), ("dev_unit", dev_unit)] {
-                    finite(name, v)?;
-                }
+                finite("scale", scale)?;
                 if !centre.is_finite() {
                     return Err(bad(format!("its centre is {centre}")));
                 }
@@ -152,10 +152,8 @@ impl SavedModel {
                     spec,
                     centre,
                     scale,
-                    patterns,
-                    last,
-                    unit,
-                    dev_unit,
+                    fine,
+                    coarse,
                     low,
                     high,
                 })
@@ -222,10 +220,8 @@ impl FittedKnn {
             spec: self.spec.clone(),
             centre: self.centre,
             scale: self.scale,
-            patterns: self.patterns.clone(),
-            last: self.last.clone(),
-            unit: self.unit,
-            dev_unit: self.dev_unit,
+            fine: self.fine.clone(),
+            coarse: self.coarse.clone(),
             low: self.low,
             high: self.high,
         })
@@ -301,30 +297,27 @@ mod tests {
             spec,
             centre,
             scale,
-            mut patterns,
-            last,
-            unit,
-            dev_unit,
+            fine,
+            coarse,
             low,
             high,
         }) = knn.to_saved().unwrap()
         else {
             panic!("knn saves as knn")
         };
-        patterns.pop();
+        let mut short = coarse.clone().expect("the history holds coarse patterns");
+        short.patterns.pop();
         let truncated = SavedModel(Repr::Knn {
             spec: spec.clone(),
             centre,
             scale,
-            patterns,
-            last,
-            unit,
-            dev_unit,
+            fine,
+            coarse: Some(short),
             low,
             high,
         });
         let err = truncated.into_fitted().unwrap_err().to_string();
-        assert!(err.contains("pattern values"), "{err}");
+        assert!(err.contains("coarse pattern values"), "{err}");
         let foreign = SavedModel(Repr::Rolling {
             spec,
             min_half_width: 1.0,
