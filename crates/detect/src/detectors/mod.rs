@@ -265,9 +265,9 @@ impl DetectorSpec {
     }
 
     /// How many points before the first judged point [`Fitted::analyse`] needs: its window
-    /// (for `knn`, one more: its score also looks at the two patterns before the point; for
-    /// the rolling detectors, the recent level's points too, judged against the window before
-    /// them). To have every point of a range judged, analyse from `context()` steps before it.
+    /// (for `knn`, its coarse patterns' 32 points at the default window, of which its fine
+    /// score needs the last 10; for the rolling detectors, the recent level's points too,
+    /// judged against the window before them). To have every point of a range judged, analyse from `context()` steps before it.
     pub fn context(&self) -> usize {
         match self {
             Self::Knn { window, .. } => knn::context(*window),
