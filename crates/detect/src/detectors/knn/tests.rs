@@ -1,3 +1,6 @@
+//! The knn detector's own behaviour: new extremes and the range they widen, the live tail,
+//! the coarse scale, and its settings checked.
+
 use super::*;
 
 /// A quiet series between 0 and 1 with a spike to 3 every 50 points: spikes are part of
