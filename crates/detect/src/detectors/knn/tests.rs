@@ -166,6 +166,11 @@ fn the_coarse_scale_keeps_seeing_a_level_shift_in_noise() {
     let spec = DetectorSpec::from_name("knn").unwrap();
     let both = FittedKnn::fit(&spec, &ts[..2000], &calm[..2000]).unwrap();
     assert!(both.coarse.is_some(), "2,000 points hold coarse patterns");
+    // 100 points hold 17 coarse patterns, but none finds its 8 neighbours outside its own
+    // 32 points: fine patterns only, rather than a coarse unit at its floor that would make
+    // ordinary data score far above 1.
+    let short = FittedKnn::fit(&spec, &ts[..100], &calm[..100]).unwrap();
+    assert!(short.coarse.is_none());
     let fine_only = FittedKnn {
         coarse: None,
         ..both.clone()
