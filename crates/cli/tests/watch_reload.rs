@@ -355,11 +355,17 @@ async fn restart_after_sigkill_scores_from_the_saved_models_within_one_infer_eve
     // Mid-run: at least one more inference round after the fits.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let state = dir.path().join("state");
-    let files: Vec<_> = walk(&state);
+    let (files, streams): (Vec<_>, Vec<_>) = walk(&state)
+        .into_iter()
+        .partition(|f| f.extension().is_some_and(|x| x == "model"));
     assert_eq!(
         files.len() as f64,
         series,
         "one file per fitted series: {files:?}"
+    );
+    assert!(
+        streams.len() == 1 && streams[0].ends_with("streams"),
+        "beside them, one streams file: {streams:?}"
     );
     let bytes: u64 = files
         .iter()
@@ -391,8 +397,10 @@ async fn restart_after_sigkill_scores_from_the_saved_models_within_one_infer_eve
         Some(series),
         "every model read back"
     );
+    // The streams file written after the rounds before the kill moved every series' mark past
+    // its fit: the points the first process judged are not judged again.
     assert!(
-        second.logged("saved state read back"),
+        second.logged("saved state read back") && second.logged(&format!("marks_moved={series}")),
         "{:?}",
         second.log.lock().unwrap()
     );

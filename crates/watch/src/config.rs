@@ -90,9 +90,9 @@ pub struct Config {
     /// TLS and basic auth for `/metrics`: a web config file in exporter-toolkit's format
     /// ([`WebConfig`](crate::WebConfig); `--web.config.file` overrides it).
     pub web_config_file: Option<PathBuf>,
-    /// Where fitted models and their series' stream and alerting state are saved after each
-    /// fit and read back at start, so that a restarted watch scores at once (`state.rs`); none
-    /// by default. A relative path is taken relative to the file's directory.
+    /// Where fitted models are saved after each fit, and each series' stream and alerting
+    /// state after each inference, to be read back at start: a restarted watch scores at once
+    /// and judges no point twice (`state.rs`); none by default. A relative path is taken relative to the file's directory.
     pub state_dir: Option<PathBuf>,
 }
 

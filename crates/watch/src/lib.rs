@@ -193,6 +193,7 @@ impl Watch {
                 dir = %dir.display(),
                 models = restored.models,
                 skipped = restored.skipped,
+                marks_moved = restored.streams,
                 "saved state read back"
             );
         }
@@ -247,7 +248,8 @@ impl Watch {
     }
 
     /// Runs the engine and serves `/metrics` and `/healthz` until `shutdown` resolves; then
-    /// stops accepting, ends the query loops and returns. Fits still running on the blocking
+    /// stops accepting, ends the query loops, saves where each series was judged up to (with
+    /// `state_dir`) and returns. Fits still running on the blocking
     /// pool finish on their own (their results are discarded); fits waiting for a slot do not
     /// start, and neither is logged as an error.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<()> {
@@ -293,6 +295,15 @@ impl Watch {
         }
         current.stop();
         loops.shutdown().await;
+        // Where every series was judged up to, as the last rounds left it: a restart after a
+        // clean stop judges no point twice.
+        let stopping = current.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for index in 0..stopping.config.queries.len() {
+                state::save_streams(&stopping, index);
+            }
+        })
+        .await;
         connections.shutdown().await;
         tracing::info!("watch stopped");
         Ok(())

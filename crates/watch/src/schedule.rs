@@ -152,6 +152,13 @@ pub(crate) async fn live_infer_loop(shared: Arc<Shared>, index: usize) {
         })
         .await;
         match judged {
+            Ok(_) if shared.store.is_some() => {
+                let saving = shared.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    crate::state::save_streams(&saving, index);
+                })
+                .await;
+            }
             Ok(_) => {}
             Err(e) if e.is_cancelled() => return, // The runtime shuts down.
             Err(e) => {

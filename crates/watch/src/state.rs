@@ -15,13 +15,24 @@
 //! series is fitted as if new; a file whose query settings differ ([`ModelKey`]) is skipped
 //! quietly, and overwritten at the series' next fit.
 //!
+//! Beside the models, each query's directory holds one `streams` file (the same header, the
+//! body [`SavedStreams`]): where each fitted series has been judged up to and its detector's
+//! stream state (alerting state included), rewritten after every inference round and when the
+//! service stops. A file read back moves a restored series' mark past the points it judged
+//! after its fit, so a restarted watch judges no point twice (an alert of the minutes before a
+//! crash does not fire again); without it (damaged, other settings) the fit's marks are used.
+//!
 //! The schedule (`schedule.rs`) stays the one copy for the service and the backtest: it calls
-//! [`after_fit`] on the blocking pool right after a fit, which does nothing without a store.
+//! [`after_fit`] on the blocking pool right after a fit and [`save_streams`] after an inference
+//! round, both of which do nothing without a store.
 
 use std::{
+    collections::HashMap,
     fs,
     io::{self, Write},
+    ops::Bound,
     path::{Path, PathBuf},
+    sync::Mutex,
     time::{Duration, SystemTime},
 };
 
@@ -36,12 +47,19 @@ use crate::{
     shard::label_hash,
 };
 
-/// The first bytes of every state file.
+/// The first bytes of every model file.
 const MAGIC: &[u8; 8] = b"PLWSTATE";
+/// The first bytes of a query's streams file.
+const STREAMS_MAGIC: &[u8; 8] = b"PLWSTRMS";
+/// The streams file's name in a query's directory (no `.model`: it is not one series' model).
+const STREAMS_FILE: &str = "streams";
+/// Series whose streams are copied per take of the state's lock.
+const STREAMS_CHUNK: usize = 1024;
 /// The format this version writes and reads; older or newer files are skipped and refitted.
 /// Raise it whenever [`Saved`] or promlearn-detect's `SavedModel` changes shape (a file of the
 /// old shape would otherwise be reported as undecodable rather than as an older format).
-/// Version 2: a `knn` model holds its coarse patterns beside its fine ones.
+/// Version 2: a `knn` model holds its coarse patterns beside its fine ones. (The `streams`
+/// file came later under the same version: a directory without one reads as before.)
 pub(crate) const FORMAT_VERSION: u32 = 2;
 /// Magic, version and checksum.
 const HEADER: usize = 16;
@@ -93,6 +111,23 @@ struct Saved {
     model: SavedModel,
 }
 
+/// A query's streams: the body of its `streams` file.
+#[derive(Serialize, Deserialize)]
+struct SavedStreams {
+    key: ModelKey,
+    streams: Vec<SavedStream>,
+}
+
+/// One fitted series' stream, found again by its label hash (the name of its model file).
+#[derive(Serialize, Deserialize)]
+struct SavedStream {
+    label_hash: u64,
+    /// Samples up to it were judged.
+    through_ms: Option<i64>,
+    /// The detector's [`StreamState`] as its JSON text (see [`Saved`]).
+    detector_state: String,
+}
+
 /// Why a state file was not used.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Skip {
@@ -121,6 +156,9 @@ pub(crate) enum Skip {
 #[derive(Debug)]
 pub(crate) struct Store {
     dir: PathBuf,
+    /// Held while a query's streams are copied and written, so that files are written in the
+    /// order their copies were taken (the last round's, then the one at stop).
+    streams: Mutex<()>,
 }
 
 impl Store {
@@ -135,6 +173,7 @@ impl Store {
         tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
         Ok(Store {
             dir: dir.to_owned(),
+            streams: Mutex::new(()),
         })
     }
 
@@ -162,41 +201,53 @@ impl Store {
 
     /// Writes one series' state atomically; returns the file's size.
     fn save(&self, query: &QueryConfig, labels: &Labels, saved: &Saved) -> io::Result<u64> {
-        let dir = self.query_dir(&query.name);
-        fs::create_dir_all(&dir)?;
-        let bytes = encode(saved).map_err(io::Error::other)?;
-        let mut file = tempfile::NamedTempFile::new_in(&dir)?;
-        file.write_all(&bytes)?;
-        file.as_file().sync_all()?;
-        file.persist(self.series_path(&query.name, labels))
-            .map_err(|e| e.error)?;
-        // The rename itself is durable only once the directory is.
-        fs::File::open(&dir)?.sync_all()?;
+        let bytes = frame(MAGIC, postcard::to_stdvec(saved).map_err(io::Error::other)?);
+        write_atomically(
+            &self.query_dir(&query.name),
+            &self.series_path(&query.name, labels),
+            &bytes,
+        )?;
         Ok(bytes.len() as u64)
+    }
+
+    /// The streams file of query `name`.
+    pub(crate) fn streams_path(&self, name: &str) -> PathBuf {
+        self.query_dir(name).join(STREAMS_FILE)
     }
 }
 
-/// The file's bytes for `saved`.
-fn encode(saved: &Saved) -> postcard::Result<Vec<u8>> {
-    let body = postcard::to_stdvec(saved)?;
+/// Writes `bytes` to `path` in `dir` so that a crash leaves the old file or the new one: a
+/// temporary file, fsynced, renamed over it, and the directory fsynced.
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    // The rename itself is durable only once the directory is.
+    fs::File::open(dir)?.sync_all()
+}
+
+/// A file's bytes: `magic`, the format version, the CRC-32 of `body`, and `body`.
+fn frame(magic: &[u8; 8], body: Vec<u8>) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + body.len());
-    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(magic);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
     out.extend_from_slice(&body);
-    Ok(out)
+    out
 }
 
-/// Reads a file's bytes back, checking everything; `key` is the query's now.
-fn decode(bytes: &[u8], key: &ModelKey) -> Result<Saved, Skip> {
+/// A file's body, once its magic, version and checksum are checked.
+fn unframe<'a>(bytes: &'a [u8], magic: &[u8; 8]) -> Result<&'a [u8], Skip> {
     if bytes.len() < HEADER {
-        return Err(if bytes.starts_with(&MAGIC[..bytes.len().min(8)]) {
+        return Err(if bytes.starts_with(&magic[..bytes.len().min(8)]) {
             Skip::Truncated(bytes.len())
         } else {
             Skip::NotState
         });
     }
-    if &bytes[..8] != MAGIC {
+    if &bytes[..8] != magic {
         return Err(Skip::NotState);
     }
     let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
@@ -208,11 +259,26 @@ fn decode(bytes: &[u8], key: &ModelKey) -> Result<Saved, Skip> {
     if crc32fast::hash(body) != word(12) {
         return Err(Skip::Checksum);
     }
-    let saved: Saved = postcard::from_bytes(body)?;
+    Ok(body)
+}
+
+/// Reads a model file's bytes back, checking everything; `key` is the query's now.
+fn decode(bytes: &[u8], key: &ModelKey) -> Result<Saved, Skip> {
+    let saved: Saved = postcard::from_bytes(unframe(bytes, MAGIC)?)?;
     if &saved.key != key {
         return Err(Skip::OtherSettings);
     }
     serde_json::from_str::<StreamState>(&saved.detector_state)?;
+    Ok(saved)
+}
+
+/// Reads a streams file's bytes back, checking everything but each stream's detector state
+/// (one bad entry does not cost the others theirs).
+fn decode_streams(bytes: &[u8], key: &ModelKey) -> Result<SavedStreams, Skip> {
+    let saved: SavedStreams = postcard::from_bytes(unframe(bytes, STREAMS_MAGIC)?)?;
+    if &saved.key != key {
+        return Err(Skip::OtherSettings);
+    }
     Ok(saved)
 }
 
@@ -258,6 +324,70 @@ pub(crate) fn after_fit(shared: &Shared, index: usize, labels: &Labels, model: &
     }
 }
 
+/// After an inference round of query `index` (and for every query when the service stops), on
+/// the blocking pool: writes where each fitted series has been judged up to, when the service
+/// has a store. The streams are copied 1,024 series per take of the lock and encoded outside
+/// it. A failed write is a warning: a restart then judges the points since the fit again.
+pub(crate) fn save_streams(shared: &Shared, index: usize) {
+    let Some(store) = &shared.store else {
+        return;
+    };
+    let query = &shared.config.queries[index];
+    let _order = store.streams.lock().unwrap_or_else(|e| e.into_inner());
+    let mut copied = Vec::new();
+    let mut after: Option<Labels> = None;
+    loop {
+        let state = shared.lock();
+        let series = &state.queries[index].series;
+        let range = match &after {
+            None => series.range::<Labels, _>(..),
+            Some(last) => series.range::<Labels, _>((Bound::Excluded(last), Bound::Unbounded)),
+        };
+        let mut last = None;
+        for (labels, series) in range.take(STREAMS_CHUNK) {
+            last = Some(labels);
+            if series.model.is_some() {
+                copied.push((label_hash(labels), series.stream.clone()));
+            }
+        }
+        match last {
+            Some(last) => after = Some(last.clone()),
+            None => break,
+        }
+    }
+    if copied.is_empty() {
+        return;
+    }
+    let saved = SavedStreams {
+        key: ModelKey::of(query),
+        streams: copied
+            .into_iter()
+            .map(|(label_hash, stream)| SavedStream {
+                label_hash,
+                through_ms: stream.through_ms,
+                detector_state: serde_json::to_string(&stream.detector)
+                    .expect("a stream state serialises"),
+            })
+            .collect(),
+    };
+    let written = postcard::to_stdvec(&saved)
+        .map_err(io::Error::other)
+        .and_then(|body| {
+            write_atomically(
+                &store.query_dir(&query.name),
+                &store.streams_path(&query.name),
+                &frame(STREAMS_MAGIC, body),
+            )
+        });
+    if let Err(e) = written {
+        tracing::warn!(
+            query = %query.name,
+            "saving where its series were judged up to in {} failed: {e}; after a restart the points since each fit are judged again",
+            store.query_dir(&query.name).display()
+        );
+    }
+}
+
 /// What [`restore`] found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Restored {
@@ -265,11 +395,13 @@ pub(crate) struct Restored {
     pub models: usize,
     /// Files skipped: damaged, truncated, of another version, or of other settings.
     pub skipped: usize,
+    /// Restored series whose mark the streams file moved past their fit's.
+    pub streams: usize,
 }
 
 /// Reads every query's saved series back into the state, before the service starts: each
-/// comes back with its model, stream and alerting state, due for its next fit `fit_every`
-/// after the saved one. Series another shard owns, and those beyond `max_series`, stay out.
+/// comes back with its model, stream and alerting state (the newer of its fit's and its
+/// query's streams file's), due for its next fit `fit_every` after the saved one. Series another shard owns, and those beyond `max_series`, stay out.
 pub(crate) fn restore(shared: &Shared) -> Restored {
     restore_where(shared, |_| true)
 }
@@ -303,6 +435,7 @@ pub(crate) fn restore_where(shared: &Shared, wanted: impl Fn(usize) -> bool) -> 
             .filter(|p| p.extension().is_some_and(|x| x == EXTENSION))
             .collect();
         paths.sort();
+        let mut restored: HashMap<u64, Labels> = HashMap::new();
         for path in paths {
             let read = fs::read(&path)
                 .map_err(Skip::from)
@@ -342,10 +475,53 @@ pub(crate) fn restore_where(shared: &Shared, wanted: impl Fn(usize) -> bool) -> 
             };
             series.next_fit_ms = saved.fitted_at_ms + query.fit_every.as_millis() as i64;
             let q = &mut state.queries[index];
-            if q.series.insert(labels, series).is_none() {
+            if q.series.insert(labels.clone(), series).is_none() {
                 state.total_series += 1;
                 found.models += 1;
+                restored.insert(label_hash(&labels), labels);
             }
+        }
+        if restored.is_empty() {
+            continue;
+        }
+        let path = store.streams_path(&query.name);
+        let streams = match fs::read(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            read => read
+                .map_err(Skip::from)
+                .and_then(|bytes| decode_streams(&bytes, &key)),
+        };
+        let streams = match streams {
+            Ok(streams) => streams.streams,
+            Err(Skip::OtherSettings) => continue,
+            Err(why) => {
+                tracing::warn!(query = %query.name, "saved streams {} skipped: {why}; the points judged since each fit are judged again", path.display());
+                continue;
+            }
+        };
+        let q = &mut state.queries[index];
+        for saved in streams {
+            let Some(series) = restored
+                .get(&saved.label_hash)
+                .and_then(|labels| q.series.get_mut(labels))
+            else {
+                continue;
+            };
+            if saved.through_ms <= series.stream.through_ms {
+                continue; // Refitted since: the model file's marks are the newer.
+            }
+            let Ok(detector) = serde_json::from_str(&saved.detector_state) else {
+                tracing::warn!(query = %query.name, "a saved stream in {} does not decode; its series keeps its fit's marks", path.display());
+                continue;
+            };
+            series.stream = Stream {
+                through_ms: saved.through_ms,
+                detector,
+            };
+            if let Some(through) = saved.through_ms {
+                series.last_sample_ms = series.last_sample_ms.max(through);
+            }
+            found.streams += 1;
         }
     }
     found

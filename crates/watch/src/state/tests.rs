@@ -1,5 +1,6 @@
 //! Saved state: what a fit writes, what a new engine reads back, and every kind of bad file
-//! skipped (with the reason) without a panic, the good files beside it still read.
+//! skipped (with the reason) without a panic, the good files beside it still read; the streams
+//! file that keeps a restarted engine from judging a point twice.
 
 use std::sync::Arc;
 
@@ -117,7 +118,8 @@ async fn a_restarted_engine_scores_with_the_saved_models_before_any_fit() {
         restored,
         Restored {
             models: 2,
-            skipped: 0
+            skipped: 0,
+            streams: 0
         }
     );
     {
@@ -125,7 +127,8 @@ async fn a_restarted_engine_scores_with_the_saved_models_before_any_fit() {
         let q = &state.queries[0];
         let series = &q.series[&labels(0)];
         assert!(series.model.is_some());
-        // The mark is the one at the fit: the points judged after it are judged again, once.
+        // No streams file (only the service's inference loop writes one): the mark is the one
+        // at the fit, and the points judged after it are judged again, once.
         assert_eq!(series.stream.through_ms, Some(START + 360 * STEP));
         assert!(
             series.next_fit_ms > START + 3000 * STEP,
@@ -137,6 +140,137 @@ async fn a_restarted_engine_scores_with_the_saved_models_before_any_fit() {
     schedule::fit_once(&second, 0).await;
     assert_eq!(second.lock().queries[0].fits, 0, "no fit was needed");
     assert!(second.lock().queries[0].series[&labels(1)].last.is_some());
+}
+
+/// Judges at the engine's time; returns each judged point's series and time.
+async fn judged(shared: &Arc<Shared>) -> Vec<(Labels, i64)> {
+    let mut out = Vec::new();
+    schedule::infer_once(shared, 0, &mut |p| {
+        if !p.score.is_nan() {
+            out.push((p.labels.clone(), p.timestamp_ms));
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn a_restarted_engine_judges_no_point_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "{ kind = \"zscore\", window = 10 }");
+    // The first process: fits at 360 s, judges up to 370 s, writes its streams after the
+    // round (as the service's inference loop does), and dies.
+    let first = engine(&config, START + 360 * STEP);
+    infer(&first).await;
+    schedule::fit_once(&first, 0).await;
+    let mut seen = Vec::new();
+    for at in [361, 365, 370] {
+        first.clock.set(START + at * STEP);
+        seen.extend(judged(&first).await);
+    }
+    save_streams(&first, 0);
+    drop(first);
+
+    // The second, at 375 s: both marks moved to 370 s, so it judges 371..=375 only.
+    let second = engine(&config, START + 375 * STEP);
+    assert_eq!(
+        restore(&second),
+        Restored {
+            models: 2,
+            skipped: 0,
+            streams: 2
+        }
+    );
+    assert_eq!(
+        second.lock().queries[0].series[&labels(0)]
+            .stream
+            .through_ms,
+        Some(START + 370 * STEP)
+    );
+    seen.extend(judged(&second).await);
+    for s in 0..2 {
+        let times: Vec<i64> = seen
+            .iter()
+            .filter(|(l, _)| *l == labels(s))
+            .map(|(_, t)| (t - START) / STEP)
+            .collect();
+        assert_eq!(times, (361..=375).collect::<Vec<_>>(), "series {s}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_or_older_streams_file_costs_only_the_marks() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "{ kind = \"zscore\", window = 10 }");
+    let first = engine(&config, START + 360 * STEP);
+    infer(&first).await;
+    schedule::fit_once(&first, 0).await;
+    first.clock.set(START + 365 * STEP);
+    infer(&first).await;
+    save_streams(&first, 0);
+    let path = first.store.as_ref().unwrap().streams_path("dns rate/1");
+    let good = fs::read(&path).unwrap();
+    let key = ModelKey::of(&config.queries[0]);
+    assert_eq!(decode_streams(&good, &key).unwrap().streams.len(), 2);
+    // A model file is not a streams file, nor the other way round.
+    assert!(matches!(decode(&good, &key), Err(Skip::NotState)));
+
+    let restarted = |bytes: &[u8]| {
+        fs::write(&path, bytes).unwrap();
+        let shared = engine(&config, START + 370 * STEP);
+        let restored = restore(&shared);
+        let through = shared.lock().queries[0].series[&labels(1)]
+            .stream
+            .through_ms;
+        (restored, through.map(|t| (t - START) / STEP))
+    };
+    let moved = |streams| Restored {
+        models: 2,
+        skipped: 0,
+        streams,
+    };
+    assert_eq!(restarted(&good), (moved(2), Some(365)));
+    let mut damaged = good.clone();
+    let last = damaged.len() - 2;
+    damaged[last] ^= 0x01;
+    // Damaged, cut or not ours: the models are read all the same, with their fit's marks.
+    for bad in [
+        damaged,
+        good[..good.len() / 2].to_vec(),
+        b"garbage".to_vec(),
+    ] {
+        assert_eq!(restarted(&bad), (moved(0), Some(360)));
+    }
+    // Other settings: the streams are not this query's.
+    let other = config_with_window(dir.path(), 12);
+    let shared = engine(&other, START + 360 * STEP);
+    infer(&shared).await;
+    schedule::fit_once(&shared, 0).await;
+    shared.clock.set(START + 368 * STEP);
+    infer(&shared).await;
+    save_streams(&shared, 0);
+    let others = fs::read(&path).unwrap();
+    assert!(matches!(
+        decode_streams(&others, &key),
+        Err(Skip::OtherSettings)
+    ));
+    // Refitted after the streams were written: the model file's marks are the newer ones.
+    fs::write(&path, &good).unwrap();
+    let refit = engine(&config, START + 380 * STEP);
+    infer(&refit).await;
+    schedule::fit_once(&refit, 0).await;
+    drop(refit);
+    fs::write(&path, &good).unwrap();
+    let shared = engine(&config, START + 385 * STEP);
+    assert_eq!(restore(&shared), moved(0));
+    assert_eq!(
+        shared.lock().queries[0].series[&labels(1)]
+            .stream
+            .through_ms,
+        Some(START + 380 * STEP)
+    );
 }
 
 /// The bytes of a good file for series 0 of `config`'s query.
@@ -214,7 +348,8 @@ async fn bad_files_are_skipped_with_their_reason_and_the_good_ones_still_read() 
         restored,
         Restored {
             models: 2,
-            skipped: 7
+            skipped: 7,
+            streams: 0
         }
     );
     assert!(shared.lock().queries[0].series[&labels(0)].model.is_some());
@@ -293,7 +428,7 @@ fn a_series_file_costs_what_the_readme_says() {
             detector_state: serde_json::to_string(&StreamState::new()).unwrap(),
             model: model.to_saved().unwrap(),
         };
-        let bytes = encode(&saved).unwrap().len();
+        let bytes = frame(MAGIC, postcard::to_stdvec(&saved).unwrap()).len();
         eprintln!("{}: {bytes} bytes per series", spec.name());
         assert!(
             bytes <= most,
@@ -301,4 +436,24 @@ fn a_series_file_costs_what_the_readme_says() {
             spec.name()
         );
     }
+}
+
+/// What a streams file costs per series (printed, and bounded so that the README's figure stays
+/// true): it is rewritten after every inference round.
+#[test]
+fn a_streams_file_costs_what_the_readme_says() {
+    let saved = SavedStreams {
+        key: ModelKey::of(&config(Path::new("/tmp"), "{ kind = \"zscore\" }").queries[0]),
+        streams: (0..10_000u64)
+            .map(|i| SavedStream {
+                label_hash: i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                through_ms: Some(START + i as i64),
+                detector_state: serde_json::to_string(&StreamState::new()).unwrap(),
+            })
+            .collect(),
+    };
+    let per_series = frame(STREAMS_MAGIC, postcard::to_stdvec(&saved).unwrap()).len() / 10_000;
+    eprintln!("streams file: {per_series} bytes per series (a rolling detector)");
+    // A stream with its alerting state set and a real mark is ~20 bytes more.
+    assert!(per_series <= 100, "{per_series} bytes per series");
 }
