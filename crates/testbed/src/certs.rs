@@ -32,6 +32,9 @@ pub struct Certificates {
 }
 
 /// Writes a fresh CA, server and client certificates into `dir` (see [`Certificates`]).
+///
+/// Each call makes a CA of its own, of the same name with another key: a second call on another
+/// directory gives a client certificate the first CA did not sign (mutual TLS must refuse it).
 pub fn make_certificates(dir: &Path) -> Result<Certificates> {
     let openssl = |args: &[&str]| -> Result<()> {
         let out = Command::new("openssl")

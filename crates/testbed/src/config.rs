@@ -17,7 +17,7 @@ pub struct ServerConfigs {
     /// `(file name, contents)` of each file under `rule_files:`, placed beside prometheus.yml.
     pub rule_files: Vec<(String, String)>,
     /// `(file name, contents)` of other files prometheus.yml names relative to itself (a scrape
-    /// job's CA certificate), placed beside it.
+    /// job's CA certificate, client certificate and key), placed beside it.
     pub side_files: Vec<(String, String)>,
 }
 
@@ -59,7 +59,8 @@ impl ServerConfigs {
 }
 
 /// A scrape job added to the testbed's Prometheus (see `TestbedConfig::extra_scrape_targets`):
-/// one target, scraped every second, over HTTP or HTTPS, with or without basic auth.
+/// one target, scraped every second, over HTTP or HTTPS, with or without basic auth, and over
+/// HTTPS with or without a client certificate (mutual TLS).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScrapeTarget {
     /// The `job` label.
@@ -71,6 +72,9 @@ pub struct ScrapeTarget {
     pub https_ca_pem: Option<String>,
     /// `(user, password)` sent with every scrape.
     pub basic_auth: Option<(String, String)>,
+    /// `(certificate, key)` (PEM text) Prometheus presents when the target asks for a client
+    /// certificate; written beside prometheus.yml as the CA is. Only with `https_ca_pem`.
+    pub client_certificate: Option<(String, String)>,
 }
 
 impl ScrapeTarget {
@@ -81,6 +85,7 @@ impl ScrapeTarget {
             target: target.into(),
             https_ca_pem: None,
             basic_auth: None,
+            client_certificate: None,
         }
     }
 
@@ -97,6 +102,21 @@ impl ScrapeTarget {
         password: impl Into<String>,
     ) -> ScrapeTarget {
         self.basic_auth = Some((user.into(), password.into()));
+        self
+    }
+
+    /// Presents this client certificate and key (PEM text) in every TLS handshake (`tls_config:
+    /// {cert_file, key_file}`), for a target that asks for one (mutual TLS). The files are
+    /// written beside prometheus.yml as the CA of [`https`](ScrapeTarget::https) is, so that
+    /// they reach a container too. The job must also be [`https`](ScrapeTarget::https): over
+    /// plain HTTP there is no handshake to present it in, and `Testbed::start` refuses the job
+    /// rather than scrape without it.
+    pub fn client_certificate(
+        mut self,
+        cert_pem: impl Into<String>,
+        key_pem: impl Into<String>,
+    ) -> ScrapeTarget {
+        self.client_certificate = Some((cert_pem.into(), key_pem.into()));
         self
     }
 }
@@ -117,6 +137,28 @@ impl ServerConfigs {
                     "\n  scheme: https\n  tls_config:\n    ca_file: {name:?}"
                 ));
                 self.side_files.push((name, pem.clone()));
+                if let Some((cert, key)) = &target.client_certificate {
+                    // Beside it too, numbered as the CA is, so no two jobs share a name.
+                    let n = self.side_files.len();
+                    let (cert_name, key_name) = (
+                        format!("scrape-client-{n}.pem"),
+                        format!("scrape-client-{n}.key"),
+                    );
+                    item.push_str(&format!(
+                        "\n    cert_file: {cert_name:?}\n    key_file: {key_name:?}"
+                    ));
+                    self.side_files.push((cert_name, cert.clone()));
+                    self.side_files.push((key_name, key.clone()));
+                }
+            } else if target.client_certificate.is_some() {
+                return Err(TestbedError::Provision {
+                    what: "a scrape job",
+                    detail: format!(
+                        "job `{}` has a client certificate but scrapes over plain HTTP; give it \
+                         `ScrapeTarget::https` too",
+                        target.job_name
+                    ),
+                });
             }
             if let Some((user, password)) = &target.basic_auth {
                 item.push_str(&format!(
@@ -391,6 +433,60 @@ mod tests {
             "a:\n  - y\n    z: 1\n  - x\n"
         );
         assert_eq!(insert_list_item("b: 1\n", "a:", "- y"), "b: 1\na:\n- y\n");
+    }
+
+    #[test]
+    fn a_client_certificate_joins_the_jobs_tls_config_beside_its_ca() {
+        let root = repository_root();
+        let mut configs =
+            ServerConfigs::load(&root.join("Corefile"), &root.join("prometheus.yml"), PORTS)
+                .unwrap();
+        configs
+            .add_extras(
+                &[
+                    ScrapeTarget::new("ca-only", "localhost:4242").https("CA"),
+                    ScrapeTarget::new("mtls", "localhost:4242")
+                        .https("CA")
+                        .client_certificate("CERT", "KEY"),
+                ],
+                &[],
+            )
+            .unwrap();
+        let yml = &configs.prometheus_yml;
+        assert!(
+            yml.contains(
+                "- job_name: \"mtls\"\n  scrape_interval: 1s\n  static_configs:\n  - targets: [\"localhost:4242\"]\n  scheme: https\n  tls_config:\n    ca_file: \"scrape-ca-1.pem\"\n    cert_file: \"scrape-client-2.pem\"\n    key_file: \"scrape-client-2.key\"\n- job_name: \"ca-only\""
+            ),
+            "{yml}"
+        );
+        assert!(
+            yml.contains(
+                "  tls_config:\n    ca_file: \"scrape-ca-0.pem\"\n- job_name: 'prometheus'"
+            ),
+            "{yml}"
+        );
+        let side: Vec<(&str, &str)> = configs
+            .side_files
+            .iter()
+            .map(|(n, c)| (n.as_str(), c.as_str()))
+            .collect();
+        assert_eq!(
+            side,
+            [
+                ("scrape-ca-0.pem", "CA"),
+                ("scrape-ca-1.pem", "CA"),
+                ("scrape-client-2.pem", "CERT"),
+                ("scrape-client-2.key", "KEY"),
+            ]
+        );
+        // Over plain HTTP it could not be presented: refused, not dropped.
+        let err = configs
+            .add_extras(
+                &[ScrapeTarget::new("plain", "localhost:4242").client_certificate("CERT", "KEY")],
+                &[],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("`plain`"), "{err}");
     }
 
     #[test]

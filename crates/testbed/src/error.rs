@@ -143,7 +143,8 @@ pub enum TestbedError {
     },
 
     /// A set-up choice is not usable: a bad `$PROMLEARN_RUNTIME` or `$PROMLEARN_PROMETHEUS`
-    /// value, or a Thanos set-up without replicas.
+    /// value, a Thanos set-up without replicas, a scrape job with a client certificate but no
+    /// HTTPS.
     #[error("provisioning {what} failed: {detail}")]
     Provision {
         /// Which choice (`the runtime choice`, `the Thanos set-up`, ...).
