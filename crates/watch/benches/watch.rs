@@ -10,6 +10,9 @@
 //! fitted: the cycle time is the mean of the inference cycles after that, and the ratio is the
 //! `infer_every` budget over it. Then three clients scrape `/metrics` at once, several rounds,
 //! timed to the page's last byte, and one page is parsed with the loader's exposition parser.
+//! The service keeps its state as users keep it (`state_dir`): after it stops, a second one
+//! starts on the same directory, and the bench times reading the 101,000 models back and the
+//! first cycle that scores every series with them, before any fit.
 
 #![allow(
     clippy::print_stdout,
@@ -179,6 +182,68 @@ impl Figures {
     }
 }
 
+/// Every file under `dir`, and their bytes.
+fn files_under(dir: &std::path::Path) -> (usize, u64) {
+    let mut found = (0, 0);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            let (n, bytes) = files_under(&path);
+            found = (found.0 + n, found.1 + bytes);
+        } else {
+            found = (
+                found.0 + 1,
+                found.1 + entry.metadata().map_or(0, |m| m.len()),
+            );
+        }
+    }
+    found
+}
+
+/// A second service on the first one's `state_dir`: how long reading its state back takes, and
+/// when its first cycle has scored every rolling series with the models read back (no fit).
+async fn restart(config: Config, state_dir: &std::path::Path) -> String {
+    let (files, bytes) = files_under(state_dir);
+    let starting = Instant::now();
+    let watch = Watch::new(config).expect("the restarted service starts");
+    let restored_s = starting.elapsed().as_secs_f64();
+    let handle = watch.handle();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = tokio::spawn(watch.serve(async {
+        let _ = stopped.await;
+    }));
+    let figures = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let figures = Figures::now(&handle);
+        if figures.get("promlearn_watch_infer_duration_seconds_count", "zscore") >= 1.0 {
+            break figures;
+        }
+        assert!(
+            starting.elapsed() < FIT_TIMEOUT,
+            "the restarted service has not finished a cycle after {FIT_TIMEOUT:?}"
+        );
+    };
+    let scored_s = starting.elapsed().as_secs_f64();
+    let _ = stop.send(());
+    service
+        .await
+        .expect("the service task")
+        .expect("the service ran");
+    let models = figures.get("promlearn_watch_models", "zscore");
+    let fits = figures.get("promlearn_watch_fit_duration_seconds_count", "zscore");
+    assert!(
+        models >= SERIES as f64 && fits == 0.0,
+        "restarted: {models} rolling models, {fits} fits; every one should have been read back"
+    );
+    format!(
+        "watch restart: {models} rolling and {} LSTM models read back from {files} files \
+         ({:.0} MB) in {restored_s:.1} s; the first cycle scored them {scored_s:.1} s after the \
+         start, with no fit",
+        figures.get("promlearn_watch_models", "lstm"),
+        bytes as f64 / 1e6
+    )
+}
+
 #[tokio::main]
 async fn main() {
     promlearn_loader::install_crypto_provider();
@@ -207,12 +272,15 @@ async fn main() {
         loading.elapsed().as_secs_f64()
     );
 
+    let state_dir = tempfile::tempdir().expect("a temporary directory");
+    let state_path = state_dir.path().display();
     let config = Config::from_toml(
         &format!(
             r#"
 endpoint = "{url}"
 listen = "127.0.0.1:0"
 max_series = 200000
+state_dir = "{state_path}"
 
 [[query]]
 name = "zscore"
@@ -237,7 +305,7 @@ fit_window = "15m"
     )
     .expect("the bench's configuration is valid");
     let rss_before = rss_bytes();
-    let watch = Watch::new(config).expect("the service starts");
+    let watch = Watch::new(config.clone()).expect("the service starts");
     let handle = watch.handle();
     let metrics_url = format!("http://{}", watch.bound_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -341,6 +409,8 @@ fit_window = "15m"
         .expect("the service task")
         .expect("the service ran");
 
+    let restart = restart(config, state_dir.path()).await;
+
     let delta = |name: &str, query: &str| last.get(name, query) - at_fit.get(name, query);
     let cycles = delta("promlearn_watch_infer_duration_seconds_count", "zscore");
     let cycle_s = delta("promlearn_watch_infer_duration_seconds_sum", "zscore") / cycles;
@@ -398,6 +468,7 @@ fit_window = "15m"
         rss_after as f64 / 1048576.0,
         bench_started.elapsed().as_secs_f64()
     );
+    println!("{restart}");
     println!(
         "watch ratio: {:.2} (target >= 10.00, {SERIES} series)",
         INFER_EVERY_S / cycle_s

@@ -199,10 +199,17 @@ pub(crate) async fn reload(
     loops.shutdown().await;
     running.stop();
     let summary = carry_over(running, &new);
-    let restored = state::restore_where(&new, |index| {
-        !summary.kept.contains(&new.config.queries[index].name)
-    });
     let new = Arc::new(new);
+    // Reading the fresh queries' saved state is file I/O (100,000 files at scale): on the
+    // blocking pool, so the connections being served keep their async threads.
+    let (restoring, kept) = (new.clone(), summary.kept.clone());
+    let restored = tokio::task::spawn_blocking(move || {
+        state::restore_where(&restoring, |index| {
+            !kept.contains(&restoring.config.queries[index].name)
+        })
+    })
+    .await
+    .unwrap_or_default();
     export::render_now(&new);
     new.live.set_current(&new);
     start(&new, loops);
