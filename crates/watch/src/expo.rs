@@ -28,6 +28,11 @@ impl Histogram {
         self.sum += seconds;
     }
 
+    /// The mean observation (seconds); none before the first.
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+
     /// Writes its `_bucket`, `_sum` and `_count` lines for one label set.
     pub fn write_to(&self, page: &mut Writer, name: &str, labels: &[(&str, &str)]) {
         let buckets = DURATION_BUCKETS.iter().copied().zip(self.counts);

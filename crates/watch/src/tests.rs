@@ -24,6 +24,7 @@ mod churn;
 mod harness;
 mod reload;
 mod shutdown;
+mod spread;
 
 use harness::{Running, value, wait_for};
 
