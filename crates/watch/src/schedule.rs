@@ -9,8 +9,8 @@
 //!   is booked there and judged on every core (`judge.rs`), 1,024 series between two takes of
 //!   the lock; a fit round's jobs are drained by at most `fit_slots` workers, each holding a
 //!   fit slot for trips of up to 100 ms, and a round too large for half an inference period is
-//!   spread over several ([`FIT_SHARE`]). Inference never waits for a fit and keeps using the last fitted model (an
-//!   `Arc<dyn Fitted>`) until a new one replaces it;
+//!   spread over several ([`FIT_SHARE`]). Inference never waits for a fit and keeps using the
+//!   last fitted model (an `Arc<dyn Fitted>`) until a new one replaces it;
 //! - a backtest: simulated time, series in memory, everything on the calling thread in order, so
 //!   a run is deterministic.
 //!
