@@ -347,11 +347,22 @@ async fn restart_after_sigkill_scores_from_the_saved_models_within_one_infer_eve
     std::fs::write(&path, text).unwrap();
 
     let first = Process::start(&path).await;
+    // Every series it watches has its model (a series whose job was scraped later is fitted
+    // later: comparing files with a count read at the first score raced with its fit).
+    let fitted = |p: &str| {
+        let models = value(p, "promlearn_watch_models{query=\"q\"}").unwrap_or(0.0);
+        scored(p, "q")
+            && models >= 1.0
+            && Some(models) == value(p, "promlearn_watch_series{query=\"q\"}")
+    };
     let page = first
-        .wait_for("scores", Duration::from_secs(60), |p| scored(p, "q"))
+        .wait_for(
+            "every series fitted and scored",
+            Duration::from_secs(60),
+            fitted,
+        )
         .await;
     let series = value(&page, "promlearn_watch_models{query=\"q\"}").unwrap();
-    assert!(series >= 1.0, "{page}");
     // Mid-run: at least one more inference round after the fits.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let state = dir.path().join("state");
