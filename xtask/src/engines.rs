@@ -19,6 +19,7 @@ use crate::{
 pub const PROMETHEUS3_BIN_ENV: &str = "PROMETHEUS3_BIN";
 pub const THANOS_BIN_ENV: &str = "THANOS_BIN";
 pub const VICTORIA_METRICS_BIN_ENV: &str = "VICTORIA_METRICS_BIN";
+pub const NODE_EXPORTER_BIN_ENV: &str = "NODE_EXPORTER_BIN";
 
 /// The Thanos release the tool module pins (its go.mod requires this version; the tidy test
 /// keeps the two equal).

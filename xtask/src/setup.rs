@@ -28,6 +28,8 @@ pub struct Engines {
     pub prometheus3: (PathBuf, String),
     pub thanos: (PathBuf, String),
     pub victoria_metrics: PathBuf,
+    /// Debian's node_exporter, which the node preset's end-to-end test scrapes.
+    pub node_exporter: PathBuf,
 }
 
 /// What set-up found or made, to hand to the commands that follow.
@@ -50,6 +52,7 @@ impl Provisioned {
             command.env(engines::PROMETHEUS3_BIN_ENV, &engines.prometheus3.0);
             command.env(engines::THANOS_BIN_ENV, &engines.thanos.0);
             command.env(engines::VICTORIA_METRICS_BIN_ENV, &engines.victoria_metrics);
+            command.env(engines::NODE_EXPORTER_BIN_ENV, &engines.node_exporter);
         }
         for (name, value) in &self.image_env {
             command.env(name, value);
@@ -59,16 +62,18 @@ impl Provisioned {
 
 /// Debian packages the tests and benchmarks call besides Prometheus: `dig` to compare our
 /// dig-like print with, `dnsperf` as the DNS load peer, VictoriaMetrics as a second query API,
-/// `openssl` to make a throw-away CA for the TLS tests.
+/// `openssl` to make a throw-away CA for the TLS tests, node_exporter for the watch's node
+/// preset.
 const TOOL_PACKAGES: &[(&str, &str)] = &[
     ("dig", "dnsutils"),
     ("dnsperf", "dnsperf"),
     ("victoria-metrics", "victoria-metrics"),
     ("openssl", "openssl"),
+    ("prometheus-node-exporter", "prometheus-node-exporter"),
 ];
 
-/// Prometheus 3 (binary, version) and VictoriaMetrics, from the apt thread.
-type AptEngines = ((PathBuf, String), PathBuf);
+/// Prometheus 3 (binary, version), VictoriaMetrics and node_exporter, from the apt thread.
+type AptEngines = ((PathBuf, String), PathBuf, PathBuf);
 
 /// Runs the set-up. apt (Debian packages) and `go install` (CoreDNS) run side by side: one
 /// waits on the network, the other mostly on the CPU.
@@ -88,7 +93,8 @@ pub fn run(ui: &Ui, args: &SetupArgs) -> anyhow::Result<Provisioned> {
                     apt_ui.step("tools")?.finish_with(|step| {
                         let installed = provision::ensure_packages(step, TOOL_PACKAGES)?;
                         let summary = if installed.is_empty() {
-                            "dig, dnsperf, victoria-metrics, openssl: present".to_owned()
+                            "dig, dnsperf, victoria-metrics, openssl, node_exporter: present"
+                                .to_owned()
                         } else {
                             format!("installed {}", installed.join(", "))
                         };
@@ -106,7 +112,16 @@ pub fn run(ui: &Ui, args: &SetupArgs) -> anyhow::Result<Provisioned> {
                         None,
                     )?
                     .context("apt installed victoria-metrics, but no `victoria-metrics` binary is on PATH")?;
-                    return Ok((prometheus, Some((prometheus3, victoria_metrics))));
+                    let node_exporter = provision::locate(
+                        engines::NODE_EXPORTER_BIN_ENV,
+                        "prometheus-node-exporter",
+                        None,
+                    )?
+                    .context("apt installed prometheus-node-exporter, but no `prometheus-node-exporter` binary is on PATH")?;
+                    return Ok((
+                        prometheus,
+                        Some((prometheus3, victoria_metrics, node_exporter)),
+                    ));
                 }
                 Ok((prometheus, None))
             })
@@ -129,10 +144,11 @@ pub fn run(ui: &Ui, args: &SetupArgs) -> anyhow::Result<Provisioned> {
         .map_err(|_| anyhow::anyhow!("the apt step panicked"))?;
     let (coredns, (prometheus, prometheus3)) = (coredns?, packages?);
     let engines = match (prometheus3, thanos.transpose()?) {
-        (Some((prometheus3, victoria_metrics)), Some(thanos)) => Some(Engines {
+        (Some((prometheus3, victoria_metrics, node_exporter)), Some(thanos)) => Some(Engines {
             prometheus3,
             thanos,
             victoria_metrics,
+            node_exporter,
         }),
         _ => None,
     };

@@ -11,7 +11,9 @@ use std::{
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use promlearn_detect::{Analysis, DetectorSpec, Fitted, FittedLstm};
+use promlearn_detect::{
+    Analysis, DetectorSpec, Direction, DomainKnowledge, Fitted, FittedLstm, MinDeviation,
+};
 use serde_json::json;
 
 use crate::{
@@ -52,6 +54,21 @@ pub struct DetectArgs {
 
     #[command(flatten)]
     pub range: RangeArgs,
+
+    /// What you know about the metric: only deviations on this side of the prediction are
+    /// anomalies (`up` for latency or errors, `down` for free space) [default: both].
+    #[arg(long, value_name = "both|up|down", value_parser = parse_direction, help_heading = "What you know")]
+    pub direction: Option<Direction>,
+
+    /// The smallest deviation from the prediction that is an anomaly: ABS in the metric's unit,
+    /// REL% of the prediction, or both (`5`, `10%`, `5,10%`: at least 5 and 10 %).
+    #[arg(long, value_name = "ABS,REL%", value_parser = parse_min_deviation, help_heading = "What you know")]
+    pub min_deviation: Option<MinDeviation>,
+
+    /// The values the metric can take, LOW:HIGH (`0:100` for a percentage, `0:inf` for a value
+    /// never negative): a value outside is an anomaly whatever the detector says.
+    #[arg(long, value_name = "LOW:HIGH", value_parser = parse_data_range, help_heading = "What you know")]
+    pub data_range: Option<[f64; 2]>,
 
     /// Resolution [default: the model's training step, else 15s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -100,6 +117,59 @@ fn parse_spec(text: &str) -> Result<DetectorSpec, String> {
     };
     spec.validate().map_err(|e| e.to_string())?;
     Ok(spec)
+}
+
+/// `--direction`.
+fn parse_direction(text: &str) -> Result<Direction, String> {
+    serde_json::from_value(json!(text.trim().to_ascii_lowercase()))
+        .map_err(|_| format!("`{text}` is not a direction: write both, up or down"))
+}
+
+/// `--min-deviation`: `5`, `10%` or `5,10%`.
+fn parse_min_deviation(text: &str) -> Result<MinDeviation, String> {
+    let mut out = MinDeviation::default();
+    for part in text.split(',').map(str::trim) {
+        let bad = || format!("`{text}` is not a deviation: write e.g. 5, 10% or 5,10%");
+        match part.strip_suffix('%') {
+            Some(percent) => {
+                out.relative = percent.trim().parse::<f64>().map_err(|_| bad())? / 100.0
+            }
+            None => out.absolute = part.parse().map_err(|_| bad())?,
+        }
+    }
+    knowledge_check(DomainKnowledge {
+        min_deviation: out,
+        ..DomainKnowledge::default()
+    })?;
+    Ok(out)
+}
+
+/// `--data-range`: `LOW:HIGH`.
+fn parse_data_range(text: &str) -> Result<[f64; 2], String> {
+    let (lo, hi) = text
+        .split_once(':')
+        .and_then(|(lo, hi)| Some((lo.trim().parse().ok()?, hi.trim().parse().ok()?)))
+        .ok_or_else(|| format!("`{text}` is not a range: write LOW:HIGH, e.g. 0:100 or 0:inf"))?;
+    knowledge_check(DomainKnowledge {
+        data_range: Some([lo, hi]),
+        ..DomainKnowledge::default()
+    })?;
+    Ok([lo, hi])
+}
+
+fn knowledge_check(knowledge: DomainKnowledge) -> Result<(), String> {
+    knowledge.validate().map_err(|e| e.to_string())
+}
+
+impl DetectArgs {
+    /// What the flags say is known about the metric.
+    fn knowledge(&self) -> DomainKnowledge {
+        DomainKnowledge {
+            direction: self.direction.unwrap_or_default(),
+            min_deviation: self.min_deviation.unwrap_or_default(),
+            data_range: self.data_range,
+        }
+    }
 }
 
 /// One flagged point.
@@ -160,6 +230,7 @@ struct Band {
 
 struct Detector {
     fitted: Arc<dyn Fitted>,
+    knowledge: DomainKnowledge,
     band: Option<Band>,
     query: String,
     step: Duration,
@@ -204,7 +275,8 @@ impl Detector {
 
     /// The analysis of the points of `range` (the points before it are context).
     fn judge(&self, timestamps: &[i64], values: &[f64], range: &promapi::Range) -> Result<Checked> {
-        let analysis = self.fitted.analyse(timestamps, values)?;
+        let mut analysis = self.fitted.analyse(timestamps, values)?;
+        self.knowledge.apply(&mut analysis);
         let from = timestamps.partition_point(|t| *t < range.start.timestamp_millis());
         Ok(Checked::new(analysis.slice(from..analysis.len())))
     }
@@ -304,6 +376,7 @@ fn from_model(args: &DetectArgs, dir: &std::path::Path) -> Result<Detector> {
     };
     Ok(Detector {
         fitted: Arc::new(fitted),
+        knowledge: args.knowledge(),
         band: Some(band),
         query,
         step,
@@ -375,6 +448,7 @@ async fn fitted_here(args: &DetectArgs, http: &promlearn_loader::Client) -> Resu
     }
     Ok(Detector {
         fitted,
+        knowledge: args.knowledge(),
         band: None,
         query,
         step,

@@ -9,6 +9,7 @@ use clap::Args;
 use promlearn_watch::{
     Config, ERROR_KINDS, Shard, Watch, WebConfig,
     backtest::{self, CsvWriter, Summary},
+    preset,
 };
 
 use crate::{
@@ -19,8 +20,38 @@ use crate::{
 #[derive(Args, Debug)]
 pub struct WatchArgs {
     /// The watch configuration (TOML; see examples/watch/watch.toml).
-    #[arg(long, short = 'c', value_name = "FILE")]
-    pub config: PathBuf,
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "FILE",
+        required_unless_present = "preset"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Watch a built-in set of queries instead of a file: `node` (node_exporter's CPU, load,
+    /// memory, disk and network metrics, each with its detector and what is known about it).
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "config",
+        help_heading = "Presets"
+    )]
+    pub preset: Option<String>,
+
+    /// The Prometheus-API base URL, instead of the file's (or the preset's,
+    /// http://localhost:9090) `endpoint`.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+
+    /// Print the preset as a configuration file (with --endpoint) and exit: save it, edit it,
+    /// and run it with --config.
+    #[arg(long, requires = "preset", help_heading = "Presets")]
+    pub print_config: bool,
+
+    /// Print the Prometheus alert rules for the configuration's queries (YAML, for
+    /// `rule_files`; `promtool check rules` accepts it) and exit.
+    #[arg(long, conflicts_with_all = ["check", "backtest", "print_config"], help_heading = "Presets")]
+    pub print_rules: bool,
 
     /// Serve /metrics here instead of the file's `listen` (e.g. 0.0.0.0:9464).
     #[arg(long, value_name = "ADDR")]
@@ -86,9 +117,19 @@ fn loader(
     args: &WatchArgs,
 ) -> impl Fn() -> promlearn_watch::Result<Config> + Send + Sync + 'static {
     let (path, listen, shard) = (args.config.clone(), args.listen, args.shard);
+    let (preset, endpoint) = (args.preset.clone(), args.endpoint.clone());
     let web_config_file = args.web_config_file.clone();
     move || {
-        let mut config = Config::load(&path)?;
+        let mut config = match (&path, &preset) {
+            (Some(path), _) => Config::load(path)?,
+            (None, preset) => {
+                let name = preset.as_deref().unwrap_or_default();
+                promlearn_watch::preset::config(name, endpoint.as_deref())?
+            }
+        };
+        if let Some(endpoint) = &endpoint {
+            config.endpoint = endpoint.clone();
+        }
         if let Some(listen) = listen {
             config.listen = listen;
         }
@@ -103,8 +144,21 @@ fn loader(
 }
 
 pub async fn run(args: WatchArgs) -> Result<()> {
+    if args.print_config {
+        let name = args.preset.as_deref().unwrap_or_default();
+        let text = preset::print_config(name, args.endpoint.as_deref()).with_context(|| {
+            format!(
+                "preset `{name}` is not known; the presets are: {}",
+                preset::NAMES.join(", ")
+            )
+        })?;
+        return output::print(text);
+    }
     let load = loader(&args);
     let config = load()?;
+    if args.print_rules {
+        return output::print(preset::alert_rules(&config));
+    }
     if args.check {
         // Every expr parsed as PromQL (offline); with query_language = "metricsql", warnings.
         for warning in config.check_queries()? {
@@ -122,7 +176,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
                 if users == 1 { "" } else { "s" }
             );
         }
-        println!("{}: OK", args.config.display());
+        println!("{}: OK", config.origin);
         return Ok(());
     }
     if args.backtest {

@@ -19,6 +19,18 @@ pub enum Error {
         fix: String,
     },
 
+    /// A setting of what a team knows about a metric ([`DomainKnowledge`](crate::DomainKnowledge))
+    /// that cannot work.
+    #[error("`{field}` {problem}; {fix}")]
+    InvalidKnowledge {
+        /// The setting that is wrong (`min_deviation`, `data_range`).
+        field: &'static str,
+        /// What is wrong with it, with the value given.
+        problem: String,
+        /// What to write instead.
+        fix: String,
+    },
+
     /// The history given to `fit` is too short.
     #[error(
         "too little history to fit the {detector} detector: it needs at least {needed} {what} \

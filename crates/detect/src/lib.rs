@@ -83,6 +83,7 @@ mod analysis;
 mod detectors;
 mod error;
 mod grid;
+mod knowledge;
 #[cfg(feature = "plot")]
 mod plot;
 mod stream;
@@ -93,6 +94,7 @@ pub use detectors::{
     FittedRolling, LstmOptions, SavedModel,
 };
 pub use error::{Error, Result};
+pub use knowledge::{Direction, DomainKnowledge, MinDeviation};
 #[cfg(feature = "plot")]
 pub use plot::plot_png;
 pub use stream::{QUIET_POINTS, StreamState};

@@ -23,6 +23,7 @@ use crate::analysis::Analysis;
 use crate::detectors::Fitted;
 use crate::error::Result;
 use crate::grid;
+use crate::knowledge::{DomainKnowledge, Known};
 
 /// Judged points after an alert that are not flagged (their score capped at 1): at NAB's
 /// 5-minute steps 8 hours, at a 15 s scrape interval 25 minutes. Measured on NAB with the
@@ -75,6 +76,14 @@ pub struct StreamState {
     /// saved before it: it starts empty).
     #[serde(skip_serializing_if = "Option::is_none")]
     tail: Option<Box<LiveTail>>,
+    /// Whether the last alert was on a value outside the data range of [`DomainKnowledge`]:
+    /// leaving the range ends the quiet period of an in-range alert, not of one outside it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    alert_out_of_range: bool,
+    /// What the team knows about the series, only for the length of one
+    /// [`Fitted::advance_knowing`] call (it is the query's, not the series' state).
+    #[serde(skip)]
+    knowledge: Option<Box<DomainKnowledge>>,
 }
 
 /// Highest scores a [`LiveTail`] keeps.
@@ -249,18 +258,57 @@ pub(crate) fn advance_with<F: Fitted + ?Sized>(
     }
     let mut out = analyse(from, state)?.slice(from..timestamps.len());
     state.judged_through_ms = timestamps.last().copied();
+    let knowledge = state.knowledge.as_deref().copied();
     for i in 0..out.len() {
-        if out.score[i].is_nan() {
+        let Known {
+            score,
+            out_of_range,
+        } = match &knowledge {
+            Some(k) => k.judge(out.values[i], out.yhat[i], out.score[i]),
+            None => Known {
+                score: out.score[i],
+                out_of_range: false,
+            },
+        };
+        if score.is_nan() {
             continue;
         }
         let above = out.yhat[i]
             .is_finite()
             .then(|| out.values[i] >= out.yhat[i]);
-        let (score, alert) = state.alert(out.score[i], above);
+        if out_of_range && !state.alert_out_of_range && state.quiet() {
+            // Leaving the data range is an incident of its own.
+            state.since_alert = Some(QUIET_POINTS);
+        }
+        let (score, alert) = state.alert(score, above);
+        if alert {
+            state.alert_out_of_range = out_of_range;
+        }
         out.score[i] = score;
         out.anomalous[i] = alert;
     }
+    if let Some(k) = knowledge {
+        k.clip_band(&mut out);
+    }
     Ok(out)
+}
+
+/// [`Fitted::advance_knowing`]: [`Fitted::advance`] with `knowledge` applied in its alerting
+/// stage (nothing is added to the work when it is unset).
+pub(crate) fn advance_knowing<F: Fitted + ?Sized>(
+    fitted: &F,
+    state: &mut StreamState,
+    knowledge: &DomainKnowledge,
+    timestamps: &[i64],
+    values: &[f64],
+) -> Result<Analysis> {
+    if knowledge.is_unset() {
+        return fitted.advance(state, timestamps, values);
+    }
+    state.knowledge = Some(Box::new(*knowledge));
+    let out = fitted.advance(state, timestamps, values);
+    state.knowledge = None;
+    out
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ mod config;
 pub mod containers;
 mod error;
 pub mod locate;
+pub mod node_exporter;
 pub mod peer;
 mod ports;
 mod process;

@@ -26,6 +26,8 @@ pub const PROMETHEUS3_IMAGE_ENV: &str = "PROMETHEUS3_IMAGE";
 pub const THANOS_BIN_ENV: &str = "THANOS_BIN";
 /// The VictoriaMetrics single-node binary ([`victoria_metrics`]).
 pub const VICTORIA_METRICS_BIN_ENV: &str = "VICTORIA_METRICS_BIN";
+/// The node_exporter binary ([`node_exporter`]).
+pub const NODE_EXPORTER_BIN_ENV: &str = "NODE_EXPORTER_BIN";
 /// The tool cache's directory, instead of `$XDG_CACHE_HOME/promlearn` (see [`cache_dir`]).
 pub const CACHE_DIR_ENV: &str = "PROMLEARN_CACHE_DIR";
 
@@ -139,6 +141,25 @@ pub fn victoria_metrics() -> Result<PathBuf> {
             ),
         }
     })
+}
+
+/// `$NODE_EXPORTER_BIN`, else `prometheus-node-exporter` (Debian's name) or `node_exporter` on PATH.
+pub fn node_exporter() -> Result<PathBuf> {
+    locate(NODE_EXPORTER_BIN_ENV, "prometheus-node-exporter", None)
+        .or_else(|| {
+            env::var_os(NODE_EXPORTER_BIN_ENV)
+                .is_none()
+                .then(|| which::which("node_exporter").ok())
+                .flatten()
+        })
+        .ok_or_else(|| TestbedError::BinaryMissing {
+            what: "the node_exporter binary",
+            advice: format!(
+                "{}run `cargo xtask setup` (it installs Debian's `prometheus-node-exporter`), or set \
+                 {NODE_EXPORTER_BIN_ENV}",
+                named_but_missing(NODE_EXPORTER_BIN_ENV)
+            ),
+        })
 }
 
 /// `promtool`, from beside the located prometheus binary or PATH.

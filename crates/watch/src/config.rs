@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use promlearn_detect::DetectorSpec;
+use promlearn_detect::{DetectorSpec, Direction, DomainKnowledge, MinDeviation};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
@@ -133,6 +133,11 @@ pub struct QueryConfig {
     pub fit_window: Duration,
     /// How often the newest points are scored (also the bound on each inference query's time).
     pub infer_every: Duration,
+    /// What the team knows about the query's series (`direction`, `min_deviation`,
+    /// `data_range`), applied in the alerting stage; unset by default.
+    pub knowledge: DomainKnowledge,
+    /// The severity and summary of the alert rule `--print-rules` writes for the query.
+    pub alert: AlertText,
     /// The line of the `[[query]]` table in the file, for messages.
     pub line: usize,
     /// The line of its `expr`, for messages about the expression.
@@ -164,6 +169,27 @@ impl QueryConfig {
     }
 }
 
+/// What the alert rule of a query says (`alert = { severity = "...", summary = "..." }`), for
+/// the rules [`alert_rules`](crate::preset::alert_rules) prints.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertText {
+    /// The rule's `severity` label (default `warning`).
+    pub severity: String,
+    /// The rule's `summary` annotation, a Prometheus template (default: the query's name and
+    /// the detector).
+    pub summary: Option<String>,
+}
+
+impl Default for AlertText {
+    fn default() -> Self {
+        Self {
+            severity: "warning".into(),
+            summary: None,
+        }
+    }
+}
+
 // ---- the file as written -------------------------------------------------------------------
 
 #[derive(Deserialize)]
@@ -191,6 +217,8 @@ struct RawConfig {
     #[serde(default)]
     state_dir: Option<String>,
     #[serde(default)]
+    preset: Option<Spanned<String>>,
+    #[serde(default)]
     query: Vec<Spanned<RawQuery>>,
 }
 
@@ -215,6 +243,14 @@ struct RawQuery {
     fit_window: Option<Spanned<Dur>>,
     #[serde(default)]
     infer_every: Option<Spanned<Dur>>,
+    #[serde(default)]
+    direction: Option<Spanned<Direction>>,
+    #[serde(default)]
+    min_deviation: Option<Spanned<MinDeviation>>,
+    #[serde(default)]
+    data_range: Option<Spanned<[f64; 2]>>,
+    #[serde(default)]
+    alert: Option<Spanned<AlertText>>,
 }
 
 /// A duration in promlearn's grammar: a string (`"15s"`, `"1h30m"`) or a number of seconds.
@@ -359,116 +395,38 @@ impl Config {
             auth.ca_cert = None;
         }
 
-        if raw.query.is_empty() {
+        let preset = match &raw.preset {
+            None => None,
+            Some(name) => Some(crate::preset::text(name.get_ref()).ok_or_else(|| {
+                at(
+                    name.span(),
+                    format!(
+                        "preset `{}` is not known; the presets are: {}",
+                        name.get_ref(),
+                        crate::preset::NAMES.join(", ")
+                    ),
+                )
+            })?),
+        };
+        if raw.query.is_empty() && preset.is_none() {
             return Err(Error::Config {
                 origin: origin.to_owned(),
                 line: line_of(text, text.len()),
-                message: "no [[query]] table: add at least one query to watch".into(),
+                message: "no [[query]] table: add at least one query to watch (or a preset, e.g. preset = \"node\")".into(),
             });
         }
         let mut queries: Vec<QueryConfig> = Vec::with_capacity(raw.query.len());
+        if let (Some(name), Some(preset_text)) = (&raw.preset, preset) {
+            let preset_origin = format!("preset {}", name.get_ref());
+            let preset_raw: RawConfig = toml::from_str(preset_text)
+                .map_err(|e| at(name.span(), format!("{preset_origin} does not parse: {e}")))?;
+            for q in &preset_raw.query {
+                let query = check_query(q, preset_text, &preset_origin, &queries)?;
+                queries.push(query);
+            }
+        }
         for q in &raw.query {
-            let line = line_of(text, q.span().start);
-            let q = q.get_ref();
-            let name = q.name.get_ref().trim().to_owned();
-            if name.is_empty() {
-                return Err(at(q.name.span(), "query name must not be empty".into()));
-            }
-            if let Some(other) = queries.iter().find(|o| o.name == name) {
-                return Err(at(
-                    q.name.span(),
-                    format!(
-                        "query name `{name}` is already used by the query at line {}; names must be unique",
-                        other.line
-                    ),
-                ));
-            }
-            let in_query = |span: Range<usize>, message: String| {
-                at(span, format!("query `{name}`: {message}"))
-            };
-            if q.expr.get_ref().trim().is_empty() {
-                return Err(in_query(q.expr.span(), "expr must not be empty".into()));
-            }
-            let step = q.step.as_ref().map_or(DEFAULT_STEP, |s| s.get_ref().0);
-            let step_span = q.step.as_ref().map_or(q.name.span(), Spanned::span);
-            if step < Duration::from_millis(1) || step.subsec_nanos() % 1_000_000 != 0 {
-                return Err(in_query(
-                    step_span,
-                    format!(
-                        "step ({}) must be a whole number of milliseconds, at least 1ms",
-                        promlearn_duration::format(step)
-                    ),
-                ));
-            }
-            let detector = q.detector.get_ref().clone();
-            detector
-                .validate()
-                .map_err(|e| in_query(q.detector.span(), format!("detector: {e}")))?;
-            let infer_every = q.infer_every.as_ref().map_or(step, |d| d.get_ref().0);
-            if let Some(d) = &q.infer_every
-                && d.get_ref().0 < Duration::from_millis(100)
-            {
-                return Err(in_query(
-                    d.span(),
-                    "infer_every must be at least 100ms".into(),
-                ));
-            }
-            let fit_every = q
-                .fit_every
-                .as_ref()
-                .map_or(DEFAULT_FIT_EVERY, |d| d.get_ref().0);
-            if let Some(d) = &q.fit_every
-                && d.get_ref().0 < infer_every
-            {
-                return Err(in_query(
-                    d.span(),
-                    format!(
-                        "fit_every ({}) is shorter than infer_every ({}); fit at most once per inference",
-                        promlearn_duration::format(d.get_ref().0),
-                        promlearn_duration::format(infer_every)
-                    ),
-                ));
-            }
-            let fit_window = q
-                .fit_window
-                .as_ref()
-                .map_or(DEFAULT_FIT_WINDOW, |d| d.get_ref().0);
-            let window_span = q
-                .fit_window
-                .as_ref()
-                .map_or(q.detector.span(), Spanned::span);
-            let query = QueryConfig {
-                name: name.clone(),
-                expr: q.expr.get_ref().trim().to_owned(),
-                step,
-                detector,
-                fit_every,
-                fit_window,
-                infer_every,
-                line,
-                expr_line: line_of(text, q.expr.span().start),
-            };
-            let points = query.fit_points();
-            let min_history = query.detector.min_history();
-            let window_text = promlearn_duration::format(fit_window);
-            if points < min_history {
-                return Err(in_query(
-                    window_span,
-                    format!(
-                        "fit_window ({window_text} = {points} points at step {}) is shorter than the detector's min_history ({min_history} points)",
-                        promlearn_duration::format(step)
-                    ),
-                ));
-            }
-            if points > MAX_FIT_POINTS {
-                return Err(in_query(
-                    window_span,
-                    format!(
-                        "fit_window ({window_text} = {points} points at step {}) is longer than {MAX_FIT_POINTS} points; use a coarser step or a shorter window",
-                        promlearn_duration::format(step)
-                    ),
-                ));
-            }
+            let query = check_query(q, text, origin, &queries)?;
             queries.push(query);
         }
         Ok(Config {
@@ -519,6 +477,148 @@ impl Config {
         }
         out
     }
+}
+
+/// Checks one `[[query]]` of `text` (named `origin` in messages) against the queries before it.
+fn check_query(
+    q: &Spanned<RawQuery>,
+    text: &str,
+    origin: &str,
+    queries: &[QueryConfig],
+) -> Result<QueryConfig> {
+    let at = |span: Range<usize>, message: String| Error::Config {
+        origin: origin.to_owned(),
+        line: line_of(text, span.start),
+        message,
+    };
+    let line = line_of(text, q.span().start);
+    let q = q.get_ref();
+    let name = q.name.get_ref().trim().to_owned();
+    if name.is_empty() {
+        return Err(at(q.name.span(), "query name must not be empty".into()));
+    }
+    if let Some(other) = queries.iter().find(|o| o.name == name) {
+        return Err(at(
+            q.name.span(),
+            format!(
+                "query name `{name}` is already used by the query at line {}; names must be unique",
+                other.line
+            ),
+        ));
+    }
+    let in_query =
+        |span: Range<usize>, message: String| at(span, format!("query `{name}`: {message}"));
+    if q.expr.get_ref().trim().is_empty() {
+        return Err(in_query(q.expr.span(), "expr must not be empty".into()));
+    }
+    let step = q.step.as_ref().map_or(DEFAULT_STEP, |s| s.get_ref().0);
+    let step_span = q.step.as_ref().map_or(q.name.span(), Spanned::span);
+    if step < Duration::from_millis(1) || step.subsec_nanos() % 1_000_000 != 0 {
+        return Err(in_query(
+            step_span,
+            format!(
+                "step ({}) must be a whole number of milliseconds, at least 1ms",
+                promlearn_duration::format(step)
+            ),
+        ));
+    }
+    let detector = q.detector.get_ref().clone();
+    detector
+        .validate()
+        .map_err(|e| in_query(q.detector.span(), format!("detector: {e}")))?;
+    let infer_every = q.infer_every.as_ref().map_or(step, |d| d.get_ref().0);
+    if let Some(d) = &q.infer_every
+        && d.get_ref().0 < Duration::from_millis(100)
+    {
+        return Err(in_query(
+            d.span(),
+            "infer_every must be at least 100ms".into(),
+        ));
+    }
+    let fit_every = q
+        .fit_every
+        .as_ref()
+        .map_or(DEFAULT_FIT_EVERY, |d| d.get_ref().0);
+    if let Some(d) = &q.fit_every
+        && d.get_ref().0 < infer_every
+    {
+        return Err(in_query(
+            d.span(),
+            format!(
+                "fit_every ({}) is shorter than infer_every ({}); fit at most once per inference",
+                promlearn_duration::format(d.get_ref().0),
+                promlearn_duration::format(infer_every)
+            ),
+        ));
+    }
+    let fit_window = q
+        .fit_window
+        .as_ref()
+        .map_or(DEFAULT_FIT_WINDOW, |d| d.get_ref().0);
+    let window_span = q
+        .fit_window
+        .as_ref()
+        .map_or(q.detector.span(), Spanned::span);
+    let knowledge = DomainKnowledge {
+        direction: q
+            .direction
+            .as_ref()
+            .map_or_else(Direction::default, |d| *d.get_ref()),
+        min_deviation: q
+            .min_deviation
+            .as_ref()
+            .map_or_else(MinDeviation::default, |m| *m.get_ref()),
+        data_range: q.data_range.as_ref().map(|r| *r.get_ref()),
+    };
+    knowledge.validate().map_err(|e| {
+        let span = match &e {
+            promlearn_detect::Error::InvalidKnowledge {
+                field: "data_range",
+                ..
+            } => q.data_range.as_ref().map(Spanned::span),
+            _ => q.min_deviation.as_ref().map(Spanned::span),
+        };
+        in_query(span.unwrap_or(q.name.span()), e.to_string())
+    })?;
+    let query = QueryConfig {
+        name: name.clone(),
+        expr: q.expr.get_ref().trim().to_owned(),
+        step,
+        detector,
+        fit_every,
+        fit_window,
+        infer_every,
+        knowledge,
+        alert: q
+            .alert
+            .as_ref()
+            .map(|a| a.get_ref().clone())
+            .unwrap_or_default(),
+        line,
+        expr_line: line_of(text, q.expr.span().start),
+    };
+    let points = query.fit_points();
+    let min_history = query.detector.min_history();
+    let window_text = promlearn_duration::format(fit_window);
+    if points < min_history {
+        return Err(in_query(
+            window_span,
+            format!(
+                "fit_window ({window_text} = {points} points at step {}) is shorter than the detector's min_history ({min_history} points)",
+                promlearn_duration::format(step)
+            ),
+        ));
+    }
+    if points > MAX_FIT_POINTS {
+        return Err(in_query(
+            window_span,
+            format!(
+                "fit_window ({window_text} = {points} points at step {}) is longer than {MAX_FIT_POINTS} points; use a coarser step or a shorter window",
+                promlearn_duration::format(step)
+            ),
+        ));
+    }
+    Ok(query)
 }
 
 impl Auth {
@@ -574,173 +674,4 @@ fn field_at(text: &str, span: Range<usize>) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = r#"# a comment
-endpoint = "http://localhost:9090"
-listen = "127.0.0.1:0"
-stale_after = "2m"
-max_series = 50
-
-[[query]]
-name = "dns_rate"
-expr = "sum by (type) (rate(coredns_dns_requests_total[5s]))"
-step = "1s"
-detector = { kind = "zscore", window = 30, threshold = 4.0 }
-fit_every = "30s"
-fit_window = "5m"
-infer_every = "2s"
-
-[[query]]
-name = "lstm"
-expr = "sum(rate(coredns_dns_requests_total[5s]))"
-step = 1
-detector = { kind = "mad" }
-fit_window = "10m"
-"#;
-
-    fn err(text: &str) -> String {
-        Config::from_toml(text, "watch.toml")
-            .unwrap_err()
-            .to_string()
-    }
-
-    #[test]
-    fn a_good_file_parses_with_defaults() {
-        let c = Config::from_toml(GOOD, "watch.toml").unwrap();
-        assert_eq!(c.endpoint, "http://localhost:9090");
-        assert_eq!(c.stale_after, Duration::from_secs(120));
-        assert_eq!(c.max_series, 50);
-        assert_eq!(c.queries.len(), 2);
-        let q = &c.queries[0];
-        assert_eq!(
-            (q.line, q.step, q.infer_every),
-            (7, Duration::from_secs(1), Duration::from_secs(2))
-        );
-        assert_eq!(q.fit_points(), 300);
-        let q = &c.queries[1];
-        assert_eq!(q.line, 16);
-        assert_eq!(q.infer_every, Duration::from_secs(1));
-        assert_eq!(q.fit_every, DEFAULT_FIT_EVERY);
-        assert_eq!(q.detector.name(), "mad");
-        assert!(c.summary().contains("dns_rate (zscore)"), "{}", c.summary());
-    }
-
-    #[test]
-    fn unknown_fields_name_the_line_and_field() {
-        let text = GOOD.replace("fit_every = \"30s\"", "fit_evry = \"30s\"");
-        let e = err(&text);
-        assert!(e.starts_with("watch.toml:12"), "{e}");
-        assert!(e.contains("fit_evry"), "{e}");
-        let e = err("endpoint = \"http://x:9090\"\nlistn = \"1\"\n");
-        assert!(e.starts_with("watch.toml:2"), "{e}");
-        assert!(e.contains("listn"), "{e}");
-    }
-
-    #[test]
-    fn unknown_detector_fields_and_kinds_are_errors() {
-        let e = err(&GOOD.replace("threshold = 4.0", "treshold = 4.0"));
-        assert!(e.starts_with("watch.toml:11"), "{e}");
-        assert!(e.contains("treshold"), "{e}");
-        let e = err(&GOOD.replace("kind = \"mad\"", "kind = \"prophet\""));
-        assert!(e.starts_with("watch.toml:20"), "{e}");
-        assert!(e.contains("prophet"), "{e}");
-    }
-
-    #[test]
-    fn type_and_duration_errors_name_the_field() {
-        let e = err(&GOOD.replace("max_series = 50", "max_series = \"fifty\""));
-        assert!(e.starts_with("watch.toml:5"), "{e}");
-        assert!(e.contains("max_series"), "{e}");
-        let e = err(&GOOD.replace("fit_window = \"5m\"", "fit_window = \"5 minutes\""));
-        assert!(e.starts_with("watch.toml:13"), "{e}");
-        assert!(e.contains("fit_window") && e.contains("5 minutes"), "{e}");
-    }
-
-    #[test]
-    fn numbers_are_seconds_read_by_the_one_duration_grammar() {
-        let c = Config::from_toml(
-            &GOOD.replace("fit_window = \"5m\"", "fit_window = 300.5"),
-            "watch.toml",
-        )
-        .unwrap();
-        assert_eq!(c.queries[0].fit_window, Duration::from_millis(300_500));
-        // What the grammar refuses in a string it refuses in a number, with its own words.
-        for (number, text) in [("-1", "\"-1\""), ("-0.5", "\"-0.5\""), ("nan", "\"nan\"")] {
-            let of =
-                |v: &str| err(&GOOD.replace("fit_window = \"5m\"", &format!("fit_window = {v}")));
-            let (e, said) = (of(number), of(text));
-            let reason = promlearn_duration::parse(number).unwrap_err().reason;
-            assert!(
-                e.starts_with("watch.toml:13") && e.contains(reason),
-                "{number}: {e}"
-            );
-            assert!(said.contains(reason), "{text}: {said}");
-        }
-    }
-
-    #[test]
-    fn semantic_errors_name_the_line_query_and_field() {
-        let e = err(&GOOD.replace("fit_window = \"5m\"", "fit_window = \"10s\""));
-        assert!(
-            e.starts_with("watch.toml:13: query `dns_rate`: fit_window (10s = 10 points"),
-            "{e}"
-        );
-        assert!(e.contains("min_history"), "{e}");
-        let e = err(&GOOD.replace("listen = \"127.0.0.1:0\"", "listen = \"localhost\""));
-        assert!(e.starts_with("watch.toml:3: listen"), "{e}");
-        let e = err(&GOOD.replace("name = \"lstm\"", "name = \"dns_rate\""));
-        assert!(
-            e.starts_with("watch.toml:17:") && e.contains("line 7"),
-            "{e}"
-        );
-        let e = err(&GOOD.replace("fit_every = \"30s\"", "fit_every = \"1s\""));
-        assert!(
-            e.starts_with("watch.toml:12: query `dns_rate`: fit_every"),
-            "{e}"
-        );
-        let e = err(&GOOD.replace("http://localhost:9090", "localhost:9090"));
-        assert!(e.starts_with("watch.toml:2: endpoint"), "{e}");
-        let e = err("endpoint = \"http://localhost:9090\"\n");
-        assert!(e.contains("no [[query]]"), "{e}");
-        let e = err(&GOOD.replace("step = \"1s\"", "step = \"1.5ms\""));
-        assert!(
-            e.starts_with("watch.toml:10: query `dns_rate`: step"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn a_missing_required_field_names_it() {
-        let e = err(&GOOD.replace("expr = \"sum(rate(coredns_dns_requests_total[5s]))\"\n", ""));
-        assert!(e.starts_with("watch.toml:"), "{e}");
-        assert!(e.contains("expr"), "{e}");
-    }
-
-    #[test]
-    fn load_names_the_file_and_resolves_secret_paths() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.toml");
-        std::fs::write(
-            &path,
-            GOOD.replace(
-                "max_series = 50",
-                "max_series = 50\nbearer_token_file = \"token\"",
-            ),
-        )
-        .unwrap();
-        let c = Config::load(&path).unwrap();
-        assert_eq!(
-            c.auth.bearer_token_file.as_deref(),
-            Some(dir.path().join("token").as_path())
-        );
-        let missing = Config::load(dir.path().join("nope.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(missing.contains("nope.toml"), "{missing}");
-        std::fs::write(&path, "endpoint = 1\n").unwrap();
-        let e = Config::load(&path).unwrap_err().to_string();
-        assert!(e.starts_with(&format!("{}:1", path.display())), "{e}");
-    }
-}
+mod tests;

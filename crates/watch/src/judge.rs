@@ -3,7 +3,7 @@
 
 use std::{io, sync::Arc, sync::Mutex};
 
-use promlearn_detect::{Analysis, Fitted};
+use promlearn_detect::{Analysis, DomainKnowledge, Fitted};
 
 use crate::{
     backtest::JudgedPoint,
@@ -29,16 +29,18 @@ pub(crate) enum Outcome {
     Failed { first: usize, error: String },
 }
 
-fn run_infer_job(mut job: InferJob) -> (InferJob, Outcome) {
+fn run_infer_job(mut job: InferJob, knowledge: &DomainKnowledge) -> (InferJob, Outcome) {
     let outcome = match &job.model {
         None => Outcome::NoModel {
             first: job.stream.pass_over(&job.data.timestamps),
         },
         Some(model) => {
-            match job
-                .stream
-                .judge(model.as_ref(), &job.data.timestamps, &job.data.values)
-            {
+            match job.stream.judge(
+                model.as_ref(),
+                knowledge,
+                &job.data.timestamps,
+                &job.data.values,
+            ) {
                 Ok(analysis) => Outcome::Judged(analysis),
                 Err(e) => Outcome::Failed {
                     first: job.stream.pass_over(&job.data.timestamps),
@@ -116,10 +118,12 @@ fn judge_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(JUDGE_WORKERS_MAX))
 }
 
-/// Judges `jobs` a chunk at a time and hands each chunk's results to `write_back` (on the
-/// calling thread): in order for a backtest, on up to one thread per core for the service.
+/// Judges `jobs` a chunk at a time, with what is known about their query, and hands each
+/// chunk's results to `write_back` (on the calling thread): in order for a backtest, on up to
+/// one thread per core for the service.
 pub(crate) fn judge_all(
     exec: Exec,
+    knowledge: &DomainKnowledge,
     jobs: Vec<InferJob>,
     mut write_back: impl FnMut(Vec<(InferJob, Outcome)>) -> io::Result<()>,
 ) -> io::Result<()> {
@@ -131,8 +135,11 @@ pub(crate) fn judge_all(
     if workers <= 1 || jobs.len() <= JUDGE_CHUNK {
         let mut jobs = jobs.into_iter();
         loop {
-            let results: Vec<(InferJob, Outcome)> =
-                jobs.by_ref().take(JUDGE_CHUNK).map(run_infer_job).collect();
+            let results: Vec<(InferJob, Outcome)> = jobs
+                .by_ref()
+                .take(JUDGE_CHUNK)
+                .map(|job| run_infer_job(job, knowledge))
+                .collect();
             if results.is_empty() {
                 break;
             }
@@ -157,7 +164,12 @@ pub(crate) fn judge_all(
                         // Nothing left, or the sink failed and no one reads any more.
                         if chunk.is_empty()
                             || done
-                                .send(chunk.into_iter().map(run_infer_job).collect::<Vec<_>>())
+                                .send(
+                                    chunk
+                                        .into_iter()
+                                        .map(|job| run_infer_job(job, knowledge))
+                                        .collect::<Vec<_>>(),
+                                )
                                 .is_err()
                         {
                             return;
@@ -197,7 +209,7 @@ mod tests {
         };
         for exec in [Exec::Pool, Exec::Inline] {
             let mut seen = Vec::new();
-            judge_all(exec, jobs(), |results| {
+            judge_all(exec, &DomainKnowledge::default(), jobs(), |results| {
                 for (job, outcome) in results {
                     assert!(matches!(outcome, Outcome::NoModel { first: 0 }));
                     assert_eq!(job.stream.through_ms, job.data.timestamps.last().copied());
@@ -213,7 +225,9 @@ mod tests {
             assert_eq!(seen, (0..3 * JUDGE_CHUNK as i64 + 7).collect::<Vec<_>>());
         }
         // A sink that fails stops the judging, and the failure is the answer.
-        let failed = judge_all(Exec::Pool, jobs(), |_| Err(io::Error::other("full")));
+        let failed = judge_all(Exec::Pool, &DomainKnowledge::default(), jobs(), |_| {
+            Err(io::Error::other("full"))
+        });
         assert_eq!(failed.unwrap_err().to_string(), "full");
     }
 }

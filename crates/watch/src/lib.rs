@@ -47,6 +47,7 @@ mod error;
 mod expo;
 mod export;
 mod judge;
+pub mod preset;
 mod promql;
 mod recent;
 mod reload;
@@ -66,7 +67,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::task::JoinSet;
 
 pub use config::{
-    Auth, BasicAuth, Config, DEFAULT_FIT_EVERY, DEFAULT_FIT_WINDOW, DEFAULT_LISTEN,
+    AlertText, Auth, BasicAuth, Config, DEFAULT_FIT_EVERY, DEFAULT_FIT_WINDOW, DEFAULT_LISTEN,
     DEFAULT_MAX_SERIES, DEFAULT_STALE_AFTER, DEFAULT_STEP, INFER_EXTRA_POINTS, MAX_FIT_POINTS,
     QueryConfig,
 };

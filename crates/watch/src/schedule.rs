@@ -412,7 +412,7 @@ where
         }
         Ok(())
     };
-    crate::judge::judge_all(shared.exec, jobs, write_back)?;
+    crate::judge::judge_all(shared.exec, &query.knowledge, jobs, write_back)?;
     let mut state = shared.lock();
     let q = &mut state.queries[index];
     q.infer_durations.observe(started.elapsed().as_secs_f64());

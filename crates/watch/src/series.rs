@@ -7,7 +7,7 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use promlearn_detect::{Analysis, Fitted, StreamState};
+use promlearn_detect::{Analysis, DomainKnowledge, Fitted, StreamState};
 use promlearn_loader::Labels;
 
 use crate::{Config, expo::Histogram};
@@ -87,17 +87,19 @@ impl Stream {
         }
     }
 
-    /// Judges the samples newer than the mark with the detector's `Fitted::advance`, the earlier
+    /// Judges the samples newer than the mark with the detector's `Fitted::advance_knowing`
+    /// (what is known about the query's metric applied in its alerting stage), the earlier
     /// ones serving as context, moves the mark past them, and returns the analysis of exactly
     /// the new samples.
     pub(crate) fn judge(
         &mut self,
         model: &dyn Fitted,
+        knowledge: &DomainKnowledge,
         timestamps: &[i64],
         values: &[f64],
     ) -> promlearn_detect::Result<Analysis> {
         let first = self.first_new(timestamps);
-        let analysis = model.advance(&mut self.detector, timestamps, values)?;
+        let analysis = model.advance_knowing(&mut self.detector, knowledge, timestamps, values)?;
         self.pass_over(timestamps);
         let new = timestamps.len() - first;
         // The detector's state lags the mark until its first judgement: it then returns the
@@ -335,15 +337,26 @@ mod tests {
             keep: usize::MAX,
         };
         let mut stream = Stream::starting_after(Some(20));
-        let a = stream.judge(&all, &t, &v).unwrap();
+        let a = stream
+            .judge(&all, &DomainKnowledge::default(), &t, &v)
+            .unwrap();
         assert_eq!(a.timestamps, [30, 40]);
         assert_eq!(a.anomalous, [true, false]);
         assert_eq!(stream.through_ms, Some(40));
-        assert_eq!(stream.judge(&all, &t, &v).unwrap().len(), 0, "nothing new");
+        assert_eq!(
+            stream
+                .judge(&all, &DomainKnowledge::default(), &t, &v)
+                .unwrap()
+                .len(),
+            0,
+            "nothing new"
+        );
         // It returns less than is new: the rest is handed on unjudged, not lost.
         let one = Tail { spec, keep: 1 };
         let mut stream = Stream::starting_after(Some(10));
-        let a = stream.judge(&one, &t, &v).unwrap();
+        let a = stream
+            .judge(&one, &DomainKnowledge::default(), &t, &v)
+            .unwrap();
         assert_eq!(a.timestamps, [20, 30, 40]);
         assert!(a.score[0].is_nan() && a.score[1].is_nan() && a.score[2] == 0.4);
         assert_eq!(a.anomalous, [false, false, false]);

@@ -469,6 +469,20 @@ pub trait Fitted: Send + Sync + std::fmt::Debug {
         crate::stream::advance(self, state, timestamps, values)
     }
 
+    /// [`advance`](Self::advance) with what a team knows about the series applied in the
+    /// alerting stage, whatever the detector: a side that does not matter, the smallest
+    /// deviation worth an alert, the range of possible values ([`DomainKnowledge`](crate::DomainKnowledge)
+    /// says how they meet the score and the quiet period). With it unset, exactly `advance`.
+    fn advance_knowing(
+        &self,
+        state: &mut StreamState,
+        knowledge: &crate::DomainKnowledge,
+        timestamps: &[i64],
+        values: &[f64],
+    ) -> Result<Analysis> {
+        crate::stream::advance_knowing(self, state, knowledge, timestamps, values)
+    }
+
     /// What the model learned, as plain data to write down and read back with
     /// [`SavedModel::into_fitted`]; `None` for a model that cannot be saved (every detector of
     /// this crate can: the default is for stand-ins written elsewhere, e.g. in tests).
