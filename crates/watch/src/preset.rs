@@ -63,7 +63,7 @@ pub fn config(name: &str, endpoint: Option<&str>) -> Result<Config> {
 
 /// The Prometheus rule file (YAML) that alerts on every query of `config`: per query
 /// `increase(promlearn_anomalies_total{query="NAME"}[1m]) > 0` with its `alert` severity and
-/// summary, and `promlearn_watch_up == 0` for a query Prometheus stopped answering.
+/// summary (and the `query` label, which tells the rules apart: the alerts carry it anyway), and `promlearn_watch_up == 0` for a query Prometheus stopped answering.
 /// `promtool check rules` accepts it (tested end to end).
 pub fn alert_rules(config: &Config) -> String {
     let mut out = format!(
@@ -88,6 +88,7 @@ pub fn alert_rules(config: &Config) -> String {
              \x20       expr: {}\n\
              \x20       labels:\n\
              \x20         severity: {}\n\
+             \x20         query: {}\n\
              \x20       annotations:\n\
              \x20         summary: {}\n\
              \x20         description: {}\n",
@@ -96,6 +97,7 @@ pub fn alert_rules(config: &Config) -> String {
                 q.name
             )),
             yaml_string(&q.alert.severity),
+            yaml_string(&q.name),
             yaml_string(&summary),
             yaml_string(&format!(
                 "Series {{{{ $labels }}}} of query {} ({}): the {} detector flagged it in the \
