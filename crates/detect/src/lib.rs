@@ -20,7 +20,9 @@
 //! a flagged point the next [`QUIET_POINTS`] judged points are not flagged and their score is
 //! capped at 1 (for the band detectors, unless a point lies on the other side of `yhat`: a
 //! drop and then a spike are two incidents). That is what `promlearn watch` runs and what NAB
-//! measures.
+//! measures. [`Fitted::advance_knowing`] adds, in that stage and for every detector, what a team
+//! knows about the metric ([`DomainKnowledge`]: only rises matter, the smallest deviation worth an
+//! alert, the values it can take); [`DomainKnowledge::apply`] does the same to an `analyse`.
 //!
 //! Points the detector cannot judge (its warm-up, a gap, NaN or ±Inf input) have NaN in `yhat`,
 //! the band and the score, and are never anomalous.

@@ -16,6 +16,15 @@
 //! `detector NAME: ...` line per shipped detector; NAB's own scorer's figures when it ran; last,
 //! `nab score: ...`. The results directories (NAB's format, so NAB's scorer can check any
 //! figure) are written to `target/nab-results/`.
+//!
+//! To measure what a team's knowledge of its metrics does (`direction`, `min_deviation`,
+//! `data_range`), two variables narrow the run, both unset by default: `PROMLEARN_NAB_FILES`
+//! keeps the files whose names contain one of its comma-separated parts (NAB's sweep and
+//! normalisation then run over those files alone; the scoreboard and NAB's own scorer are left
+//! out; results go to `target/nab-results-subset/`), and `PROMLEARN_NAB_KNOWLEDGE` adds its
+//! TOML keys (`;` between them) to every detector's query, e.g.
+//! `PROMLEARN_NAB_FILES=latency,TravelTime PROMLEARN_NAB_KNOWLEDGE='direction = "up"'
+//! cargo bench -p promlearn-watch --bench detect --profile dev -- knn`.
 
 #![allow(
     clippy::print_stdout,
@@ -53,6 +62,11 @@ fit_window = "7d"
 /// Top-level settings of the same configuration.
 const NAB_SERVICE: &str = r#"stale_after = "7d""#;
 
+/// Comma-separated parts of file names: only the files whose names hold one are replayed.
+const FILES_ENV: &str = "PROMLEARN_NAB_FILES";
+/// TOML keys (`;` between them) added to every detector's query: what a team knows.
+const KNOWLEDGE_ENV: &str = "PROMLEARN_NAB_KNOWLEDGE";
+
 /// The scoreboard detectors whose published results are re-scored in the same run.
 const PUBLISHED: [&str; 3] = ["windowedGaussian", "numenta", "ARTime"];
 /// The scoreboard's best, for the last line.
@@ -68,8 +82,18 @@ fn main() -> anyhow::Result<()> {
         .canonicalize()
         .context("finding the repository's root")?;
     let nab_dir = root.join("fixtures/nab");
-    let out_dir = root.join("target/nab-results");
+    let only = std::env::var(FILES_ENV)
+        .ok()
+        .filter(|s| !s.trim().is_empty());
+    let out_dir = root.join(match only {
+        Some(_) => "target/nab-results-subset",
+        None => "target/nab-results",
+    });
     let corpus = Corpus::load(&nab_dir).context("reading NAB from fixtures/nab")?;
+    let corpus = match &only {
+        Some(parts) => subset(&corpus, parts)?,
+        None => corpus,
+    };
     for repair in corpus.repairs() {
         eprintln!("warning: {repair}");
     }
@@ -86,7 +110,7 @@ fn main() -> anyhow::Result<()> {
         Profile::reward_low_fn_rate(),
     ];
 
-    for name in PUBLISHED {
+    for name in PUBLISHED.into_iter().filter(|_| only.is_none()) {
         let results = promlearn_nab::read_published(
             &nab_dir.join("published").join(format!("{name}.csv.gz")),
         )?;
@@ -117,6 +141,9 @@ fn main() -> anyhow::Result<()> {
         .filter(|k| chosen.is_empty() || chosen.iter().any(|c| c == k))
     {
         let config = nab_config(kind)?;
+        if let Ok(knowledge) = std::env::var(KNOWLEDGE_ENV) {
+            println!("knowledge for {kind}: {knowledge}");
+        }
         let started = Instant::now();
         let replayed = replay(&corpus, &config, kind)?;
         let wall = started.elapsed();
@@ -139,7 +166,7 @@ fn main() -> anyhow::Result<()> {
     }
     let (best_name, best_standard) = best.context("no detector was run")?;
 
-    match std::env::var_os("PROMLEARN_PEER_PYTHON") {
+    match std::env::var_os("PROMLEARN_PEER_PYTHON").filter(|_| only.is_none()) {
         Some(python) => check_with_nab_scorer(
             Path::new(&python),
             &nab_dir,
@@ -183,6 +210,28 @@ fn write_per_file(out_dir: &Path, scored: &Scored) -> anyhow::Result<()> {
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Keeps the files of `corpus` whose names contain one of the comma-separated `parts`.
+fn subset(corpus: &Corpus, parts: &str) -> anyhow::Result<Corpus> {
+    let parts: Vec<&str> = parts
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    let files: Vec<DataFile> = corpus
+        .files()
+        .iter()
+        .filter(|f| parts.iter().any(|p| f.name().contains(p)))
+        .cloned()
+        .collect();
+    if files.is_empty() {
+        bail!("{FILES_ENV}: no NAB file's name contains any of {parts:?}");
+    }
+    for f in &files {
+        println!("file: {}", f.name());
+    }
+    Ok(Corpus::new(files, corpus.profiles().to_vec()))
+}
+
 /// The results directory name of a detector (NAB's scorer keys everything by it).
 fn detector_name(kind: &str) -> String {
     format!("promlearn-{kind}")
@@ -197,7 +246,11 @@ fn nab_config(kind: &str) -> anyhow::Result<Config> {
          name = \"nab\"\n\
          expr = \"unused: the series come from NAB's files\"\n\
          detector = {{ kind = \"{kind}\" }}\n\
-         {NAB_SCHEDULE}"
+         {NAB_SCHEDULE}\n\
+         {}",
+        std::env::var(KNOWLEDGE_ENV)
+            .unwrap_or_default()
+            .replace(';', "\n")
     );
     Ok(Config::from_toml(
         &toml,
