@@ -513,7 +513,7 @@ fn check_query(
     }
     let step = q.step.as_ref().map_or(DEFAULT_STEP, |s| s.get_ref().0);
     let step_span = q.step.as_ref().map_or(q.name.span(), Spanned::span);
-    if step < Duration::from_millis(1) || step.subsec_nanos() % 1_000_000 != 0 {
+    if step < Duration::from_millis(1) || !step.subsec_nanos().is_multiple_of(1_000_000) {
         return Err(in_query(
             step_span,
             format!(
