@@ -77,6 +77,8 @@ pub(crate) struct Shared {
     /// What every generation of a reloaded service shares (`reload.rs`).
     pub(crate) live: Arc<crate::reload::Live>,
     exec: Exec,
+    /// Inference rounds judged so far (any query's): what the web page's ranking is as new as.
+    pub(crate) rounds: std::sync::atomic::AtomicU64,
     /// Set when the service stops: fits not started yet are not started.
     stopping: AtomicBool,
     state: Mutex<State>,
@@ -104,6 +106,7 @@ impl Shared {
             store: None,
             live: Arc::new(crate::reload::Live::new()),
             exec,
+            rounds: Default::default(),
             stopping: AtomicBool::new(false),
             state: Mutex::new(State {
                 queries,
@@ -399,6 +402,14 @@ where
             let newest = match &outcome {
                 Outcome::Judged(a) => {
                     series.anomalies += a.flagged().count() as u64;
+                    for i in 0..a.len() {
+                        if let Some(point) = Point::judged(a, i) {
+                            series.trail.push(point);
+                            if point.anomalous {
+                                q.alert_times.push_back(point.timestamp_ms);
+                            }
+                        }
+                    }
                     a.last_judged().and_then(|i| Point::judged(a, i))
                 }
                 Outcome::NoModel { .. } => None,
@@ -416,6 +427,17 @@ where
     let mut state = shared.lock();
     let q = &mut state.queries[index];
     q.infer_durations.observe(started.elapsed().as_secs_f64());
+    // The page counts alerts of the last day; older ones, and any beyond the cap, go.
+    let day_ago = now - 86_400_000;
+    while q
+        .alert_times
+        .front()
+        .is_some_and(|&t| t < day_ago || q.alert_times.len() > crate::series::ALERT_TIMES)
+    {
+        q.alert_times.pop_front();
+    }
+    drop(state);
+    shared.rounds.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 
