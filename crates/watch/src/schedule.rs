@@ -402,14 +402,9 @@ where
             let newest = match &outcome {
                 Outcome::Judged(a) => {
                     series.anomalies += a.flagged().count() as u64;
-                    for i in 0..a.len() {
-                        if let Some(point) = Point::judged(a, i) {
-                            series.trail.push(point);
-                            if point.anomalous {
-                                q.alert_times.push_back(point.timestamp_ms);
-                            }
-                        }
-                    }
+                    // The page's alerts of the last hour and day.
+                    q.alert_times
+                        .extend(a.flagged().map(|i| a.timestamps[i]));
                     a.last_judged().and_then(|i| Point::judged(a, i))
                 }
                 Outcome::NoModel { .. } => None,

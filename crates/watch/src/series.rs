@@ -163,39 +163,6 @@ pub(crate) struct SeriesState {
     /// Its samples over the last steps read from Prometheus, so that the next inference reads
     /// only what is new (`recent.rs`).
     pub recent: crate::recent::Recent,
-    /// Its newest judged points as the service judged them, for the web page's sparkline and
-    /// series view (`ui/`): the newest is what `/metrics` shows.
-    pub trail: Trail,
-}
-
-/// How many judged points a [`Trail`] keeps: 16 points of 56 bytes cost ~0.9 KiB per series,
-/// which the README's sizing counts; enough for a sparkline and the view of the last minutes
-/// (a longer range is replayed with the backtest code).
-pub(crate) const TRAIL_POINTS: usize = 16;
-
-/// A series' newest judged points, oldest overwritten first; no allocation until the first.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Trail {
-    points: Vec<Point>,
-    /// Where the next point goes once full (then also the oldest).
-    next: u8,
-}
-
-impl Trail {
-    pub(crate) fn push(&mut self, point: Point) {
-        if self.points.len() < TRAIL_POINTS {
-            self.points.push(point);
-        } else {
-            self.points[self.next as usize] = point;
-            self.next = ((self.next as usize + 1) % TRAIL_POINTS) as u8;
-        }
-    }
-
-    /// The points, oldest first.
-    pub(crate) fn points(&self) -> impl Iterator<Item = &Point> {
-        let (newer, older) = self.points.split_at(self.next as usize);
-        older.iter().chain(newer)
-    }
 }
 
 impl SeriesState {
@@ -218,7 +185,6 @@ impl SeriesState {
             last: None,
             anomalies: 0,
             recent: Default::default(),
-            trail: Trail::default(),
         }
     }
 }
@@ -433,29 +399,6 @@ mod tests {
             text.len() + 16,
         );
         assert!(total < 1200, "a series costs {total} bytes");
-    }
-
-    #[test]
-    fn a_trail_keeps_the_newest_points_oldest_first() {
-        let mut trail = Trail::default();
-        let point = |t| Point {
-            timestamp_ms: t,
-            value: 0.0,
-            yhat: 0.0,
-            yhat_lower: 0.0,
-            yhat_upper: 0.0,
-            score: 0.0,
-            anomalous: false,
-        };
-        for t in 0..3 {
-            trail.push(point(t));
-        }
-        assert!(trail.points().map(|p| p.timestamp_ms).eq(0..3));
-        for t in 3..40 {
-            trail.push(point(t));
-        }
-        let kept: Vec<i64> = trail.points().map(|p| p.timestamp_ms).collect();
-        assert_eq!(kept, (40 - TRAIL_POINTS as i64..40).collect::<Vec<_>>());
     }
 
     #[test]

@@ -4,10 +4,10 @@
 //!
 //! - `/ui/` the overview (`overview.rs`): every query with its series count and its alerts of the
 //!   last hour and day; its series ranked by their newest score, paged and searched by label on
-//!   the server, each with a sparkline of its newest judged points.
-//! - `/ui/series` one series (`series.rs`): the points the service judged last (the newest is
-//!   what `/metrics` shows), its detector, the query's last fit and why it alerted; and a replay
-//!   of a chosen range with the backtest code, drawn with its band and flags.
+//!   the server, each with a sparkline of its recent samples.
+//! - `/ui/series` one series (`series.rs`): its newest judged point (what `/metrics` shows) over
+//!   its recent samples, its detector, the query's last fit and why it alerts; and a replay of a
+//!   chosen range with the backtest code, drawn with its band and flags.
 //! - `/ui/explore` (`explore.rs`): an expr (or a query of the file), a range, a step and one or
 //!   several detectors, backtested with the code `promlearn watch --backtest` runs, on at most
 //!   [`MAX_RUNNING`] threads of their own at the lowest CPU priority, so that exploring never

@@ -5,7 +5,7 @@
 //! round, at the first request after it (a watch nobody looks at pays nothing), and kept until
 //! the next round. It is made from a copy of each series' score and labels taken under the state
 //! lock (no formatting, no sorting there); sorting happens outside the lock on the blocking pool.
-//! A page of it then costs a slice and, for its rows only, a look-up of their newest points.
+//! A page of it then costs a slice and, for its rows only, a look-up of their samples.
 
 use std::{
     collections::BTreeMap,
@@ -118,8 +118,9 @@ struct SeriesRow {
     /// The newest judged point's score (none while there is none).
     score: Option<f64>,
     anomalous: bool,
-    /// The newest judged points, oldest first: `[unix ms, value, score]`.
-    spark: Vec<(i64, f64, f64)>,
+    /// Its samples over the detector's window, oldest first: `[unix ms, value]` (what the
+    /// series keeps for its next read; nothing more is kept for the page).
+    spark: Vec<(i64, f64)>,
 }
 
 /// The overview for `params`: `query` (default the first), `search` (label matchers, see
@@ -194,6 +195,7 @@ pub(crate) fn page(
         })
         .collect();
     let series = &state.queries[index].series;
+    let step = config.queries[index].step_ms();
     let rows = chosen
         .into_iter()
         .map(|(rank, row)| SeriesRow {
@@ -201,9 +203,9 @@ pub(crate) fn page(
             labels: super::label_map(&row.labels),
             score: row.score.is_finite().then_some(row.score),
             anomalous: row.anomalous,
-            spark: series.get(&row.labels).map_or_else(Vec::new, |s| {
-                s.trail.points().map(|p| (p.timestamp_ms, p.value, p.score)).collect()
-            }),
+            spark: series
+                .get(&row.labels)
+                .map_or_else(Vec::new, |s| s.recent.samples(step)),
         })
         .collect();
     Ok(Overview {

@@ -1,7 +1,9 @@
-//! One series of the running watch: the points it judged last (its [`Trail`](crate::series::Trail);
-//! the newest is the point `/metrics` shows), its detector and settings, the query's last fit,
-//! when its own next fit is due, and why it alerted (the score and side of its newest flagged
-//! point). A longer range is replayed with the backtest code (an explore job, `explore.rs`).
+//! One series of the running watch: its newest judged point (the one `/metrics` shows, to the
+//! bit), the samples it keeps for its next read, its detector and settings, the query's last fit,
+//! when its own next fit is due, and why it alerted when its newest point is flagged. A range is
+//! drawn with its band and flags by replaying it with the backtest code (an explore job,
+//! `explore.rs`), which the page starts on opening: the watch keeps no judged points besides the
+//! newest, so the page costs no memory per series.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -28,9 +30,11 @@ pub(crate) struct SeriesView {
     next_fit_ms: i64,
     /// Points flagged since the watch began tracking it (`promlearn_anomalies_total`).
     anomalies_total: u64,
-    /// Its newest judged points, oldest first.
-    points: Vec<PointRow>,
-    /// Why it alerted last, if one of those points is flagged.
+    /// Its newest judged point, as `/metrics` shows it (none while there is none).
+    point: Option<PointRow>,
+    /// Its samples over the detector's window, oldest first: `[unix ms, value]`.
+    recent: Vec<(i64, f64)>,
+    /// Why it alerts, if its newest point is flagged.
     why: Option<Why>,
 }
 
@@ -82,20 +86,16 @@ pub(crate) fn view(shared: &Arc<Shared>, params: &Params) -> Result<SeriesView, 
             format!("query `{name}` does not track {labels} now (stale, or another shard's)"),
         )
     })?;
-    let points: Vec<PointRow> = series
-        .trail
-        .points()
-        .map(|p| PointRow {
-            t: p.timestamp_ms,
-            value: p.value,
-            yhat: p.yhat,
-            lower: p.yhat_lower,
-            upper: p.yhat_upper,
-            score: p.score,
-            anomalous: p.anomalous,
-        })
-        .collect();
-    let why = points.iter().rev().find(|p| p.anomalous).map(|p| Why {
+    let point = series.last.map(|p| PointRow {
+        t: p.timestamp_ms,
+        value: p.value,
+        yhat: p.yhat,
+        lower: p.yhat_lower,
+        upper: p.yhat_upper,
+        score: p.score,
+        anomalous: p.anomalous,
+    });
+    let why = point.as_ref().filter(|p| p.anomalous).map(|p| Why {
         t: p.t,
         score: p.score,
         side: if p.value > p.upper { "above" } else { "below" },
@@ -113,7 +113,8 @@ pub(crate) fn view(shared: &Arc<Shared>, params: &Params) -> Result<SeriesView, 
         query_last_fit_unix: q.last_fit_unix,
         next_fit_ms: series.next_fit_ms,
         anomalies_total: series.anomalies,
-        points,
+        point,
+        recent: series.recent.samples(query.step_ms()),
         why,
     })
 }

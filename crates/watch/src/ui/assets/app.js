@@ -12,6 +12,11 @@ const fmt = (v, d = 3) => (v === null || v === undefined || Number.isNaN(v) ? "�
 const labelsHtml = (labels) => Object.entries(labels).map(([k, v]) => `<code>${esc(k)}="${esc(v)}"</code>`).join("");
 const when = (ms) => new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 
+// A range's end: whole seconds (as the CLI's --from/--to take them), 10 s ago, since samples
+// of the newest seconds may still be on their way to Prometheus, and a replay repeated later
+// (or the CLI's) should see the same data.
+const rangeEnd = () => Math.floor((Date.now() - 10000) / 1000) * 1000;
+
 async function api(path, options) {
   const response = await fetch(path, options);
   let body = null;
@@ -20,13 +25,13 @@ async function api(path, options) {
   return body;
 }
 
+// The series' samples over its detector's window, as a small line.
 function sparkline(points) {
   if (!points.length) return "";
   const w = 120, h = 24, vs = points.map((p) => p[1]);
   const lo = Math.min(...vs), hi = Math.max(...vs), span = hi - lo || 1;
   const xy = points.map((p, i) => `${(i / Math.max(points.length - 1, 1)) * w},${h - 2 - ((p[1] - lo) / span) * (h - 4)}`);
-  const flags = points.map((p, i) => (p[2] > 1 ? `<circle cx="${(i / Math.max(points.length - 1, 1)) * w}" cy="${h - 2 - ((p[1] - lo) / span) * (h - 4)}" r="2.5" fill="#c0262d"/>` : "")).join("");
-  return `<svg class="spark" width="${w}" height="${h}"><polyline fill="none" stroke="#3b6fd8" stroke-width="1.3" points="${xy.join(" ")}"/>${flags}</svg>`;
+  return `<svg class="spark" width="${w}" height="${h}"><polyline fill="none" stroke="#3b6fd8" stroke-width="1.3" points="${xy.join(" ")}"/></svg>`;
 }
 
 // A chart of value, yhat, the band and the flagged points. `cols` holds arrays t (ms), value,
@@ -92,7 +97,7 @@ async function overview() {
       ${o.page > 0 ? `<a href="${go(o.query, search, o.page - 1)}">◀ previous</a>` : ""}
       ${o.page + 1 < pages ? `<a id="next-page" href="${go(o.query, search, o.page + 1)}">next ▶</a>` : ""}
     </form>
-    <table id="series-rows"><tr><th>#</th><th>labels</th><th>score</th><th>newest judged points</th></tr>${rows}</table>`;
+    <table id="series-rows"><tr><th>#</th><th>labels</th><th>score</th><th>recent samples</th></tr>${rows}</table>`;
   document.getElementById("search-form").onsubmit = (ev) => {
     ev.preventDefault();
     location.href = go(o.query, document.getElementById("search").value, 0);
@@ -112,15 +117,19 @@ async function seriesView() {
     return;
   }
   state.series = s;
+  const p = s.point;
   const why = s.why
-    ? `<span class="anomalous" id="why">alerted at ${when(s.why.t)}: score ${fmt(s.why.score)}, ${s.why.side} the band (value ${fmt(s.why.value)}, band ${fmt(s.why.lower)} … ${fmt(s.why.upper)})</span>`
-    : `<span id="why">no alert among these points</span>`;
+    ? `<span class="anomalous" id="why">alerting: score ${fmt(s.why.score)} at ${when(s.why.t)}, ${s.why.side} the band (value ${fmt(s.why.value)}, band ${fmt(s.why.lower)} … ${fmt(s.why.upper)})</span>`
+    : `<span id="why">its newest point is not flagged</span>`;
+  const newest = p
+    ? `newest judged point (as /metrics shows it) at ${when(p.t)}: value ${fmt(p.value)}, yhat ${fmt(p.yhat)}, band ${fmt(p.lower)} … ${fmt(p.upper)}, score <span class="${p.anomalous ? "anomalous" : ""}">${fmt(p.score)}</span>`
+    : "no judged point now";
   main().innerHTML = `
     <h2>${esc(s.query)} <span class="labels">${labelsHtml(s.labels)}</span></h2>
     <div class="card">detector <code>${esc(s.detector)}</code> · ${s.has_model ? "fitted" : "no model yet"} ·
       query's last fit ${s.query_last_fit_unix ? when(s.query_last_fit_unix * 1000) : "none yet"} · this series' next fit ${when(s.next_fit_ms)} ·
-      alerts since tracked <span id="anomalies-total">${s.anomalies_total}</span><br>${why}</div>
-    <div id="trail-chart"></div>
+      alerts since tracked <span id="anomalies-total">${s.anomalies_total}</span><br>${newest}<br>${why}<br><span id="last-alert"></span></div>
+    <div id="live-chart"></div>
     <div class="card row">
       <label>replay a range with the backtest code<select id="replay-range">
         <option value="900000">last 15 minutes</option><option value="3600000" selected>last hour</option>
@@ -131,26 +140,40 @@ async function seriesView() {
     </div>
     <div class="error" id="replay-error"></div>
     <div id="replay-chart"></div>`;
-  const p = s.points;
-  drawChart(document.getElementById("trail-chart"), "trail", "the points the watch judged last (the newest is what /metrics shows)", {
-    t: p.map((x) => x.t), value: p.map((x) => x.value), yhat: p.map((x) => x.yhat),
-    lower: p.map((x) => x.lower), upper: p.map((x) => x.upper), anomalous: p.map((x) => x.anomalous),
-  });
-  document.getElementById("replay").onclick = async () => {
-    const to = Date.now(), from = to - Number(document.getElementById("replay-range").value);
+  // The samples the series keeps, with the newest judged point's band and flag at its time.
+  const live = { t: [], value: [], yhat: [], lower: [], upper: [], anomalous: [] };
+  for (const [t, v] of s.recent) {
+    if (p && t >= p.t) break;
+    live.t.push(t); live.value.push(v); live.yhat.push(null); live.lower.push(null); live.upper.push(null); live.anomalous.push(false);
+  }
+  if (p) {
+    live.t.push(p.t); live.value.push(p.value); live.yhat.push(p.yhat); live.lower.push(p.lower); live.upper.push(p.upper); live.anomalous.push(p.anomalous);
+  }
+  drawChart(document.getElementById("live-chart"), "live", "its recent samples and the newest judged point's band (what /metrics shows)", live);
+  const replay = async () => {
+    const to = rangeEnd(), from = to - Number(document.getElementById("replay-range").value);
     await runJob({ query: s.query, series: s.labels, from_ms: from, to_ms: to }, {
       progress: "replay-progress", error: "replay-error",
       done: async (job) => {
+        if (job.id !== state.job) return; // A newer replay was asked for meanwhile.
         const d = job.result.detectors[0];
         document.getElementById("replay-counts").textContent = `${d.points} points, ${d.judged} judged, ${d.flagged} flagged, ${d.alerts} alerts`;
         const el = document.getElementById("replay-chart");
         el.innerHTML = "";
         if (job.result.series.length === 0) return;
         const one = await api(`/api/explore/${job.id}/series/0`);
-        drawChart(el, "replay", `replay ${when(job.from_ms)} … ${when(job.to_ms)}`, one.detectors[0].points);
+        const c = one.detectors[0].points;
+        drawChart(el, "replay", `replay ${when(job.from_ms)} … ${when(job.to_ms)}: value, yhat, band, flags`, c);
+        const i = c.anomalous.lastIndexOf(true);
+        document.getElementById("last-alert").textContent = i < 0 ? "no flag in the replayed range"
+          : `last flagged in the replay at ${when(c.t[i])}: score ${fmt(c.score[i])}, ${c.value[i] > c.upper[i] ? "above" : "below"} the band`;
+        state.replayed = job.id;
       },
     });
   };
+  document.getElementById("replay").onclick = replay;
+  // The last hour at once; the view is ready before it ends (the live chart is drawn).
+  replay();
 }
 
 // ---- explore -----------------------------------------------------------------------------
@@ -229,7 +252,7 @@ async function explore() {
     ev.preventDefault();
     const range = document.getElementById("range").value;
     let from = Number(document.getElementById("from_ms").value), to = Number(document.getElementById("to_ms").value);
-    if (range !== "custom") { to = Date.now(); from = to - Number(range); }
+    if (range !== "custom") { to = rangeEnd(); from = to - Number(range); }
     const form = {};
     for (const k of ["name", "expr", "step", "fit_window", "fit_every", "infer_every", "extra"]) form[k] = document.getElementById(k).value;
     const list = [...document.querySelectorAll(".detector-input")].map((i) => i.value).filter((v) => v.trim());
