@@ -146,7 +146,9 @@ fn browser_line(checks: &std::path::Path) -> anyhow::Result<String> {
         .split_whitespace()
         .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
         .with_context(|| format!("chromium --version said `{}`", text.trim()))?;
-    Ok(format!("browser: chromium {version}: {passed} checks passed"))
+    Ok(format!(
+        "browser: chromium {version}: {passed} checks passed"
+    ))
 }
 
 /// The demo, run as a test on each runtime with `--check` (the facts read back from Prometheus);

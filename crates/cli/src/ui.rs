@@ -39,7 +39,12 @@ pub async fn run(args: UiArgs) -> Result<()> {
         base,
         args.listen,
         web,
-        |addr, scheme| eprintln!("promlearn ui: explore {} at {scheme}://{addr}/ui/explore", args.endpoint),
+        |addr, scheme| {
+            eprintln!(
+                "promlearn ui: explore {} at {scheme}://{addr}/ui/explore",
+                args.endpoint
+            )
+        },
         crate::watch::shutdown_signal(),
     )
     .await?;

@@ -122,11 +122,20 @@ impl Browser {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| panic!("{driver_bin} starts (cargo xtask setup installs chromium-driver): {e}"));
+            .unwrap_or_else(|e| {
+                panic!("{driver_bin} starts (cargo xtask setup installs chromium-driver): {e}")
+            });
         let url = format!("http://127.0.0.1:{port}");
-        wait_until("chromedriver to answer", Duration::from_secs(30), || async {
-            reqwest::get(format!("{url}/status")).await.ok().filter(|r| r.status().is_success())
-        })
+        wait_until(
+            "chromedriver to answer",
+            Duration::from_secs(30),
+            || async {
+                reqwest::get(format!("{url}/status"))
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+            },
+        )
         .await;
         let profile = tempfile::tempdir().unwrap();
         let mut capabilities = serde_json::Map::new();
@@ -157,20 +166,28 @@ impl Browser {
     /// Opens `url` and waits until the page has drawn its view (`body[data-ready]`).
     async fn open(&self, url: &str, view: &str) {
         self.client.goto(url).await.unwrap();
-        self.wait_js(&format!("document.body.dataset.ready === '{view}'"), view).await;
+        self.wait_js(&format!("document.body.dataset.ready === '{view}'"), view)
+            .await;
     }
 
     /// Waits until `expr` is true in the page.
     async fn wait_js(&self, expr: &str, what: &str) {
         wait_until(what, Duration::from_secs(60), || async {
-            let v = self.client.execute(&format!("return !!({expr});"), vec![]).await.ok()?;
+            let v = self
+                .client
+                .execute(&format!("return !!({expr});"), vec![])
+                .await
+                .ok()?;
             v.as_bool().filter(|ok| *ok)
         })
         .await;
     }
 
     async fn js(&self, expr: &str) -> Value {
-        self.client.execute(&format!("return {expr};"), vec![]).await.unwrap()
+        self.client
+            .execute(&format!("return {expr};"), vec![])
+            .await
+            .unwrap()
     }
 
     async fn screenshot(&self, name: &str) {
@@ -185,7 +202,13 @@ impl Browser {
     }
 
     async fn text(&self, css: &str) -> String {
-        self.client.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 }
 
@@ -221,11 +244,20 @@ fit_window = "1m"
 /// `/metrics`'s samples of the query `query`: labels (without query and detector) to
 /// family name to value.
 async fn metrics(base: &str, query: &str) -> BTreeMap<Labels, BTreeMap<String, f64>> {
-    let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let mut out: BTreeMap<Labels, BTreeMap<String, f64>> = BTreeMap::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else { continue };
-        let Some((family, labels)) = series.split_once('{') else { continue };
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Some((family, labels)) = series.split_once('{') else {
+            continue;
+        };
         // The series' families, not the watch's own (`promlearn_watch_…{query}`).
         if family.starts_with("promlearn_watch_") {
             continue;
@@ -233,7 +265,9 @@ async fn metrics(base: &str, query: &str) -> BTreeMap<Labels, BTreeMap<String, f
         let mut pairs = Vec::new();
         let mut in_query = false;
         for pair in labels.trim_end_matches('}').split("\",") {
-            let Some((name, value)) = pair.split_once("=\"") else { continue };
+            let Some((name, value)) = pair.split_once("=\"") else {
+                continue;
+            };
             let value = value.trim_end_matches('"');
             match name {
                 "query" => in_query = value == query,
@@ -261,7 +295,11 @@ fn csv_rows(csv: &str, query: &str, labels: &str) -> Vec<Row> {
         let (head, rest) = line.split_once(",\"").map_or((line, ""), |x| x);
         let (labels_field, tail) = if rest.is_empty() {
             let mut parts = head.splitn(4, ',');
-            let (t, q, l) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+            let (t, q, l) = (
+                parts.next().unwrap(),
+                parts.next().unwrap(),
+                parts.next().unwrap(),
+            );
             ((t, q, l.to_owned()), parts.next().unwrap().to_owned())
         } else {
             let mut parts = head.splitn(2, ',');
@@ -274,21 +312,64 @@ fn csv_rows(csv: &str, query: &str, labels: &str) -> Vec<Row> {
             continue;
         }
         let cells: Vec<&str> = tail.split(',').collect();
-        let num = |s: &str| if s.is_empty() { f64::NAN } else { s.parse().unwrap() };
-        rows.push((t.parse().unwrap(), num(cells[0]), num(cells[1]), num(cells[2]), num(cells[3]), cells[5] == "1"));
+        let num = |s: &str| {
+            if s.is_empty() {
+                f64::NAN
+            } else {
+                s.parse().unwrap()
+            }
+        };
+        rows.push((
+            t.parse().unwrap(),
+            num(cells[0]),
+            num(cells[1]),
+            num(cells[2]),
+            num(cells[3]),
+            cells[5] == "1",
+        ));
     }
     rows
 }
 
 /// The chart the page drew under `key`, as rows.
 async fn chart_rows(browser: &Browser, key: &str) -> Vec<Row> {
-    let chart = browser.js(&format!("window.promlearn.charts[{}]", json!(key))).await;
-    let column = |name: &str| chart[name].as_array().unwrap_or_else(|| panic!("{key}: {name} drawn")).clone();
-    let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
-    let (t, value, yhat, lower, upper, flag) =
-        (column("t"), column("value"), column("yhat"), column("lower"), column("upper"), column("anomalous"));
+    // Every number as the page's own shortest round-trip text (`String(v)`), parsed by Rust's
+    // exact parser: chromedriver's number encoding keeps 15 significant digits, and
+    // serde_json's default float parser may miss by an ulp.
+    let text = browser
+        .js(&format!(
+            "JSON.stringify(window.promlearn.charts[{}], (k, v) => typeof v === 'number' ? String(v) : v)",
+            json!(key)
+        ))
+        .await;
+    let chart: Value =
+        serde_json::from_str(text.as_str().expect("the chart as JSON text")).unwrap();
+    let column = |name: &str| {
+        chart[name]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key}: {name} drawn"))
+            .clone()
+    };
+    let num = |v: &Value| v.as_str().map_or(f64::NAN, |s| s.parse().unwrap());
+    let (t, value, yhat, lower, upper, flag) = (
+        column("t"),
+        column("value"),
+        column("yhat"),
+        column("lower"),
+        column("upper"),
+        column("anomalous"),
+    );
     (0..t.len())
-        .map(|i| (t[i].as_i64().unwrap(), num(&value[i]), num(&yhat[i]), num(&lower[i]), num(&upper[i]), flag[i].as_bool().unwrap()))
+        .map(|i| {
+            (
+                t[i].as_i64().unwrap(),
+                num(&value[i]),
+                num(&yhat[i]),
+                num(&lower[i]),
+                num(&upper[i]),
+                flag[i].as_bool().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -299,21 +380,44 @@ fn same(a: f64, b: f64) -> bool {
 fn same_rows(a: &[Row], b: &[Row]) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|(x, y)| {
-            x.0 == y.0 && same(x.1, y.1) && same(x.2, y.2) && same(x.3, y.3) && same(x.4, y.4) && x.5 == y.5
+            x.0 == y.0
+                && same(x.1, y.1)
+                && same(x.2, y.2)
+                && same(x.3, y.3)
+                && same(x.4, y.4)
+                && x.5 == y.5
         })
 }
 
 /// `promlearn watch --backtest` of `config_text` over `[from_ms, to_ms]`: its summary (stdout)
 /// and CSV.
-async fn cli_backtest(dir: &Path, name: &str, config_text: &str, from_ms: i64, to_ms: i64) -> (String, String) {
+async fn cli_backtest(
+    dir: &Path,
+    name: &str,
+    config_text: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> (String, String) {
     let config = dir.join(format!("{name}.toml"));
     std::fs::write(&config, config_text).unwrap();
     let csv = dir.join(format!("{name}.csv"));
     let from = format!("{}", from_ms / 1000);
     let to = format!("{}", to_ms / 1000);
-    assert!(from_ms % 1000 == 0 && to_ms % 1000 == 0, "the page's ranges are whole seconds");
+    assert!(
+        from_ms % 1000 == 0 && to_ms % 1000 == 0,
+        "the page's ranges are whole seconds"
+    );
     let run = promlearn([
-        "watch", "--config", path_str(&config), "--backtest", "--from", &from, "--to", &to, "-o", path_str(&csv),
+        "watch",
+        "--config",
+        path_str(&config),
+        "--backtest",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "-o",
+        path_str(&csv),
     ])
     .await
     .ok();
@@ -344,8 +448,15 @@ async fn on_runtime(runtime: RuntimeChoice) -> u64 {
         .expect("the testbed starts");
     let endpoint = testbed.prometheus_url();
     // The demo's traffic: a 30 s rhythm with a spike.
-    let profile: Profile = "day:base=60,amp=30,period=30s+spike:at=50s,len=4s,x=6".parse().unwrap();
-    let mut load = LoadConfig::new(testbed.dns_addr(), profile, u64::MAX, Duration::from_secs(600));
+    let profile: Profile = "day:base=60,amp=30,period=30s+spike:at=50s,len=4s,x=6"
+        .parse()
+        .unwrap();
+    let mut load = LoadConfig::new(
+        testbed.dns_addr(),
+        profile,
+        u64::MAX,
+        Duration::from_secs(600),
+    );
     load.concurrency = 8;
     load.connections = 2;
     load.types = "A=3,AAAA=1".parse().unwrap();
@@ -368,78 +479,125 @@ async fn on_runtime(runtime: RuntimeChoice) -> u64 {
     // Scores for the demo's series, and a flag among them once the spike has passed.
     wait_until("the watch's scores", Duration::from_secs(240), || async {
         let m = metrics(&base, "dns_rate").await;
-        (!m.is_empty() && m.values().all(|f| f.contains_key("promlearn_anomaly_score"))).then_some(())
+        (!m.is_empty()
+            && m.values()
+                .all(|f| f.contains_key("promlearn_anomaly_score")))
+        .then_some(())
     })
     .await;
 
-    // A refit: the knn model has been fitted twice, so the range replayed below holds enough
-    // history for the replay's own fits (and the spike has passed).
-    wait_until("the watch's second fit", Duration::from_secs(300), || async {
-        let text = reqwest::get(format!("{base}/metrics")).await.ok()?.text().await.ok()?;
-        let fits = text
-            .lines()
-            .find(|l| l.starts_with("promlearn_watch_fits_total{query=\"dns_rate\"}"))?
-            .rsplit_once(' ')?
-            .1
-            .parse::<f64>()
-            .ok()?;
-        (fits >= 2.0).then_some(())
-    })
+    // Two minutes of the rate in Prometheus (scraped every second), the spike among them: the
+    // range replayed below then holds the fit window and more for the replay's own fits.
+    wait_until(
+        "two minutes of history",
+        Duration::from_secs(300),
+        || async {
+            let samples = testbed
+                .query("max(count_over_time(coredns_dns_requests_total[10m]))")
+                .await
+                .ok()?;
+            (samples.first()?.value >= 120.0).then_some(())
+        },
+    )
     .await;
 
     let browser = Browser::start().await;
 
     // The overview: every series of the query, highest score first.
-    browser.open(&format!("{base}/ui/?query=dns_rate"), "overview").await;
+    browser
+        .open(&format!("{base}/ui/?query=dns_rate"), "overview")
+        .await;
     let ranked = browser
         .js("[...document.querySelectorAll('#series-rows tr[data-score]')].map(r => [r.querySelector('a').textContent, Number(r.dataset.score)])")
         .await;
     let ranked = ranked.as_array().unwrap().clone();
     let on_metrics = metrics(&base, "dns_rate").await;
-    assert_eq!(ranked.len(), on_metrics.len(), "the overview lists every series /metrics has: {ranked:?}");
+    assert_eq!(
+        ranked.len(),
+        on_metrics.len(),
+        "the overview lists every series /metrics has: {ranked:?}"
+    );
     let scores: Vec<f64> = ranked.iter().map(|r| r[1].as_f64().unwrap()).collect();
-    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "ranked by score: {scores:?}");
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "ranked by score: {scores:?}"
+    );
     check("the overview lists the demo's series, ranked by score");
-    browser.screenshot(&format!("overview-{runtime:?}.png")).await;
+    browser
+        .screenshot(&format!("overview-{runtime:?}.png"))
+        .await;
 
     // A series: its newest point is /metrics's, to the bit. A round may land between the page's
     // read and ours, so both are read again until they agree on a quiet moment (/metrics read
     // before and after the page agree).
-    let first_link = browser.js("document.querySelector('#series-rows a').href").await;
+    let first_link = browser
+        .js("document.querySelector('#series-rows a').href")
+        .await;
     let series_url = first_link.as_str().unwrap().to_owned();
-    let matched = wait_until("the series view to show /metrics's newest point", Duration::from_secs(60), || async {
-        let before = metrics(&base, "dns_rate").await;
-        browser.open(&series_url, "series").await;
-        let after = metrics(&base, "dns_rate").await;
-        if before != after {
-            return None;
-        }
-        let labels: BTreeMap<String, String> =
-            serde_json::from_value(browser.js("window.promlearn.series.labels").await).unwrap();
-        let m = &after[&Labels::from_pairs(labels)];
-        let live = chart_rows(&browser, "live").await;
-        let newest = *live.last()?;
-        let on_metrics = (
-            newest.0,
-            m["promlearn_value"],
-            m["promlearn_yhat"],
-            m["promlearn_yhat_lower"],
-            m["promlearn_yhat_upper"],
-            m["promlearn_anomalous"] == 1.0,
-        );
-        same_rows(&[newest], &[on_metrics]).then_some(live.len())
-    })
+    let matched = wait_until(
+        "the series view to show /metrics's newest point",
+        Duration::from_secs(60),
+        || async {
+            let before = metrics(&base, "dns_rate").await;
+            browser.open(&series_url, "series").await;
+            let after = metrics(&base, "dns_rate").await;
+            if before != after {
+                return None;
+            }
+            let labels: BTreeMap<String, String> =
+                serde_json::from_value(browser.js("window.promlearn.series.labels").await).unwrap();
+            let m = &after[&Labels::from_pairs(labels)];
+            let live = chart_rows(&browser, "live").await;
+            let newest = *live.last()?;
+            let on_metrics = (
+                newest.0,
+                m["promlearn_value"],
+                m["promlearn_yhat"],
+                m["promlearn_yhat_lower"],
+                m["promlearn_yhat_upper"],
+                m["promlearn_anomalous"] == 1.0,
+            );
+            same_rows(&[newest], &[on_metrics]).then_some(live.len())
+        },
+    )
     .await;
-    check(&format!("the series view draws /metrics's newest point (value, yhat, band, flag) after {} recent samples", matched - 1));
+    check(&format!(
+        "the series view draws /metrics's newest point (value, yhat, band, flag) after {} recent samples",
+        matched - 1
+    ));
 
     // The same series replayed over the last 15 minutes: the backtest CSV's points, all of them.
-    let select = browser.client.find(Locator::Id("replay-range")).await.unwrap();
+    let select = browser
+        .client
+        .find(Locator::Id("replay-range"))
+        .await
+        .unwrap();
     select.select_by_value("900000").await.unwrap();
-    browser.client.find(Locator::Id("replay")).await.unwrap().click().await.unwrap();
-    browser.wait_js("window.promlearn.replayed === window.promlearn.job", "the replay drawn").await;
+    browser
+        .client
+        .find(Locator::Id("replay"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_js(
+            "window.promlearn.replayed === window.promlearn.job",
+            "the replay drawn",
+        )
+        .await;
     let job = browser.js("window.promlearn.job").await;
-    let status: Value = reqwest::get(format!("{base}/api/explore/{job}")).await.unwrap().json().await.unwrap();
-    let (from_ms, to_ms) = (status["from_ms"].as_i64().unwrap(), status["to_ms"].as_i64().unwrap());
+    let status: Value = reqwest::get(format!("{base}/api/explore/{job}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (from_ms, to_ms) = (
+        status["from_ms"].as_i64().unwrap(),
+        status["to_ms"].as_i64().unwrap(),
+    );
     let replay = chart_rows(&browser, "replay").await;
     let labels: BTreeMap<String, String> =
         serde_json::from_value(browser.js("window.promlearn.series.labels").await).unwrap();
@@ -447,34 +605,87 @@ async fn on_runtime(runtime: RuntimeChoice) -> u64 {
     let file = std::fs::read_to_string(&config_path).unwrap();
     let (_, csv) = cli_backtest(dir.path(), "replay", &file, from_ms, to_ms).await;
     let rows = csv_rows(&csv, "dns_rate", &labels);
-    assert!(replay.iter().filter(|r| !r.2.is_nan()).count() > 10, "judged points drawn: {replay:?}");
-    assert!(same_rows(&replay, &rows), "the replay drew the CSV's points:\npage {replay:?}\ncsv {rows:?}");
-    check(&format!("the series replay draws the backtest CSV's {} points, band and flags, point for point", rows.len()));
+    assert!(
+        replay.iter().filter(|r| !r.2.is_nan()).count() > 10,
+        "judged points drawn: {replay:?}"
+    );
+    assert!(
+        same_rows(&replay, &rows),
+        "the replay drew the CSV's points:\npage {replay:?}\ncsv {rows:?}"
+    );
+    check(&format!(
+        "the series replay draws the backtest CSV's {} points, band and flags, point for point",
+        rows.len()
+    ));
     browser.screenshot(&format!("series-{runtime:?}.png")).await;
 
     // Explore: two detectors over the same range; their counts are the CLI's.
     browser.open(&format!("{base}/ui/explore"), "explore").await;
-    browser.fill("expr", "sum by (type) (rate(coredns_dns_requests_total[5s]))").await;
+    browser
+        .fill(
+            "expr",
+            "sum by (type) (rate(coredns_dns_requests_total[5s]))",
+        )
+        .await;
     browser.fill("step", "1s").await;
     browser.fill("fit_window", "1m").await;
     browser.fill("fit_every", "75s").await;
-    browser.client.find(Locator::Id("add-detector")).await.unwrap().click().await.unwrap();
-    let inputs = browser.client.find_all(Locator::Css(".detector-input")).await.unwrap();
+    browser
+        .client
+        .find(Locator::Id("add-detector"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let inputs = browser
+        .client
+        .find_all(Locator::Css(".detector-input"))
+        .await
+        .unwrap();
     inputs[0].clear().await.unwrap();
     inputs[0].send_keys("{ kind = \"knn\" }").await.unwrap();
     inputs[1].clear().await.unwrap();
-    inputs[1].send_keys("{ kind = \"zscore\", window = 8, threshold = 4 }").await.unwrap();
-    browser.client.find(Locator::Id("range")).await.unwrap().select_by_value("custom").await.unwrap();
+    inputs[1]
+        .send_keys("{ kind = \"zscore\", window = 8, threshold = 4 }")
+        .await
+        .unwrap();
+    browser
+        .client
+        .find(Locator::Id("range"))
+        .await
+        .unwrap()
+        .select_by_value("custom")
+        .await
+        .unwrap();
     browser.fill("from_ms", &from_ms.to_string()).await;
     browser.fill("to_ms", &to_ms.to_string()).await;
-    browser.client.find(Locator::Id("run")).await.unwrap().click().await.unwrap();
-    browser.wait_js("window.promlearn.done === window.promlearn.job", "the explore job's results").await;
+    browser
+        .client
+        .find(Locator::Id("run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_js(
+            "window.promlearn.done === window.promlearn.job",
+            "the explore job's results",
+        )
+        .await;
     let counts = browser
         .js("[...document.querySelectorAll('#counts tr[data-query]')].map(r => [r.dataset.query, ...['points','judged','flagged','alerts'].map(c => Number(r.querySelector('.' + c).textContent))])")
         .await;
     let toml = browser.text("#toml").await;
-    let (summary, csv) =
-        cli_backtest(dir.path(), "explore", &format!("endpoint = \"{endpoint}\"\n\n{toml}\n"), from_ms, to_ms).await;
+    let (summary, csv) = cli_backtest(
+        dir.path(),
+        "explore",
+        &format!("endpoint = \"{endpoint}\"\n\n{toml}\n"),
+        from_ms,
+        to_ms,
+    )
+    .await;
     let counts = counts.as_array().unwrap();
     assert_eq!(counts.len(), 2, "two detectors: {counts:?}");
     for row in counts {
@@ -483,13 +694,24 @@ async fn on_runtime(runtime: RuntimeChoice) -> u64 {
             .lines()
             .find(|l| l.starts_with(&format!("query {query} ")))
             .unwrap_or_else(|| panic!("the CLI's summary has {query}: {summary}"));
-        let (points, judged, flagged) = (row[1].as_u64().unwrap(), row[2].as_u64().unwrap(), row[3].as_u64().unwrap());
+        let (points, judged, flagged) = (
+            row[1].as_u64().unwrap(),
+            row[2].as_u64().unwrap(),
+            row[3].as_u64().unwrap(),
+        );
         let expected = format!("{points} points, {judged} judged, {flagged} flagged");
-        assert!(line.contains(&expected), "page {expected} against the CLI's {line}");
+        assert!(
+            line.contains(&expected),
+            "page {expected} against the CLI's {line}"
+        );
         // Alerts: runs of flagged points per series in the CSV.
         let mut alerts = 0;
         let mut last: BTreeMap<String, bool> = BTreeMap::new();
-        for l in csv.lines().skip(1).filter(|l| l.split(',').nth(1) == Some(query)) {
+        for l in csv
+            .lines()
+            .skip(1)
+            .filter(|l| l.split(',').nth(1) == Some(query))
+        {
             let flagged = l.ends_with(",1");
             let key = l.split(',').skip(2).collect::<Vec<_>>().join(",");
             let key = key.split("},").next().unwrap_or("").to_owned();
@@ -501,13 +723,31 @@ async fn on_runtime(runtime: RuntimeChoice) -> u64 {
         assert_eq!(row[4].as_u64().unwrap(), alerts, "{query}: alerts");
         assert!(judged > 0, "{query} judged points: {line}");
     }
-    check("explore's counts of two detectors (points, judged, flagged, alerts) equal the CLI's --backtest");
-    browser.screenshot(&format!("explore-{runtime:?}.png")).await;
+    check(
+        "explore's counts of two detectors (points, judged, flagged, alerts) equal the CLI's --backtest",
+    );
+    browser
+        .screenshot(&format!("explore-{runtime:?}.png"))
+        .await;
 
     // A bad expr: the PromQL parser's message, as --check gives it for the same TOML.
-    browser.fill("expr", "rate(coredns_dns_requests_total[5s]").await;
-    browser.client.find(Locator::Id("run")).await.unwrap().click().await.unwrap();
-    browser.wait_js("document.getElementById('explore-error').textContent.length > 0", "the error shown").await;
+    browser
+        .fill("expr", "rate(coredns_dns_requests_total[5s]")
+        .await;
+    browser
+        .client
+        .find(Locator::Id("run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_js(
+            "document.getElementById('explore-error').textContent.length > 0",
+            "the error shown",
+        )
+        .await;
     let shown = browser.text("#explore-error").await;
     let toml = browser
         .js("(() => { const i = [...document.querySelectorAll('.detector-input')]; return i.map(x => x.value); })()")
@@ -524,10 +764,18 @@ async fn on_runtime(runtime: RuntimeChoice) -> u64 {
     let run = promlearn(["watch", "--config", path_str(&bad), "--check"]).await;
     let message = run.one_line_error().trim_start_matches("error: ");
     let message = message.split_once(": ").map_or(message, |(_, m)| m);
-    assert!(shown.contains("expr is not valid PromQL"), "the page shows the parser's message: {shown}");
-    assert!(shown.ends_with(message), "the page shows {shown:?}; --check says {message:?}");
+    assert!(
+        shown.contains("expr is not valid PromQL"),
+        "the page shows the parser's message: {shown}"
+    );
+    assert!(
+        shown.ends_with(message),
+        "the page shows {shown:?}; --check says {message:?}"
+    );
     check("a bad expr shows the PromQL parser's message, the one --check gives");
-    browser.screenshot(&format!("explore-error-{runtime:?}.png")).await;
+    browser
+        .screenshot(&format!("explore-error-{runtime:?}.png"))
+        .await;
 
     // With basic auth on: 401 without credentials, the page with them.
     let hash = bcrypt::hash(PASSWORD, 4).unwrap();
@@ -535,7 +783,15 @@ async fn on_runtime(runtime: RuntimeChoice) -> u64 {
     std::fs::write(&web, format!("basic_auth_users:\n  {USER}: '{hash}'\n")).unwrap();
     let ui_listen = format!("127.0.0.1:{}", free_port());
     let _ui = tokio::process::Command::new(env!("CARGO_BIN_EXE_promlearn"))
-        .args(["ui", "--endpoint", &endpoint, "--listen", &ui_listen, "--web.config.file", path_str(&web)])
+        .args([
+            "ui",
+            "--endpoint",
+            &endpoint,
+            "--listen",
+            &ui_listen,
+            "--web.config.file",
+            path_str(&web),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -543,19 +799,39 @@ async fn on_runtime(runtime: RuntimeChoice) -> u64 {
         .unwrap();
     let ui_base = format!("http://{ui_listen}");
     let client = reqwest::Client::new();
-    let refused = wait_until("promlearn ui to answer", Duration::from_secs(30), || async {
-        client.get(format!("{ui_base}/ui/explore")).send().await.ok()
-    })
+    let refused = wait_until(
+        "promlearn ui to answer",
+        Duration::from_secs(30),
+        || async {
+            client
+                .get(format!("{ui_base}/ui/explore"))
+                .send()
+                .await
+                .ok()
+        },
+    )
     .await;
     assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
     for path in ["/api/info", "/ui/assets/app.js", "/"] {
         let r = client.get(format!("{ui_base}{path}")).send().await.unwrap();
         assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED, "{path}");
     }
-    browser.client.goto(&format!("{ui_base}/ui/explore")).await.unwrap();
+    browser
+        .client
+        .goto(&format!("{ui_base}/ui/explore"))
+        .await
+        .unwrap();
     let source = browser.client.source().await.unwrap();
-    assert!(source.contains("Unauthorized") && !source.contains("Backtest"), "the browser gets no page: {source}");
-    let allowed = client.get(format!("{ui_base}/ui/explore")).basic_auth(USER, Some(PASSWORD)).send().await.unwrap();
+    assert!(
+        source.contains("Unauthorized") && !source.contains("Backtest"),
+        "the browser gets no page: {source}"
+    );
+    let allowed = client
+        .get(format!("{ui_base}/ui/explore"))
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(allowed.status(), reqwest::StatusCode::OK);
     assert!(allowed.text().await.unwrap().contains("/ui/assets/app.js"));
     check("with basic auth on, the page answers 401 without credentials and the page with them");

@@ -82,16 +82,31 @@ async fn ui_figures(http: &reqwest::Client, base: &str, handle: &Handle) -> Vec<
             ("/api/overview?query=zscore&page=0".to_owned(), &mut first)
         } else {
             (
-                format!("/api/overview?query=zscore&search=instance~node-{:03}", i % 1000),
+                format!(
+                    "/api/overview?query=zscore&search=instance~node-{:03}",
+                    i % 1000
+                ),
                 &mut search,
             )
         };
         let started = Instant::now();
-        let response = http.get(format!("{base}{path}")).send().await.expect("the overview");
-        assert!(response.status().is_success(), "{path}: {}", response.status());
+        let response = http
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .expect("the overview");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
         let body = response.bytes().await.expect("the overview's body");
         into.push(started.elapsed());
-        assert!(body.len() > 100, "{path}: {}", String::from_utf8_lossy(&body));
+        assert!(
+            body.len() > 100,
+            "{path}: {}",
+            String::from_utf8_lossy(&body)
+        );
         // Spread over the inference rounds, so that some requests are the first after a round
         // (they rank the 100,000 series).
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -102,10 +117,7 @@ async fn ui_figures(http: &reqwest::Client, base: &str, handle: &Handle) -> Vec<
     };
     let mut all: Vec<Duration> = first.iter().chain(&search).copied().collect();
     let lines = vec![
-        format!(
-            "ui overview p99: {:.1} ms ({SERIES} series)",
-            p99(&mut all)
-        ),
+        format!("ui overview p99: {:.1} ms ({SERIES} series)", p99(&mut all)),
         format!(
             "ui overview: first page p99 {:.1} ms, search by label p99 {:.1} ms, {} requests each \
              (target p99 under 300 ms)",
@@ -125,7 +137,9 @@ async fn explore_week(http: &reqwest::Client, vm_url: &str, base: &str) -> Strin
     const STEP_MS: i64 = 300_000;
     let end = now_ms() / STEP_MS * STEP_MS;
     // Eight days: the first is the fit window before the week.
-    let times: Vec<i64> = (0..=8 * 288).map(|i| end - (8 * 288 - i) * STEP_MS).collect();
+    let times: Vec<i64> = (0..=8 * 288)
+        .map(|i| end - (8 * 288 - i) * STEP_MS)
+        .collect();
     let mut text = String::new();
     for s in 0..WEEK_SERIES {
         let _ = write!(
@@ -133,7 +147,12 @@ async fn explore_week(http: &reqwest::Client, vm_url: &str, base: &str) -> Strin
             r#"{{"metric":{{"__name__":"week_rate","instance":"node-{s:03}"}},"values":["#
         );
         for (i, t) in times.iter().enumerate() {
-            let _ = write!(text, "{}{:.3}", if i > 0 { "," } else { "" }, rate(s, *t / 48));
+            let _ = write!(
+                text,
+                "{}{:.3}",
+                if i > 0 { "," } else { "" },
+                rate(s, *t / 48)
+            );
         }
         text.push_str(r#"],"timestamps":["#);
         for (i, t) in times.iter().enumerate() {
@@ -172,7 +191,9 @@ async fn explore_week(http: &reqwest::Client, vm_url: &str, base: &str) -> Strin
         .await
         .expect("explore answers");
     let body: serde_json::Value = r.json().await.expect("JSON");
-    let id = body["id"].as_u64().unwrap_or_else(|| panic!("a job: {body}"));
+    let id = body["id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("a job: {body}"));
     let status = loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let status: serde_json::Value = http
@@ -247,7 +268,12 @@ async fn explore_beside(http: &reqwest::Client, base: &str, handle: &Handle) -> 
     let mut running = Vec::new();
     for _ in 0..EXPLORE_JOBS {
         let r = submit().await;
-        assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED, "{:?}", r.text().await);
+        assert_eq!(
+            r.status(),
+            reqwest::StatusCode::ACCEPTED,
+            "{:?}",
+            r.text().await
+        );
         let body: serde_json::Value = r.json().await.expect("JSON");
         running.push(body["id"].as_u64().expect("an id"));
     }
@@ -268,7 +294,9 @@ async fn explore_beside(http: &reqwest::Client, base: &str, handle: &Handle) -> 
             match status["state"].as_str() {
                 Some("done") => {
                     finished += 1;
-                    series = status["result"]["detectors"][0]["series"].as_u64().unwrap_or(0);
+                    series = status["result"]["detectors"][0]["series"]
+                        .as_u64()
+                        .unwrap_or(0);
                     job_wall += status["elapsed_s"].as_f64().unwrap_or(0.0);
                     let r = submit().await;
                     let body: serde_json::Value = r.json().await.expect("JSON");
@@ -290,7 +318,11 @@ async fn explore_beside(http: &reqwest::Client, base: &str, handle: &Handle) -> 
          backtests ran ({finished} finished, {series} series x 5 min each, {:.1} s each on \
          average), {quiet_s:.3} s (ratio {:.2}) in the two cycles before; a sixth request got {}",
         INFER_EVERY_S / busy_s,
-        if finished > 0 { job_wall / finished as f64 } else { 0.0 },
+        if finished > 0 {
+            job_wall / finished as f64
+        } else {
+            0.0
+        },
         INFER_EVERY_S / quiet_s,
         sixth.as_u16()
     )]

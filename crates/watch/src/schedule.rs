@@ -403,8 +403,7 @@ where
                 Outcome::Judged(a) => {
                     series.anomalies += a.flagged().count() as u64;
                     // The page's alerts of the last hour and day.
-                    q.alert_times
-                        .extend(a.flagged().map(|i| a.timestamps[i]));
+                    q.alert_times.extend(a.flagged().map(|i| a.timestamps[i]));
                     a.last_judged().and_then(|i| Point::judged(a, i))
                 }
                 Outcome::NoModel { .. } => None,

@@ -99,7 +99,11 @@ impl QueryForm {
             step: format(q.step),
             fit_window: format(q.fit_window),
             fit_every: format(q.fit_every),
-            infer_every: if q.infer_every == q.step { String::new() } else { format(q.infer_every) },
+            infer_every: if q.infer_every == q.step {
+                String::new()
+            } else {
+                format(q.infer_every)
+            },
             detector: detector_toml(&q.detector),
             extra: String::new(),
         }
@@ -108,7 +112,11 @@ impl QueryForm {
     /// The `[[query]]` block the file would hold.
     pub(crate) fn block(&self) -> String {
         let string = |s: &str| toml::Value::String(s.to_owned()).to_string();
-        let mut out = format!("[[query]]\nname = {}\nexpr = {}\n", string(&self.name), string(&self.expr));
+        let mut out = format!(
+            "[[query]]\nname = {}\nexpr = {}\n",
+            string(&self.name),
+            string(&self.expr)
+        );
         for (key, value) in [
             ("step", &self.step),
             ("fit_window", &self.fit_window),
@@ -133,12 +141,17 @@ pub(crate) fn detector_toml(spec: &DetectorSpec) -> String {
     fn inline(value: &toml::Value) -> String {
         match value {
             toml::Value::Table(table) => {
-                let fields: Vec<String> =
-                    table.iter().map(|(k, v)| format!("{k} = {}", inline(v))).collect();
+                let fields: Vec<String> = table
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {}", inline(v)))
+                    .collect();
                 format!("{{ {} }}", fields.join(", "))
             }
             toml::Value::Array(items) => {
-                format!("[{}]", items.iter().map(inline).collect::<Vec<_>>().join(", "))
+                format!(
+                    "[{}]",
+                    items.iter().map(inline).collect::<Vec<_>>().join(", ")
+                )
             }
             other => other.to_string(),
         }
@@ -272,7 +285,12 @@ impl Explorer {
         live: Option<&Shared>,
         request: Request,
     ) -> (StatusCode, serde_json::Value) {
-        let bad = |message: String| (StatusCode::BAD_REQUEST, serde_json::json!({ "error": message }));
+        let bad = |message: String| {
+            (
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({ "error": message }),
+            )
+        };
         let (queries, toml, filter) = match self.queries(live, &request) {
             Ok(checked) => checked,
             Err(message) => return bad(message),
@@ -296,7 +314,9 @@ impl Explorer {
         // Taken before the thread starts, so that a burst of requests cannot pass the bound.
         if self
             .running
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < MAX_RUNNING).then_some(n + 1))
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < MAX_RUNNING).then_some(n + 1)
+            })
             .is_err()
         {
             return (
@@ -322,7 +342,10 @@ impl Explorer {
             // The oldest finished jobs go; running ones stay until they end.
             while jobs.len() > KEPT_JOBS + MAX_RUNNING {
                 let Some(i) = jobs.iter().position(|j| {
-                    !matches!(*j.phase.lock().unwrap_or_else(|e| e.into_inner()), Phase::Loading | Phase::Replaying)
+                    !matches!(
+                        *j.phase.lock().unwrap_or_else(|e| e.into_inner()),
+                        Phase::Loading | Phase::Replaying
+                    )
                 }) else {
                     break;
                 };
@@ -350,7 +373,10 @@ impl Explorer {
             *job.phase.lock().unwrap_or_else(|e| e.into_inner()) =
                 Phase::Failed(format!("could not start a thread: {e}"));
         }
-        (StatusCode::ACCEPTED, serde_json::json!({ "id": job.id, "toml": toml }))
+        (
+            StatusCode::ACCEPTED,
+            serde_json::json!({ "id": job.id, "toml": toml }),
+        )
     }
 
     /// The checked queries of a request, their TOML, and the one series to keep (a replay).
@@ -365,7 +391,11 @@ impl Explorer {
                 .and_then(|shared| shared.config.queries.iter().find(|q| &q.name == name))
                 .ok_or_else(|| format!("no query named `{name}` runs here"))?;
             let labels = Labels::from_pairs(series.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            return Ok((vec![query.clone()], QueryForm::of(query).block(), Some(labels)));
+            return Ok((
+                vec![query.clone()],
+                QueryForm::of(query).block(),
+                Some(labels),
+            ));
         }
         let detectors: Vec<String> = if request.detectors.is_empty() {
             vec![request.form.detector.clone()]
@@ -378,18 +408,34 @@ impl Explorer {
                 detectors.len()
             ));
         }
-        let base = if request.form.name.trim().is_empty() { "explore" } else { request.form.name.trim() };
+        let base = if request.form.name.trim().is_empty() {
+            "explore"
+        } else {
+            request.form.name.trim()
+        };
         let blocks: Vec<String> = detectors
             .iter()
             .enumerate()
             .map(|(i, detector)| {
-                let name = if detectors.len() == 1 { base.to_owned() } else { format!("{base}_{}", i + 1) };
-                QueryForm { name, detector: detector.clone(), ..request.form.clone() }.block()
+                let name = if detectors.len() == 1 {
+                    base.to_owned()
+                } else {
+                    format!("{base}_{}", i + 1)
+                };
+                QueryForm {
+                    name,
+                    detector: detector.clone(),
+                    ..request.form.clone()
+                }
+                .block()
             })
             .collect();
         let toml = blocks.join("\n");
         // The file's own reader and checks: the page shows the message the file would get.
-        let text = format!("endpoint = {}\n\n{toml}", toml::Value::String(self.base.endpoint.clone()));
+        let text = format!(
+            "endpoint = {}\n\n{toml}",
+            toml::Value::String(self.base.endpoint.clone())
+        );
         let mut parsed = Config::from_toml(&text, "explore.toml").map_err(|e| e.to_string())?;
         parsed.query_language = self.base.query_language;
         parsed.check_queries().map_err(|e| e.to_string())?;
@@ -435,8 +481,12 @@ fn run(job: &Job, config: &Config, only: Option<&Labels>) -> Result<Outcome, Str
     }
     *job.phase.lock().unwrap_or_else(|e| e.into_inner()) = Phase::Replaying;
     let detectors = config.queries.len();
-    let index_of: BTreeMap<&str, usize> =
-        config.queries.iter().enumerate().map(|(i, q)| (q.name.as_str(), i)).collect();
+    let index_of: BTreeMap<&str, usize> = config
+        .queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| (q.name.as_str(), i))
+        .collect();
     let mut series: Vec<SeriesPoints> = Vec::new();
     let mut series_index: BTreeMap<Labels, usize> = BTreeMap::new();
     let mut alerts = vec![0u64; detectors];
@@ -507,7 +557,11 @@ fn lower_priority() {
 
 /// `GET /api/explore/{id}` (status, progress, counts), `GET /api/explore/{id}/series/{k}` (a
 /// series' points per detector), `DELETE /api/explore/{id}` (cancel).
-pub(crate) fn job_request(explorer: &Explorer, method: &Method, rest: &str) -> Response<Full<Bytes>> {
+pub(crate) fn job_request(
+    explorer: &Explorer,
+    method: &Method,
+    rest: &str,
+) -> Response<Full<Bytes>> {
     let mut parts = rest.split('/');
     let id: Option<u64> = parts.next().and_then(|id| id.parse().ok());
     let job = id.and_then(|id| {
@@ -520,13 +574,21 @@ pub(crate) fn job_request(explorer: &Explorer, method: &Method, rest: &str) -> R
             .cloned()
     });
     let Some(job) = job else {
-        return error(StatusCode::NOT_FOUND, format!("no explore job `{rest}` (finished jobs are kept while they are among the newest {KEPT_JOBS})"));
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no explore job `{rest}` (finished jobs are kept while they are among the newest {KEPT_JOBS})"
+            ),
+        );
     };
     let phase = job.phase.lock().unwrap_or_else(|e| e.into_inner()).clone();
     match (method, parts.next(), parts.next()) {
         (&Method::DELETE, None, _) => {
             job.cancel.store(true, Ordering::SeqCst);
-            json(StatusCode::OK, &serde_json::json!({ "id": job.id, "cancelling": true }))
+            json(
+                StatusCode::OK,
+                &serde_json::json!({ "id": job.id, "cancelling": true }),
+            )
         }
         (&Method::GET, None, _) => {
             let span = (job.to_ms - job.from_ms).max(1) as f64;
@@ -534,7 +596,8 @@ pub(crate) fn job_request(explorer: &Explorer, method: &Method, rest: &str) -> R
                 Phase::Loading => ("loading", 0.0, serde_json::Value::Null),
                 Phase::Replaying => (
                     "replaying",
-                    ((job.reached_ms.load(Ordering::Relaxed) - job.from_ms) as f64 / span).clamp(0.0, 1.0),
+                    ((job.reached_ms.load(Ordering::Relaxed) - job.from_ms) as f64 / span)
+                        .clamp(0.0, 1.0),
                     serde_json::Value::Null,
                 ),
                 Phase::Done(outcome) => (
@@ -572,10 +635,19 @@ pub(crate) fn job_request(explorer: &Explorer, method: &Method, rest: &str) -> R
                             .collect::<Vec<_>>(),
                     }),
                 ),
-                None => error(StatusCode::NOT_FOUND, format!("the job has {} series; no series `{k}`", outcome.series.len())),
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "the job has {} series; no series `{k}`",
+                        outcome.series.len()
+                    ),
+                ),
             }
         }
-        _ => error(StatusCode::METHOD_NOT_ALLOWED, "GET or DELETE /api/explore/{id}, GET /api/explore/{id}/series/{k}".into()),
+        _ => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET or DELETE /api/explore/{id}, GET /api/explore/{id}/series/{k}".into(),
+        ),
     }
 }
 
@@ -606,21 +678,49 @@ mod tests {
     #[test]
     fn the_form_gets_the_files_own_messages_and_its_blocks_read_back() {
         let explorer = explorer();
-        let form = QueryForm { expr: "rate(x[1m]".into(), step: "1m".into(), ..Default::default() };
-        let err = explorer.queries(None, &request(form, &["{ kind = \"zscore\" }"])).unwrap_err();
+        let form = QueryForm {
+            expr: "rate(x[1m]".into(),
+            step: "1m".into(),
+            ..Default::default()
+        };
+        let err = explorer
+            .queries(None, &request(form, &["{ kind = \"zscore\" }"]))
+            .unwrap_err();
         assert!(err.contains("expr is not valid PromQL"), "{err}");
-        let form = QueryForm { expr: "up".into(), step: "1m".into(), ..Default::default() };
-        let err = explorer.queries(None, &request(form.clone(), &["{ kind = \"zscore\", window = 0 }"])).unwrap_err();
-        assert!(err.starts_with("explore.toml:") && err.contains("detector"), "{err}");
+        let form = QueryForm {
+            expr: "up".into(),
+            step: "1m".into(),
+            ..Default::default()
+        };
+        let err = explorer
+            .queries(
+                None,
+                &request(form.clone(), &["{ kind = \"zscore\", window = 0 }"]),
+            )
+            .unwrap_err();
+        assert!(
+            err.starts_with("explore.toml:") && err.contains("detector"),
+            "{err}"
+        );
         let (queries, toml, _) = explorer
-            .queries(None, &request(form, &["{ kind = \"zscore\", window = 12 }", "{ kind = \"mad\" }"]))
+            .queries(
+                None,
+                &request(
+                    form,
+                    &["{ kind = \"zscore\", window = 12 }", "{ kind = \"mad\" }"],
+                ),
+            )
             .unwrap();
         assert_eq!(queries.len(), 2);
         assert_eq!(queries[0].name, "explore_1");
         // "Copy as TOML" reads back as the same queries.
-        let again = Config::from_toml(&format!("endpoint = \"http://x\"\n{toml}"), "copy.toml").unwrap();
+        let again =
+            Config::from_toml(&format!("endpoint = \"http://x\"\n{toml}"), "copy.toml").unwrap();
         assert_eq!(again.queries[1].detector, queries[1].detector);
-        assert_eq!(detector_toml(&queries[0].detector), detector_toml(&again.queries[0].detector));
+        assert_eq!(
+            detector_toml(&queries[0].detector),
+            detector_toml(&again.queries[0].detector)
+        );
         assert!(detector_toml(&queries[0].detector).starts_with("{ kind = \"zscore\""));
     }
 }

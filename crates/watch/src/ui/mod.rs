@@ -24,13 +24,11 @@ mod explore;
 mod overview;
 mod series;
 
-use std::{convert::Infallible, collections::BTreeMap, future::Future, net::SocketAddr, sync::Arc};
+use std::{collections::BTreeMap, convert::Infallible, future::Future, net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::{
-    Method, Request, Response, StatusCode, body::Incoming, header, service::service_fn,
-};
+use hyper::{Method, Request, Response, StatusCode, body::Incoming, header, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 
@@ -87,7 +85,11 @@ pub(crate) async fn answer(
     let head = method == Method::HEAD;
     let mut response = match (method, path.as_str()) {
         (Method::GET | Method::HEAD, "/" | "/ui") => {
-            let to = if live.is_some() { "/ui/" } else { "/ui/explore" };
+            let to = if live.is_some() {
+                "/ui/"
+            } else {
+                "/ui/explore"
+            };
             Response::builder()
                 .status(StatusCode::FOUND)
                 .header(header::LOCATION, to)
@@ -117,12 +119,16 @@ pub(crate) async fn answer(
             Some(shared) => {
                 let (ui, shared) = (ui.clone(), shared.clone());
                 // Ranking 100,000 series is CPU work: off the async threads.
-                let page =
-                    tokio::task::spawn_blocking(move || overview::page(&ui.ranking, &shared, &query))
-                        .await
-                        .unwrap_or_else(|e| {
-                            Err((StatusCode::INTERNAL_SERVER_ERROR, format!("the overview failed: {e}")))
-                        });
+                let page = tokio::task::spawn_blocking(move || {
+                    overview::page(&ui.ranking, &shared, &query)
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    Err((
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("the overview failed: {e}"),
+                    ))
+                });
                 reply_result(page)
             }
             None => no_watch(),
@@ -181,7 +187,9 @@ pub(crate) fn error(status: StatusCode, message: String) -> Response<Full<Bytes>
     json(status, &serde_json::json!({ "error": message }))
 }
 
-fn reply_result<T: Serialize>(result: std::result::Result<T, (StatusCode, String)>) -> Response<Full<Bytes>> {
+fn reply_result<T: Serialize>(
+    result: std::result::Result<T, (StatusCode, String)>,
+) -> Response<Full<Bytes>> {
     match result {
         Ok(body) => json(StatusCode::OK, &body),
         Err((status, message)) => error(status, message),
@@ -197,14 +205,19 @@ fn no_watch() -> Response<Full<Bytes>> {
 
 /// A label set as the page reads it: a JSON object.
 pub(crate) fn label_map(labels: &promlearn_loader::Labels) -> BTreeMap<String, String> {
-    labels.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect()
+    labels
+        .iter()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect()
 }
 
 /// A request's query string, decoded.
 pub(crate) type Params = BTreeMap<String, String>;
 
 fn parse_query(query: &str) -> Params {
-    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+    form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
 }
 
 async fn read_json<T: serde::de::DeserializeOwned>(
@@ -251,7 +264,10 @@ pub async fn serve_explore(
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|source| Error::Bind { addr: listen, source })?;
+        .map_err(|source| Error::Bind {
+            addr: listen,
+            source,
+        })?;
     let addr = listener.local_addr().map_err(Error::Serve)?;
     let web = Arc::new(crate::web::Web::new(web_config.as_ref()));
     ready(addr, web.scheme());
@@ -287,7 +303,10 @@ async fn serve_http(stream: Box<dyn crate::web::Io>, web: Arc<crate::web::Web>, 
             let mut response = match web.refuse(&request).await {
                 Some(refused) => refused,
                 None if is_request(&request) => answer(&ui, None, request).await,
-                None => error(StatusCode::NOT_FOUND, "not found: the page is at /ui/explore".into()),
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    "not found: the page is at /ui/explore".into(),
+                ),
             };
             web.decorate(&mut response);
             Ok::<_, Infallible>(response)

@@ -65,7 +65,11 @@ impl RankingCache {
                         .iter()
                         .map(|(labels, s)| Row {
                             score: s.last.map_or(f64::NEG_INFINITY, |p| {
-                                if p.score.is_nan() { f64::NEG_INFINITY } else { p.score }
+                                if p.score.is_nan() {
+                                    f64::NEG_INFINITY
+                                } else {
+                                    p.score
+                                }
                             }),
                             anomalous: s.last.is_some_and(|p| p.anomalous),
                             labels: labels.clone(),
@@ -76,7 +80,11 @@ impl RankingCache {
         };
         for rows in &mut queries {
             // Highest score first; ties in label order, so that a page is stable.
-            rows.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.labels.cmp(&b.labels)));
+            rows.sort_by(|a, b| {
+                b.score
+                    .total_cmp(&a.score)
+                    .then_with(|| a.labels.cmp(&b.labels))
+            });
         }
         let ranking = Arc::new(Ranking {
             made_after: now,
@@ -133,22 +141,37 @@ pub(crate) fn page(
     let config = &shared.config;
     let index = match params.get("query").filter(|q| !q.is_empty()) {
         None => 0,
-        Some(name) => config.queries.iter().position(|q| &q.name == name).ok_or_else(|| {
-            (
-                StatusCode::NOT_FOUND,
-                format!(
-                    "no query named `{name}`; the file has {}",
-                    config.queries.iter().map(|q| q.name.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            )
-        })?,
+        Some(name) => config
+            .queries
+            .iter()
+            .position(|q| &q.name == name)
+            .ok_or_else(|| {
+                (
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no query named `{name}`; the file has {}",
+                        config
+                            .queries
+                            .iter()
+                            .map(|q| q.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?,
     };
     let number = |name: &str, default: usize| -> Result<usize, (StatusCode, String)> {
-        params.get(name).filter(|v| !v.is_empty()).map_or(Ok(default), |v| {
-            v.parse().map_err(|_| {
-                (StatusCode::BAD_REQUEST, format!("{name} `{v}` is not a whole number"))
+        params
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map_or(Ok(default), |v| {
+                v.parse().map_err(|_| {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        format!("{name} `{v}` is not a whole number"),
+                    )
+                })
             })
-        })
     };
     let per_page = number("per_page", PER_PAGE)?.clamp(1, MAX_PER_PAGE);
     let page = number("page", 0)?;
@@ -182,7 +205,13 @@ pub(crate) fn page(
         .iter()
         .zip(&state.queries)
         .map(|(qc, q)| {
-            let since = |ms: i64| q.alert_times.iter().rev().take_while(|&&t| t >= now - ms).count();
+            let since = |ms: i64| {
+                q.alert_times
+                    .iter()
+                    .rev()
+                    .take_while(|&&t| t >= now - ms)
+                    .count()
+            };
             QueryLine {
                 name: qc.name.clone(),
                 detector: qc.detector.name().to_owned(),
@@ -236,7 +265,11 @@ enum Term {
 impl Search {
     pub(crate) fn parse(text: &str) -> Result<Search, String> {
         let mut terms = Vec::new();
-        for word in text.split([' ', ',']).map(str::trim).filter(|w| !w.is_empty()) {
+        for word in text
+            .split([' ', ','])
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+        {
             let unquote = |v: &str| v.trim_matches('"').to_owned();
             let term = if let Some((name, value)) = word.split_once('=') {
                 Term::Is(name.to_owned(), unquote(value))
@@ -264,7 +297,9 @@ impl Search {
     pub(crate) fn matches(&self, labels: &Labels) -> bool {
         self.terms.iter().all(|term| match term {
             Term::Is(name, value) => labels.get(name) == Some(value.as_str()),
-            Term::Contains(name, part) => labels.get(name).is_some_and(|v| v.contains(part.as_str())),
+            Term::Contains(name, part) => {
+                labels.get(name).is_some_and(|v| v.contains(part.as_str()))
+            }
             Term::Anywhere(part) => labels.iter().any(|(_, v)| v.contains(part.as_str())),
         })
     }
@@ -277,7 +312,13 @@ mod tests {
     #[test]
     fn a_search_matches_every_term() {
         let labels = Labels::from_pairs([("instance", "node-42:9100"), ("type", "AAAA")]);
-        let yes = ["", "type=AAAA", "type=\"AAAA\" instance~node-4", "node-42", "42, AAAA"];
+        let yes = [
+            "",
+            "type=AAAA",
+            "type=\"AAAA\" instance~node-4",
+            "node-42",
+            "42, AAAA",
+        ];
         for text in yes {
             assert!(Search::parse(text).unwrap().matches(&labels), "{text}");
         }

@@ -62,9 +62,14 @@ struct Why {
 }
 
 /// The view of the series `labels` (a JSON object) of `query`.
-pub(crate) fn view(shared: &Arc<Shared>, params: &Params) -> Result<SeriesView, (StatusCode, String)> {
+pub(crate) fn view(
+    shared: &Arc<Shared>,
+    params: &Params,
+) -> Result<SeriesView, (StatusCode, String)> {
     let bad = |message: String| (StatusCode::BAD_REQUEST, message);
-    let name = params.get("query").ok_or_else(|| bad("name the series' query: ?query=NAME".into()))?;
+    let name = params
+        .get("query")
+        .ok_or_else(|| bad("name the series' query: ?query=NAME".into()))?;
     let index = shared
         .config
         .queries
@@ -74,8 +79,11 @@ pub(crate) fn view(shared: &Arc<Shared>, params: &Params) -> Result<SeriesView, 
     let text = params
         .get("labels")
         .ok_or_else(|| bad("name the series: ?labels={\"name\":\"value\",…}".into()))?;
-    let pairs: BTreeMap<String, String> = serde_json::from_str(text)
-        .map_err(|e| bad(format!("labels `{text}` is not a JSON object of strings: {e}")))?;
+    let pairs: BTreeMap<String, String> = serde_json::from_str(text).map_err(|e| {
+        bad(format!(
+            "labels `{text}` is not a JSON object of strings: {e}"
+        ))
+    })?;
     let labels = Labels::from_pairs(pairs);
     let query = &shared.config.queries[index];
     let state = shared.lock();
