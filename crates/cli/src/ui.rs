@@ -26,7 +26,7 @@ pub struct UiArgs {
 pub async fn run(args: UiArgs) -> Result<()> {
     // The watch file's own reader checks the endpoint; explore replaces the query.
     let text = format!(
-        "endpoint = {}\n[[query]]\nname = \"ui\"\nexpr = \"up\"\n",
+        "endpoint = {}\n[[query]]\nname = \"ui\"\nexpr = \"up\"\ndetector = {{ kind = \"zscore\" }}\n",
         toml_string(&args.endpoint)
     );
     let base = Config::from_toml(&text, "--endpoint")?;

@@ -421,15 +421,7 @@ where
     let mut state = shared.lock();
     let q = &mut state.queries[index];
     q.infer_durations.observe(started.elapsed().as_secs_f64());
-    // The page counts alerts of the last day; older ones, and any beyond the cap, go.
-    let day_ago = now - 86_400_000;
-    while q
-        .alert_times
-        .front()
-        .is_some_and(|&t| t < day_ago || q.alert_times.len() > crate::series::ALERT_TIMES)
-    {
-        q.alert_times.pop_front();
-    }
+    q.keep_alert_times(now);
     drop(state);
     shared.rounds.fetch_add(1, Ordering::Relaxed);
     Ok(())

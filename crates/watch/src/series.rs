@@ -219,6 +219,17 @@ impl QueryState {
     pub(crate) fn error(&mut self, kind: ErrorKind) {
         self.errors[kind as usize] += 1;
     }
+
+    /// Forgets the alert times older than a day before `now_ms`, and any beyond the cap.
+    pub(crate) fn keep_alert_times(&mut self, now_ms: i64) {
+        let day_ago = now_ms - 86_400_000;
+        while let Some(&t) = self.alert_times.front() {
+            if t >= day_ago && self.alert_times.len() <= ALERT_TIMES {
+                break;
+            }
+            self.alert_times.pop_front();
+        }
+    }
 }
 
 /// Every query's state, and the series bound they share.
