@@ -72,8 +72,8 @@ const OVERVIEW_REQUESTS: usize = 200;
 const EXPLORE_JOBS: usize = promlearn_watch::ui::MAX_RUNNING;
 
 /// The web page beside the running service: the overview's first page and a search by label at
-/// 100,000 series (the server's time, to the last byte), and the inference cycle while
-/// `EXPLORE_JOBS` backtests of 100 series run, against the cycle before them.
+/// 100,000 series (the server's time, to the last byte). Measured as soon as every series is
+/// tracked and printed at once (the rolling models' fits run beside it).
 async fn ui_figures(http: &reqwest::Client, base: &str, handle: &Handle) -> Vec<String> {
     let mut first = Vec::new();
     let mut search = Vec::new();
@@ -126,8 +126,8 @@ async fn ui_figures(http: &reqwest::Client, base: &str, handle: &Handle) -> Vec<
             OVERVIEW_REQUESTS / 2
         ),
     ];
-    let explore = explore_beside(http, base, handle).await;
-    lines.into_iter().chain(explore).collect()
+    let _ = handle;
+    lines
 }
 
 /// One explore job as the page runs it: 100 series over 7 days at 5 minutes (a daily rhythm)
@@ -596,9 +596,19 @@ fit_window = "15m"
     // watch, and the feeder's imports beside it) and VictoriaMetrics', over the cycles measured.
     let vm_pid = vm.pid().map_or_else(|| "0".to_owned(), |p| p.to_string());
     let mut cpu_at_fit = (0.0, 0.0);
+    let mut overview_lines = None;
     let last = loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let figures = Figures::now(&handle);
+        if overview_lines.is_none()
+            && figures.get("promlearn_watch_series", "zscore") >= SERIES as f64
+        {
+            let lines = ui_figures(&http, &metrics_url, &handle).await;
+            for line in &lines {
+                println!("{line}");
+            }
+            overview_lines = Some(lines);
+        }
         let cycles = figures.get("promlearn_watch_infer_duration_seconds_count", "zscore");
         let models = figures.get("promlearn_watch_models", "zscore");
         eprintln!(
@@ -663,7 +673,8 @@ fit_window = "15m"
         .expect("the page parses")
         .len();
     let parse_s = parsing.elapsed().as_secs_f64();
-    let mut ui_lines = ui_figures(&http, &metrics_url, &handle).await;
+    let mut ui_lines = overview_lines.unwrap_or_default();
+    ui_lines.extend(explore_beside(&http, &metrics_url, &handle).await);
     ui_lines.push(explore_week(&http, &url, &metrics_url).await);
 
     feeder.abort();
