@@ -36,6 +36,9 @@ pub fn run(args: E2eArgs) -> anyhow::Result<()> {
         },
     )?;
     let mut failed = Vec::new();
+    // The browser test writes how many checks it ran; an old count must not stand for this run.
+    let browser_checks = browser_checks_file();
+    let _ = std::fs::remove_file(&browser_checks);
     let mut tests = compile::cargo();
     tests
         .args([
@@ -53,6 +56,17 @@ pub fn run(args: E2eArgs) -> anyhow::Result<()> {
     provisioned.apply_env(&mut tests);
     if let Err(e) = run_step("cargo test (unit, integration and end-to-end)", tests) {
         failed.push(format!("{e:#}"));
+    }
+    let browser_line = match browser_line(&browser_checks) {
+        Ok(line) => Some(line),
+        Err(e) if args.cargo_test_args.is_empty() => {
+            failed.push(format!("the browser test: {e:#}"));
+            None
+        }
+        Err(_) => None, // Filtered out.
+    };
+    if let Some(line) = &browser_line {
+        eprintln!("{line}");
     }
     // Benchmarks are left out (they run long, in `cargo xtask bench`); doctests run on their own.
     let mut doc = compile::cargo();
@@ -72,6 +86,9 @@ pub fn run(args: E2eArgs) -> anyhow::Result<()> {
         .ok();
     if failed.is_empty() {
         eprintln!("e2e: every step passed");
+        if let Some(line) = browser_line {
+            eprintln!("{line}");
+        }
         eprintln!("{}", engines_line.unwrap_or_default());
         Ok(())
     } else {
@@ -97,6 +114,40 @@ fn engines_tested(provisioned: &Provisioned) -> anyhow::Result<String> {
         engines::binary_version(&engines.prometheus3.0)?,
         engines::binary_version(&engines.thanos.0)?,
         engines::binary_version(&engines.victoria_metrics)?,
+    ))
+}
+
+/// Where the browser test (crates/cli/tests/browser.rs) writes how many checks passed: beside
+/// its screenshots.
+fn browser_checks_file() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::repository_root().join("target"));
+    target.join("browser").join("checks")
+}
+
+/// `browser: chromium <version>: <N> checks passed`: N as the test counted the checks that ran,
+/// the version as the binary says it.
+fn browser_line(checks: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(checks)
+        .with_context(|| format!("it wrote no count to {}", checks.display()))?;
+    let passed: u64 = text
+        .trim()
+        .parse()
+        .with_context(|| format!("{}: `{}` is not a count", checks.display(), text.trim()))?;
+    let chromium = which::which("chromium").context("no `chromium` on PATH")?;
+    let out = Command::new(&chromium)
+        .arg("--version")
+        .output()
+        .context("running chromium --version")?;
+    // "Chromium 156.0.8078.129 built on Debian GNU/Linux 12 (bookworm)"
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text
+        .split_whitespace()
+        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .with_context(|| format!("chromium --version said `{}`", text.trim()))?;
+    Ok(format!(
+        "browser: chromium {version}: {passed} checks passed"
     ))
 }
 

@@ -57,20 +57,34 @@ impl Provisioned {
         for (name, value) in &self.image_env {
             command.env(name, value);
         }
+        for (env, binary) in [
+            (CHROMIUM_BIN_ENV, "chromium"),
+            (CHROMEDRIVER_BIN_ENV, "chromedriver"),
+        ] {
+            if let Ok(path) = which::which(binary) {
+                command.env(env, path);
+            }
+        }
     }
 }
 
 /// Debian packages the tests and benchmarks call besides Prometheus: `dig` to compare our
 /// dig-like print with, `dnsperf` as the DNS load peer, VictoriaMetrics as a second query API,
 /// `openssl` to make a throw-away CA for the TLS tests, node_exporter for the watch's node
-/// preset.
+/// preset, headless Chromium and its WebDriver for the web page's browser test.
 const TOOL_PACKAGES: &[(&str, &str)] = &[
     ("dig", "dnsutils"),
     ("dnsperf", "dnsperf"),
     ("victoria-metrics", "victoria-metrics"),
     ("openssl", "openssl"),
     ("prometheus-node-exporter", "prometheus-node-exporter"),
+    ("chromium", "chromium"),
+    ("chromedriver", "chromium-driver"),
 ];
+
+/// Where the browser test finds Chromium and its WebDriver.
+pub const CHROMIUM_BIN_ENV: &str = "PROMLEARN_CHROMIUM_BIN";
+pub const CHROMEDRIVER_BIN_ENV: &str = "PROMLEARN_CHROMEDRIVER_BIN";
 
 /// Prometheus 3 (binary, version), VictoriaMetrics and node_exporter, from the apt thread.
 type AptEngines = ((PathBuf, String), PathBuf, PathBuf);
@@ -93,7 +107,8 @@ pub fn run(ui: &Ui, args: &SetupArgs) -> anyhow::Result<Provisioned> {
                     apt_ui.step("tools")?.finish_with(|step| {
                         let installed = provision::ensure_packages(step, TOOL_PACKAGES)?;
                         let summary = if installed.is_empty() {
-                            "dig, dnsperf, victoria-metrics, openssl, node_exporter: present"
+                            "dig, dnsperf, victoria-metrics, openssl, node_exporter, chromium: \
+                             present"
                                 .to_owned()
                         } else {
                             format!("installed {}", installed.join(", "))

@@ -16,6 +16,7 @@ mod scrape;
 mod series;
 mod timeutil;
 mod train;
+mod ui;
 mod watch;
 
 use timeutil::{parse_duration, parse_time};
@@ -53,6 +54,8 @@ enum Command {
     /// Serve anomaly scores of PromQL queries on /metrics, as a long-running service (TOML config).
     #[command(after_help = WATCH_EXAMPLES)]
     Watch(watch::WatchArgs),
+    /// Serve the web page's explore view alone: backtest detectors on a Prometheus's history from a browser.
+    Ui(ui::UiArgs),
 }
 
 mod load;
@@ -270,6 +273,7 @@ fn main() -> ExitCode {
             Command::Detect(args) => detect::run(args).await,
             Command::Dns(command) => dns::run(command).await,
             Command::Watch(args) => watch::run(args).await,
+            Command::Ui(args) => ui::run(args).await,
         }
     });
     // Background tasks (a DNS worker, a pending request) must not hold the exit.

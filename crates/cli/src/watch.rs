@@ -185,7 +185,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
     let watch = Watch::new(config)?.reload_with(load);
     reload_on_sighup(&watch);
     eprintln!(
-        "promlearn watch: {} quer{} against {}, serving {}",
+        "promlearn watch: {} quer{} against {}, the page at {}, serving {}",
         watch.config().queries.len(),
         if watch.config().queries.len() == 1 {
             "y"
@@ -193,6 +193,7 @@ pub async fn run(args: WatchArgs) -> Result<()> {
             "ies"
         },
         watch.config().endpoint,
+        watch.page_url(),
         watch.metrics_url()
     );
     watch.serve(shutdown_signal()).await?;
@@ -225,7 +226,7 @@ fn reload_on_sighup(watch: &Watch) {
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -156,12 +156,31 @@ fn watch_config(endpoint: &str, listen: SocketAddr) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// The watch service left running after the anomaly run (`--keep`), so that one can look at its
+/// page; [`KeptWatch::stop`] ends it.
+pub struct KeptWatch {
+    pub page_url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    service: tokio::task::JoinHandle<promlearn_watch::Result<()>>,
+}
+
+impl KeptWatch {
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.service
+            .await
+            .context("the watch service panicked")?
+            .context("the watch service failed")
+    }
+}
+
 pub async fn run(
     endpoint: &str,
     dns_server: SocketAddr,
     watch_listen: SocketAddr,
     verbose: bool,
-) -> anyhow::Result<AnomalyOutcome> {
+    keep: bool,
+) -> anyhow::Result<(AnomalyOutcome, Option<KeptWatch>)> {
     let config = watch_config(endpoint, watch_listen)?;
     let queries: Vec<(String, String)> = config
         .queries
@@ -169,6 +188,7 @@ pub async fn run(
         .map(|q| (q.name.clone(), q.detector.name().to_owned()))
         .collect();
     let watch = Watch::new(config)?;
+    let page_url = watch.page_url();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // The service starts once the traffic has: a watch deployed beside a running service sees
     // its traffic in its first fit, not only the idle counter before it.
@@ -205,6 +225,10 @@ pub async fn run(
                 .join(", "),
             EVENTS.len()
         );
+        println!(
+            "The watch's page (scores, a series' band and flags, explore): {page_url} (up {} s into the traffic)",
+            WATCH_AFTER.as_secs()
+        );
     }
     let start_ms = now_ms();
     let status = Status::new("traffic", !verbose);
@@ -227,11 +251,17 @@ pub async fn run(
     // The last scores reach Prometheus with its next scrapes and rule evaluations.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let end_ms = now_ms();
-    let _ = stop.send(());
-    service
-        .await
-        .context("the watch service panicked")?
-        .context("the watch service failed")?;
+    let kept = KeptWatch {
+        page_url,
+        stop,
+        service,
+    };
+    let kept = if keep {
+        Some(kept)
+    } else {
+        kept.stop().await?;
+        None
+    };
 
     let client = Client::new(endpoint)?;
     let first_event_ms = start_ms + EVENTS[0].at_s as i64 * 1000;
@@ -315,7 +345,7 @@ pub async fn run(
         }
         println!("  plot: {}", outcome.plot.display());
     }
-    Ok(outcome)
+    Ok((outcome, kept))
 }
 
 /// How many points of `analysis` lie before `end_ms`.

@@ -60,6 +60,10 @@ pub struct DemoArgs {
     /// Where the anomaly run's watch service listens (Prometheus scrapes it there)
     #[arg(long, default_value = "127.0.0.1:9464")]
     watch_listen: SocketAddr,
+    /// After the anomaly run, keep the watch, its page and the servers running until Ctrl-C,
+    /// to look at the page
+    #[arg(long, requires = "anomaly")]
+    keep: bool,
     /// Judge the run: read the facts back from Prometheus and print one line per check; exit
     /// non-zero if any fails (what `cargo xtask e2e` runs)
     #[arg(long)]
@@ -172,6 +176,7 @@ async fn run_demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
     }
 
     // Ctrl-C abandons the tutorial, but never the teardown below.
+    let mut kept = None;
     let work = async {
         tutorial::run(&endpoint, dns_server, verbose, &mut outcome).await?;
         outcome.tutorial_seconds = started.elapsed().as_secs_f64();
@@ -179,8 +184,10 @@ async fn run_demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
             println!("tutorial wall: {:.1} s", outcome.tutorial_seconds);
         }
         if args.anomaly {
-            outcome.anomaly =
-                Some(anomaly::run(&endpoint, dns_server, args.watch_addr(), verbose).await?);
+            let (anomaly, watch) =
+                anomaly::run(&endpoint, dns_server, args.watch_addr(), verbose, args.keep).await?;
+            outcome.anomaly = Some(anomaly);
+            kept = watch;
         }
         anyhow::Ok(())
     };
@@ -188,6 +195,18 @@ async fn run_demo(args: &DemoArgs) -> anyhow::Result<Outcome> {
         result = work => result,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
+    if let Some(watch) = kept {
+        // Printed even with --quiet: it is what --keep is for.
+        println!(
+            "The watch and its page stay up at {}; Ctrl-C stops them and the servers",
+            watch.page_url
+        );
+        let _ = tokio::signal::ctrl_c().await;
+        // The servers' teardown below runs whatever the watch's stop says.
+        if let Err(e) = watch.stop().await {
+            eprintln!("stopping the watch: {e:#}");
+        }
+    }
     if let Some(testbed) = testbed {
         if verbose {
             eprintln!("stopping CoreDNS and Prometheus");

@@ -56,6 +56,7 @@ mod series;
 mod shard;
 mod source;
 mod state;
+pub mod ui;
 mod web;
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -91,6 +92,8 @@ pub struct Watch {
     web: Arc<web::Web>,
     /// Reads the configuration again on a reload (none: reloads are refused).
     loader: Option<reload::Loader>,
+    /// The web page's state: explore jobs, the overview's ranking.
+    ui: Arc<ui::Ui>,
 }
 
 impl std::fmt::Debug for Watch {
@@ -200,6 +203,7 @@ impl Watch {
         }
         shared.live.set_current(&shared);
         export::render_now(&shared);
+        let ui = Arc::new(ui::Ui::new(shared.config.clone()));
         Ok(Watch {
             shared,
             listener,
@@ -207,6 +211,7 @@ impl Watch {
             warnings,
             web,
             loader: None,
+            ui,
         })
     }
 
@@ -218,6 +223,11 @@ impl Watch {
     /// Where Prometheus scrapes it: `http://` or, with TLS in the web config, `https://`.
     pub fn metrics_url(&self) -> String {
         format!("{}://{}/metrics", self.web.scheme(), self.addr)
+    }
+
+    /// The web page's overview (`ui`): same scheme, address and credentials as `/metrics`.
+    pub fn page_url(&self) -> String {
+        format!("{}://{}/ui/", self.web.scheme(), self.addr)
     }
 
     /// The configuration it runs.
@@ -276,8 +286,10 @@ impl Watch {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
-                        let shared = self.shared.clone();
-                        connections.spawn(self.web.clone().serve(stream, shared));
+                        let (shared, ui) = (self.shared.clone(), self.ui.clone());
+                        connections.spawn(self.web.clone().serve_with(stream, move |io, web| {
+                            serve_connection(io, shared, web, ui)
+                        }));
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: wait, do not spin.
@@ -295,6 +307,7 @@ impl Watch {
             }
         }
         current.stop();
+        self.ui.stop();
         loops.shutdown().await;
         // Where every series was judged up to, as the last rounds left it: a restart after a
         // clean stop judges no point twice.
@@ -313,16 +326,23 @@ impl Watch {
 
 /// Serves HTTP on one connection, plain or TLS (`web.rs` accepts it and checks each request's
 /// credentials before `respond` sees it).
-async fn serve_connection<I>(stream: I, shared: Arc<Shared>, web: Arc<web::Web>)
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
+async fn serve_connection(
+    stream: Box<dyn web::Io>,
+    shared: Arc<Shared>,
+    web: Arc<web::Web>,
+    ui: Arc<ui::Ui>,
+) {
     let service = service_fn(move |request: Request<Incoming>| {
-        let (shared, web) = (shared.clone(), web.clone());
+        let (shared, web, ui) = (shared.clone(), web.clone(), ui.clone());
         async move {
             let mut response = match web.refuse(&request).await {
                 Some(refused) => refused,
                 None if reload::is_request(&request) => reload::answer(&shared, &request).await,
+                None if ui::is_request(&request) => {
+                    // The engine serving now: after a reload, the new one.
+                    let live = shared.live.current().unwrap_or_else(|| shared.clone());
+                    ui::answer(&ui, Some(live), request).await
+                }
                 None => respond(&shared, &request),
             };
             web.decorate(&mut response);
@@ -372,15 +392,10 @@ fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>
         "/healthz" | "/-/healthy" => {
             reply(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())
         }
-        "/" => reply(
-            StatusCode::OK,
-            "text/plain; charset=utf-8",
-            "promlearn watch: /metrics (anomaly scores and health), /healthz\n".into(),
-        ),
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
-            "not found: try /metrics or /healthz\n".into(),
+            "not found: try /metrics, /healthz or the page at /ui/\n".into(),
         ),
     }
 }

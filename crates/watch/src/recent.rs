@@ -102,6 +102,19 @@ impl Recent {
         t.div_euclid(step).rem_euclid(self.cells.len() as i64) as usize
     }
 
+    /// The samples it holds, oldest first, on the query's `step` (the web page's sparkline).
+    pub(crate) fn samples(&self, step: i64) -> Vec<(i64, f64)> {
+        if self.cells.is_empty() || step <= 0 {
+            return Vec::new();
+        }
+        let oldest = self.to_ms - (self.cells.len() as i64 - 1) * step;
+        (self.from_ms.max(oldest)..=self.to_ms)
+            .step_by(step as usize)
+            .map(|t| (t, self.cells[self.slot(t, step)]))
+            .filter(|(_, v)| !is_missing(*v))
+            .collect()
+    }
+
     /// Whether the series holds every step of `read`'s window before what is read.
     pub(crate) fn covers(&self, read: &GridRead) -> bool {
         !self.cells.is_empty()

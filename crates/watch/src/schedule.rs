@@ -77,6 +77,8 @@ pub(crate) struct Shared {
     /// What every generation of a reloaded service shares (`reload.rs`).
     pub(crate) live: Arc<crate::reload::Live>,
     exec: Exec,
+    /// Inference rounds judged so far (any query's): what the web page's ranking is as new as.
+    pub(crate) rounds: std::sync::atomic::AtomicU64,
     /// Set when the service stops: fits not started yet are not started.
     stopping: AtomicBool,
     state: Mutex<State>,
@@ -104,6 +106,7 @@ impl Shared {
             store: None,
             live: Arc::new(crate::reload::Live::new()),
             exec,
+            rounds: Default::default(),
             stopping: AtomicBool::new(false),
             state: Mutex::new(State {
                 queries,
@@ -399,6 +402,8 @@ where
             let newest = match &outcome {
                 Outcome::Judged(a) => {
                     series.anomalies += a.flagged().count() as u64;
+                    // The page's alerts of the last hour and day.
+                    q.alert_times.extend(a.flagged().map(|i| a.timestamps[i]));
                     a.last_judged().and_then(|i| Point::judged(a, i))
                 }
                 Outcome::NoModel { .. } => None,
@@ -416,6 +421,9 @@ where
     let mut state = shared.lock();
     let q = &mut state.queries[index];
     q.infer_durations.observe(started.elapsed().as_secs_f64());
+    q.keep_alert_times(now);
+    drop(state);
+    shared.rounds.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 

@@ -208,11 +208,29 @@ pub(crate) struct QueryState {
     pub fit_durations: Histogram,
     pub infer_durations: Histogram,
     pub last_fit_unix: Option<f64>,
+    /// When its flagged points were (unix ms, oldest first), for the web page's alerts of the
+    /// last hour and day: those older than a day go at each inference, and at most
+    /// [`ALERT_TIMES`] are kept (the page then says "at least").
+    pub alert_times: std::collections::VecDeque<i64>,
 }
+
+/// The most alert times a query keeps for the web page.
+pub(crate) const ALERT_TIMES: usize = 10_000;
 
 impl QueryState {
     pub(crate) fn error(&mut self, kind: ErrorKind) {
         self.errors[kind as usize] += 1;
+    }
+
+    /// Forgets the alert times older than a day before `now_ms`, and any beyond the cap.
+    pub(crate) fn keep_alert_times(&mut self, now_ms: i64) {
+        let day_ago = now_ms - 86_400_000;
+        while let Some(&t) = self.alert_times.front() {
+            if t >= day_ago && self.alert_times.len() <= ALERT_TIMES {
+                break;
+            }
+            self.alert_times.pop_front();
+        }
     }
 }
 

@@ -349,15 +349,16 @@ impl Web {
         if self.tls { "https" } else { "http" }
     }
 
-    /// Serves one accepted connection: the TLS handshake if configured, then HTTP.
-    pub(crate) async fn serve(
-        self: Arc<Web>,
-        stream: tokio::net::TcpStream,
-        shared: Arc<crate::schedule::Shared>,
-    ) {
+    /// Serves one accepted connection: the TLS handshake if configured, then HTTP with `http`
+    /// (the watch's handler, or `promlearn ui`'s).
+    pub(crate) async fn serve_with<F, Fut>(self: Arc<Web>, stream: tokio::net::TcpStream, http: F)
+    where
+        F: FnOnce(Box<dyn Io>, Arc<Web>) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
         let _ = stream.set_nodelay(true);
         let Some(acceptor) = self.active().and_then(|active| active.tls.clone()) else {
-            return crate::serve_connection(stream, shared, self).await;
+            return http(Box::new(stream), self).await;
         };
         // Plain HTTP to the TLS port gets a readable answer (as Go's server gives) instead of a
         // dropped connection: a TLS session always opens with a handshake record, 0x16.
@@ -378,7 +379,7 @@ impl Web {
             _ => return,
         }
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => crate::serve_connection(tls, shared, self).await,
+            Ok(Ok(tls)) => http(Box::new(tls), self).await,
             Ok(Err(e)) => tracing::debug!("a TLS handshake failed: {e}"),
             Err(_) => tracing::debug!("a TLS handshake timed out"),
         }
@@ -417,6 +418,14 @@ impl Web {
         }
     }
 }
+
+/// A connection, plain or TLS.
+pub(crate) trait Io:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static
+{
+}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Io for T {}
 
 /// Basic auth against bcrypt hashes, with successes remembered for a while.
 struct Authenticator {

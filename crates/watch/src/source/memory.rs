@@ -79,6 +79,35 @@ impl MemorySource {
             .sum()
     }
 
+    /// How many series answer the query named `query`.
+    pub(crate) fn series_count(&self, query: &str) -> usize {
+        self.named
+            .get(query)
+            .or(self.every.as_ref())
+            .map_or(0, |s| s.len())
+    }
+
+    /// The same source holding only the series labelled `labels` (the web page's replay of one
+    /// series: every series is judged on its own, so its points are those of the whole replay).
+    pub(crate) fn only(&self, labels: &Labels) -> MemorySource {
+        let keep = |all: &Arc<Vec<Series>>| {
+            Arc::new(
+                all.iter()
+                    .filter(|s| &s.labels == labels)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
+        };
+        MemorySource {
+            every: self.every.as_ref().map(keep),
+            named: self
+                .named
+                .iter()
+                .map(|(q, s)| (q.clone(), keep(s)))
+                .collect(),
+        }
+    }
+
     /// Checks that every query the source names is in `config`.
     pub(crate) fn check(&self, config: &Config) -> Result<()> {
         for name in self.named.keys() {
