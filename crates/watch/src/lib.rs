@@ -312,14 +312,18 @@ impl Watch {
 
 /// Serves HTTP on one connection, plain or TLS (`web.rs` accepts it and checks each request's
 /// credentials before `respond` sees it).
-async fn serve_connection<I>(stream: I, shared: Arc<Shared>, web: Arc<web::Web>)
-where
+async fn serve_connection<I>(
+    stream: I,
+    shared: Arc<Shared>,
+    web: Arc<web::Web>,
+    peer: std::net::IpAddr,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |request: Request<Incoming>| {
         let (shared, web) = (shared.clone(), web.clone());
         async move {
-            let mut response = match web.refuse(&request).await {
+            let mut response = match web.refuse(&request, peer).await {
                 Some(refused) => refused,
                 None if reload::is_request(&request) => reload::answer(&shared, &request).await,
                 None => respond(&shared, &request),
