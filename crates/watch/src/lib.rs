@@ -55,6 +55,7 @@ mod series;
 mod shard;
 mod source;
 mod state;
+mod stopped;
 mod web;
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
