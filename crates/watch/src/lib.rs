@@ -276,7 +276,8 @@ impl Watch {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
-                        let shared = self.shared.clone();
+                        // The engine serving now, not the first: a connection holds it.
+                        let shared = current.clone();
                         connections.spawn(self.web.clone().serve(stream, shared));
                     }
                     Err(e) => {
