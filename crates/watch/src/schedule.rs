@@ -109,6 +109,7 @@ impl Shared {
             state: Mutex::new(State {
                 queries,
                 total_series: 0,
+                dropped_at_trim: 0,
             }),
             fit_permits: Arc::new(Semaphore::new(fit_concurrency.max(1))),
             fit_slots: fit_concurrency.max(1),
@@ -149,7 +150,9 @@ pub(crate) async fn live_infer_loop(shared: Arc<Shared>, index: usize) {
         // keeps no judged points but the newest, which the state holds: no sink.
         let judging = shared.clone();
         let judged = tokio::task::spawn_blocking(move || {
-            judge_new(&judging, index, answer, &mut |_: &JudgedPoint<'_>| Ok(()))
+            let judged = judge_new(&judging, index, answer, &mut |_: &JudgedPoint<'_>| Ok(()));
+            crate::series::trim_after_drops(&judging);
+            judged
         })
         .await;
         match judged {

@@ -361,6 +361,32 @@ pub(crate) enum DropReason {
 pub(crate) struct State {
     pub queries: Vec<QueryState>,
     pub total_series: usize,
+    /// Series forgotten (all queries, all reasons) when memory was last given back.
+    pub dropped_at_trim: u64,
+}
+
+/// After how many forgotten series the allocator is asked to give freed memory back.
+const TRIM_AFTER_DROPS: u64 = 1000;
+
+/// Gives memory back to the system once [`TRIM_AFTER_DROPS`] series were forgotten since it
+/// last did (the service calls it after each inference, on the blocking pool). glibc keeps what
+/// other threads freed in its per-thread arenas: under churn (pods replaced) the held state
+/// comes back down, but without this the resident memory stayed at its high-water mark (the
+/// churn part of `cargo xtask bench watch` measures both). A few milliseconds a call.
+pub(crate) fn trim_after_drops(shared: &crate::schedule::Shared) {
+    {
+        let mut state = shared.lock();
+        let dropped: u64 = state.queries.iter().flat_map(|q| q.dropped).sum();
+        if dropped < state.dropped_at_trim + TRIM_AFTER_DROPS {
+            return;
+        }
+        state.dropped_at_trim = dropped;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only hands free pages back to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 // ---- forgetting series: staleness and room at max_series ----------------------------------
