@@ -209,12 +209,10 @@ pub enum Error {
         found: String,
     },
 
-    /// A sample's timestamp is not on the grid the range query asked for.
-    #[error(
-        "a sample of {series} at {timestamp_ms} ms is not on the requested grid (start {start_ms} ms, \
-         step {step_ms} ms, {rows} rows); the server moved the query's grid (VictoriaMetrics does \
-         unless `nocache=1` is sent, which this client does by default)"
-    )]
+    /// A sample's timestamp is not on the grid the range query asked for: outside its range
+    /// (the message says the server answered what was not asked), or between its points (the
+    /// server moved the grid).
+    #[error("{}", off_grid_message(series, *timestamp_ms, *start_ms, *step_ms, *rows))]
     OffGrid {
         /// The series the sample belongs to.
         series: Labels,
@@ -354,6 +352,36 @@ fn scrape_hint(status: u16) -> &'static str {
         404 => "check the path (metrics pages are usually at /metrics)",
         500.. => "the target failed; try again later",
         _ => "check the URL",
+    }
+}
+
+/// The message of [`Error::OffGrid`]: a timestamp outside the asked range is the server's (or
+/// its data's) doing, and says so; one between the grid's points is a moved grid.
+fn off_grid_message(series: &Labels, t: i64, start: i64, step: i64, rows: usize) -> String {
+    let end = start + (rows.max(1) as i64 - 1) * step;
+    let grid = format!("start {start} ms, end {end} ms, step {step} ms, {rows} rows");
+    if t < start || t > end {
+        let (side, by) = if t > end {
+            ("after the end", t - end)
+        } else {
+            ("before the start", start - t)
+        };
+        format!(
+            "a sample of {series} at {t} ms is {} {side} of the requested range ({grid}); the \
+             server answered a time the query did not ask for: check the server's answer and \
+             what wrote that sample's timestamp",
+            if by >= 86_400_000 {
+                format!("{:.1} days", by as f64 / 86_400_000.0)
+            } else {
+                format!("{:.3} s", by as f64 / 1000.0)
+            }
+        )
+    } else {
+        format!(
+            "a sample of {series} at {t} ms falls between the requested grid's points ({grid}); \
+             the server moved the query's grid (VictoriaMetrics does when its cache answers, \
+             unless `nocache=1` is sent, which this client does by default)"
+        )
     }
 }
 

@@ -581,6 +581,23 @@ mod tests {
     }
 
     #[test]
+    fn a_sample_outside_the_range_is_not_blamed_on_a_moved_grid() {
+        let mut s = RangeSink::new(1000, 1000, 3);
+        s.begin_series(labels("a")).unwrap();
+        // Ten years after the end: the server's data, not VictoriaMetrics's grid or cache.
+        let future = s
+            .point(3000 + 10 * 365 * 86_400_000, 1.0)
+            .unwrap_err()
+            .to_string();
+        assert!(future.contains("3650.0 days after the end"), "{future}");
+        assert!(!future.contains("grid (VictoriaMetrics"), "{future}");
+        let before = s.point(0, 1.0).unwrap_err().to_string();
+        assert!(before.contains("before the start"), "{before}");
+        let between = s.point(1500, 1.0).unwrap_err().to_string();
+        assert!(between.contains("moved the query's grid"), "{between}");
+    }
+
+    #[test]
     fn into_series_leaves_out_missing_cells_and_keeps_nans() {
         let m = Matrix::from_columns(
             vec![0, 1000, 2000],

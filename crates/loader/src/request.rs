@@ -28,14 +28,17 @@ impl Client {
     }
 
     /// Runs `attempt` until it succeeds, fails in a way a retry cannot help
-    /// ([`Error::is_retryable`]), or the configured retries are spent; each retry is logged, and
-    /// the error returned says how many attempts were made.
+    /// ([`Error::is_retryable`]), or the configured retries are spent. Each retry is logged at
+    /// DEBUG: a failure is the caller's to report, and its error says how many attempts were
+    /// made (a WARN per retry doubled every failed cycle of a service that asks every few
+    /// seconds); a success after a failed attempt is one WARN, as nothing else would tell.
     pub(crate) async fn retried<T, F, Fut>(&self, mut attempt: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
         let attempts = AtomicU32::new(0);
+        let last_failure = std::sync::Mutex::new(None::<String>);
         let outcome = (|| {
             attempts.fetch_add(1, Ordering::Relaxed);
             attempt()
@@ -43,10 +46,17 @@ impl Client {
         .retry(self.inner.backoff)
         .when(Error::is_retryable)
         .notify(|e, delay| {
-            tracing::warn!(endpoint = %self.inner.shown, "retrying in {delay:?}: {e}");
+            tracing::debug!(endpoint = %self.inner.shown, "retrying in {delay:?}: {e}");
+            *last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
         })
         .await;
-        outcome.map_err(|e| e.with_attempts(attempts.load(Ordering::Relaxed)))
+        let attempts = attempts.load(Ordering::Relaxed);
+        if outcome.is_ok()
+            && let Some(failure) = last_failure.into_inner().unwrap_or_else(|e| e.into_inner())
+        {
+            tracing::warn!(endpoint = %self.inner.shown, "answered at attempt {attempts}; the attempt before failed: {failure}");
+        }
+        outcome.map_err(|e| e.with_attempts(attempts))
     }
 }
 

@@ -176,6 +176,78 @@ async fn a_body_cut_short_is_an_error_not_a_shorter_answer() {
     assert!(matches!(err, Error::Transport { .. }), "{err:?}");
 }
 
+/// What `tracing` logs at WARN and above while the returned guard lives (this thread only).
+fn warnings() -> (
+    std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    tracing::subscriber::DefaultGuard,
+) {
+    struct Into(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Into {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let text = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writing = text.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || Into(writing.clone()))
+        .finish();
+    (text, tracing::subscriber::set_default(subscriber))
+}
+
+/// A cut answer every time: the error says it all, no WARN per retry beside it (a service that
+/// asks every cycle logged two lines a cycle); a retry that passes is one WARN.
+#[tokio::test]
+async fn retries_are_not_a_warning_each() {
+    let (body, start) = success_body();
+    let cut = body[..body.len() - 40].to_vec();
+    let server =
+        FakeServer::start(move |_, _| Reply::Send(http_response(200, "application/json", &cut)))
+            .await;
+    let (logged, guard) = warnings();
+    let err = quick(&server.url)
+        .retries(2)
+        .build()
+        .unwrap()
+        .query_range(&range(start, 10))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("after 3 attempts"), "{err}");
+    let text = String::from_utf8(logged.lock().unwrap().clone()).unwrap();
+    assert_eq!(text, "", "no warning beside the error");
+    drop(guard);
+
+    let (body, start) = success_body();
+    let server = FakeServer::start(move |n, _| {
+        if n < 1 {
+            Reply::Send(http_response(
+                503,
+                "application/json",
+                br#"{"status":"error","errorType":"unavailable","error":"TSDB not ready"}"#,
+            ))
+        } else {
+            Reply::Send(http_response(200, "application/json", &body))
+        }
+    })
+    .await;
+    let (logged, _guard) = warnings();
+    quick(&server.url)
+        .build()
+        .unwrap()
+        .query_range(&range(start, 10))
+        .await
+        .unwrap();
+    let text = String::from_utf8(logged.lock().unwrap().clone()).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("answered at attempt 2"), "{text}");
+}
+
 #[tokio::test]
 async fn a_json_answer_that_ends_early_is_truncated() {
     let (body, start) = success_body();

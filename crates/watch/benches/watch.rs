@@ -13,6 +13,11 @@
 //! The service keeps its state as users keep it (`state_dir`): after it stops, a second one
 //! starts on the same directory, and the bench times reading the 101,000 models back and the
 //! first cycle that scores every series with them, before any fit.
+//!
+//! Then, in a process of its own so that neither part's memory shows in the other's, the churn
+//! part (`watch/churn.rs`): series replaced as they come and go, RSS to a plateau and back.
+//! `PROMLEARN_BENCH_WATCH=churn` runs only that part; `PROMLEARN_BENCH_CHURN_MINUTES` sets how
+//! long it churns (default 30).
 
 #![allow(
     clippy::print_stdout,
@@ -46,6 +51,24 @@ const FIT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Concurrent scrapers, and rounds of them.
 const SCRAPERS: usize = 3;
 const SCRAPE_ROUNDS: usize = 5;
+/// Runs only the churn part when set to `churn`.
+const ONLY_ENV: &str = "PROMLEARN_BENCH_WATCH";
+/// How many minutes the churn part churns (default [`CHURN_MINUTES`]).
+const CHURN_MINUTES_ENV: &str = "PROMLEARN_BENCH_CHURN_MINUTES";
+const CHURN_MINUTES: f64 = 30.0;
+
+#[path = "watch/churn.rs"]
+mod churn;
+
+/// The churn part in a process of its own (this bench again, with [`ONLY_ENV`] set).
+fn churn_in_its_own_process() {
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let status = std::process::Command::new(exe)
+        .env(ONLY_ENV, "churn")
+        .status()
+        .expect("the churn part starts");
+    assert!(status.success(), "the churn part failed: {status}");
+}
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -509,6 +532,14 @@ async fn restart(config: Config, state_dir: &std::path::Path) -> String {
 #[tokio::main]
 async fn main() {
     promlearn_loader::install_crypto_provider();
+    if std::env::var(ONLY_ENV).is_ok_and(|v| v == "churn") {
+        let minutes = std::env::var(CHURN_MINUTES_ENV)
+            .ok()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(CHURN_MINUTES);
+        println!("{}", churn::run(minutes).await);
+        return;
+    }
     let bench_started = Instant::now();
     let vm = VictoriaMetrics::start(VictoriaConfig {
         args: vec![
@@ -756,4 +787,5 @@ fit_window = "15m"
         (rss_after.saturating_sub(rss_before)) as f64 / 1024.0 / SERIES as f64,
     );
     drop(vm);
+    churn_in_its_own_process();
 }

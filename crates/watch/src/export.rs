@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use crate::{
     expo::Histogram,
     schedule::Shared,
-    series::{ERROR_KINDS, Point},
+    series::{DROP_REASONS, ERROR_KINDS, Point},
 };
 
 /// The labels written before a series' own on every per-series family. A series label of the
@@ -105,6 +105,54 @@ pub(crate) fn label_text(query: &str, detector: &str, labels: &Labels) -> Arc<st
     let ours = [(OUR_LABELS[0], query), (OUR_LABELS[1], detector)];
     let theirs = exported.iter().map(|(n, v)| (n.as_str(), v.as_str()));
     promlearn_loader::exposition::label_text(ours.into_iter().chain(theirs)).into()
+}
+
+/// [`label_text`], unless another series of the query already exports that text (`taken`): two
+/// label sets that differ only where names had to be made legal, such as `a.b` and `a_b`, would
+/// be one line on the page, and Prometheus would keep one and drop the other without a trace.
+/// Then the later series' names that were made legal (or, if it has none, those that making a
+/// name legal could give, the ones with a `_`) get `exported_` before them, again until the
+/// text is free and the names are unique, as a clash with one of [`OUR_LABELS`] is resolved.
+pub(crate) fn unique_label_text(
+    query: &str,
+    detector: &str,
+    labels: &Labels,
+    taken: &HashSet<Arc<str>>,
+) -> Arc<str> {
+    let text = label_text(query, detector, labels);
+    if !taken.contains(&text) {
+        return text;
+    }
+    let mut exported = exported_labels(labels);
+    let made_legal: Vec<bool> = labels.iter().map(|(n, _)| !is_label_name(n)).collect();
+    let renamed: Vec<bool> = if made_legal.contains(&true) {
+        made_legal
+    } else {
+        exported.iter().map(|(n, _)| n.contains('_')).collect()
+    };
+    let renamed = if renamed.contains(&true) {
+        renamed
+    } else {
+        vec![true; exported.len()]
+    };
+    loop {
+        for ((name, _), rename) in exported.iter_mut().zip(&renamed) {
+            if *rename {
+                name.insert_str(0, "exported_");
+            }
+        }
+        let mut names: HashSet<&str> = OUR_LABELS.into_iter().collect();
+        if !exported.iter().all(|(n, _)| names.insert(n)) {
+            continue;
+        }
+        let ours = [(OUR_LABELS[0], query), (OUR_LABELS[1], detector)];
+        let theirs = exported.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        let text: Arc<str> =
+            promlearn_loader::exposition::label_text(ours.into_iter().chain(theirs)).into();
+        if !taken.contains(&text) {
+            return text;
+        }
+    }
 }
 
 /// The per-series alert counter's name.
@@ -216,17 +264,23 @@ struct QuerySnapshot {
     fits_skipped: u64,
     last_fit_unix: Option<f64>,
     errors: [u64; ERROR_KINDS.len()],
+    dropped: [u64; DROP_REASONS.len()],
+    /// Series that are not scored: too few finite samples to fit, and with a model but no
+    /// score over their fit window (`series.rs`'s `Unscored`).
+    unscored: [usize; crate::series::UNSCORED_REASONS.len()],
     fit_durations: Histogram,
     infer_durations: Histogram,
 }
 
 /// Copies what the page shows; the lock is held for pointer copies and counters only.
 fn snapshot(shared: &Shared) -> Vec<QuerySnapshot> {
+    let now = shared.clock.now_ms();
     let state = shared.lock();
     state
         .queries
         .iter()
-        .map(|q| QuerySnapshot {
+        .zip(&shared.config.queries)
+        .map(|(q, config)| QuerySnapshot {
             up: q.up,
             points: if q.up {
                 q.series
@@ -250,6 +304,8 @@ fn snapshot(shared: &Shared) -> Vec<QuerySnapshot> {
             fits_skipped: q.fits_skipped,
             last_fit_unix: q.last_fit_unix,
             errors: q.errors,
+            dropped: q.dropped,
+            unscored: q.unscored(config, now),
             fit_durations: q.fit_durations.clone(),
             infer_durations: q.infer_durations.clone(),
         })
@@ -297,7 +353,7 @@ pub(crate) fn render(shared: &Shared) -> String {
     e.family(
         "promlearn_watch_shard_info",
         MetricType::Gauge,
-        "Always 1: the shard this watch is (index of total; 0 of 1 unsharded). It owns the series whose label-set hash (FNV-1a 64) modulo total is index.",
+        "Always 1: the shard this watch is (index of total; 0 of 1 unsharded). It owns the series whose label-set hash (FNV-1a 64, then MurmurHash3's fmix64 finaliser) modulo total is index.",
     );
     let (index, total) = (
         config.shard.index().to_string(),
@@ -378,6 +434,34 @@ pub(crate) fn render(shared: &Shared) -> String {
             e.sample(
                 "promlearn_watch_errors_total",
                 [("query", qc.name.as_str()), ("kind", kind)],
+                count as f64,
+            );
+        }
+    }
+    e.family(
+        "promlearn_watch_series_dropped_total",
+        MetricType::Counter,
+        "Series forgotten, by reason: stale (no sample for stale_after), stopped_at_max_series (a stopped series made room for a live one). A forgotten series comes back only with a newer sample.",
+    );
+    for (qc, q) in config.queries.iter().zip(&queries) {
+        for (reason, count) in DROP_REASONS.iter().zip(q.dropped) {
+            e.sample(
+                "promlearn_watch_series_dropped_total",
+                [("query", qc.name.as_str()), ("reason", reason)],
+                count as f64,
+            );
+        }
+    }
+    e.family(
+        "promlearn_watch_series_unscored",
+        MetricType::Gauge,
+        "Tracked series that get no score, by reason: not_enough_history (fewer finite samples in the fit window than the detector's min_history: all NaN or infinite, or too new), no_score (a model, but no point judged over the fit window: too many NaN or infinite values in the detector's context).",
+    );
+    for (qc, q) in config.queries.iter().zip(&queries) {
+        for (reason, count) in crate::series::UNSCORED_REASONS.iter().zip(q.unscored) {
+            e.sample(
+                "promlearn_watch_series_unscored",
+                [("query", qc.name.as_str()), ("reason", reason)],
                 count as f64,
             );
         }

@@ -56,6 +56,7 @@ mod series;
 mod shard;
 mod source;
 mod state;
+mod stopped;
 pub mod ui;
 mod web;
 
@@ -286,10 +287,12 @@ impl Watch {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
-                        let (shared, ui) = (self.shared.clone(), self.ui.clone());
-                        connections.spawn(self.web.clone().serve_with(stream, move |io, web| {
-                            serve_connection(io, shared, web, ui)
-                        }));
+                        // The engine serving now, not the first: a connection holds it.
+                        let (shared, ui) = (current.clone(), self.ui.clone());
+                        connections.spawn(self.web.clone().serve_with(
+                            stream,
+                            move |io, web, peer| serve_connection(io, shared, web, ui, peer),
+                        ));
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: wait, do not spin.
@@ -331,11 +334,12 @@ async fn serve_connection(
     shared: Arc<Shared>,
     web: Arc<web::Web>,
     ui: Arc<ui::Ui>,
+    peer: std::net::IpAddr,
 ) {
     let service = service_fn(move |request: Request<Incoming>| {
         let (shared, web, ui) = (shared.clone(), web.clone(), ui.clone());
         async move {
-            let mut response = match web.refuse(&request).await {
+            let mut response = match web.refuse(&request, peer).await {
                 Some(refused) => refused,
                 None if reload::is_request(&request) => reload::answer(&shared, &request).await,
                 None if ui::is_request(&request) => {

@@ -298,6 +298,13 @@ fn carry_over(old: &Shared, new: &Shared) -> ReloadSummary {
         }
     }
     to.total_series = to.queries.iter().map(|q| q.series.len()).sum();
+    // What the old engine still holds (queries removed or changed: their series and models)
+    // goes now, not when the last holder of the old engine lets go of it: the `Watch` and
+    // every `Handle` hold the first one, an open connection the one it was accepted under.
+    for q in &mut from.queries {
+        *q = Default::default();
+    }
+    from.total_series = 0;
     summary
 }
 

@@ -37,11 +37,12 @@ use crate::{
     Config,
     backtest::JudgedPoint,
     clock::{self, Clock},
-    export::{self, Page},
+    export::Page,
     judge::{InferJob, Outcome, emit, infer_job},
     recent::GridRead,
     series::{ErrorKind, Evictions, Point, SeriesState, State, drop_stale},
     source::{FetchError, SeriesData, Source, Want},
+    stopped::{self, RawNewest},
 };
 
 /// Fits a detector on a history; the detector crate's `DetectorSpec::fit`, or a stand-in in tests.
@@ -111,6 +112,7 @@ impl Shared {
             state: Mutex::new(State {
                 queries,
                 total_series: 0,
+                dropped_at_trim: 0,
             }),
             fit_permits: Arc::new(Semaphore::new(fit_concurrency.max(1))),
             fit_slots: fit_concurrency.max(1),
@@ -151,7 +153,9 @@ pub(crate) async fn live_infer_loop(shared: Arc<Shared>, index: usize) {
         // keeps no judged points but the newest, which the state holds: no sink.
         let judging = shared.clone();
         let judged = tokio::task::spawn_blocking(move || {
-            judge_new(&judging, index, answer, &mut |_: &JudgedPoint<'_>| Ok(()))
+            let judged = judge_new(&judging, index, answer, &mut |_: &JudgedPoint<'_>| Ok(()));
+            crate::series::trim_after_drops(&judging);
+            judged
         })
         .await;
         match judged {
@@ -208,6 +212,8 @@ pub(crate) struct NewSamples {
     /// The steps read from Prometheus (`None` from memory).
     read: Option<GridRead>,
     answer: Result<Vec<SeriesData>, FetchError>,
+    /// Each series' newest raw sample, asked only when room may be needed (`stopped.rs`).
+    raw: Option<RawNewest>,
 }
 
 /// The read of an inference of query `index` at the clock's time: the samples after the last
@@ -244,12 +250,14 @@ pub(crate) async fn fetch_new(shared: &Shared, index: usize) -> NewSamples {
             query.infer_every,
         )
         .await;
+    let raw = stopped::ask_if_room_needed(shared, index, now, &answer).await;
     NewSamples {
         started,
         now,
         after,
         read,
         answer,
+        raw,
     }
 }
 
@@ -264,6 +272,7 @@ pub(crate) fn judge_new<K>(
         after,
         read,
         answer,
+        raw,
     }: NewSamples,
     sink: &mut K,
 ) -> io::Result<()>
@@ -310,6 +319,9 @@ where
             .filter_map(|d| d.timestamps.last().copied())
             .max()
             .or(q.newest_sample_ms);
+        if let Some(raw) = &raw {
+            raw.record(q, now);
+        }
         let mut new = Vec::new();
         let cells = query.infer_points();
         for mut data in data {
@@ -332,19 +344,24 @@ where
             }
         }
         // Stopped series go before live ones are refused: a series at the limit may take the
-        // place of the one whose newest sample is the oldest and a step behind its query's.
+        // place of a stopped one (`stopped.rs`), the one with the oldest newest sample first.
         let mut room = Evictions::default();
-        let newest = state.queries[index].newest_sample_ms;
         for mut data in new {
+            let newest = data.timestamps.last().copied();
+            let raw_ms = raw.as_ref().and_then(|raw| raw.of(&data.labels));
+            // A forgotten series comes back only with a newer sample than it was forgotten with.
+            if state.queries[index].stays_forgotten(&data.labels, newest) {
+                continue;
+            }
             if state.total_series >= shared.config.max_series {
                 // A series that has already stopped takes no one's place, and is no error.
-                let stopped = |t: i64| newest.is_some_and(|n| t + query.step_ms() < n);
-                if data.timestamps.last().is_none_or(|t| stopped(*t)) {
+                let q = &state.queries[index];
+                if newest.is_none_or(|t| stopped::is_behind(q, t, raw_ms, query.step_ms(), now)) {
                     continue;
                 }
             }
             if state.total_series >= shared.config.max_series
-                && !room.evict_one(state, &shared.config)
+                && !room.evict_one(state, &shared.config, now)
             {
                 state.queries[index].error(ErrorKind::SeriesLimit);
                 continue;
@@ -354,12 +371,14 @@ where
             q.series_created += 1;
             tracing::debug!(query = %query.name, series = %data.labels, "new series");
             // What the answers before this one held is history, not new.
-            let text = export::label_text(&query.name, query.detector.name(), &data.labels);
-            let newest = data.timestamps.last().copied().unwrap_or(now);
-            let series = q
-                .series
-                .entry(data.labels.clone())
-                .or_insert(SeriesState::new(text, now, newest, after));
+            let newest = newest.unwrap_or(now);
+            let series = q.track(
+                &query.name,
+                query.detector.name(),
+                data.labels.clone(),
+                |text| SeriesState::new(text, now, newest, after),
+            );
+            series.raw_sample_ms = raw_ms;
             if let Some(read) = &read {
                 (data.timestamps, data.values) =
                     series
@@ -413,7 +432,13 @@ where
                     None
                 }
             };
+            if let Some(point) = &newest {
+                series.scored_ms = Some(point.timestamp_ms);
+            }
             series.last = newest.or(series.last.filter(|p| p.timestamp_ms >= start));
+            series.note_wait(query, &job.data.labels, now, || {
+                "its model judged no point: too many NaN or infinite values in the detector's context".into()
+            });
         }
         Ok(())
     };
@@ -557,9 +582,14 @@ pub(crate) async fn fit_once(shared: &Arc<Shared>, index: usize) {
                 // Not enough history yet: come back when there can be.
                 let wait = query.step * (min_history - finite) as u32;
                 series.next_fit_ms = now + wait.max(query.infer_every).as_millis() as i64;
+                series.short_history = true;
                 tracing::debug!(query = %query.name, series = %labels, finite, min_history, "not enough history to fit yet");
+                series.note_wait(query, &labels, now, || {
+                    format!("its fit window holds {finite} finite samples, the detector needs {min_history} (NaN and infinite values do not count)")
+                });
                 continue;
             }
+            series.short_history = false;
             series.fitting = true;
             series.next_fit_ms = now + fit_every;
             jobs.push(FitJob {

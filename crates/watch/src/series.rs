@@ -5,7 +5,11 @@
 //! Nothing here knows what time it is or where samples come from: the schedule hands in the time
 //! and the samples.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use promlearn_detect::{Analysis, DomainKnowledge, Fitted, StreamState};
 use promlearn_loader::Labels;
@@ -156,6 +160,19 @@ pub(crate) struct SeriesState {
     /// it, not from when an answer last held the series (a range query keeps returning a
     /// stopped series for as long as its range reaches back to the last sample).
     pub last_sample_ms: i64,
+    /// The timestamp of its newest raw sample (unix ms), when it was last asked for (only when
+    /// room is needed at `max_series`: `stopped.rs`): an evaluated step may carry a sample the
+    /// series no longer has, this cannot.
+    pub raw_sample_ms: Option<i64>,
+    /// When the series was first tracked (unix ms on the schedule's clock).
+    pub since_ms: i64,
+    /// Its last fit round found too few finite samples (`min_history`): it has no model, or its
+    /// model is older than what its history now holds.
+    pub short_history: bool,
+    /// When its newest point was judged (unix ms of the point), if one ever was.
+    pub scored_ms: Option<i64>,
+    /// Whether the series' long wait for a score (past its `fit_window`) was logged.
+    pub wait_logged: bool,
     /// The newest judged point; `None` while the query fails, the series is absent, or no point
     /// in the latest answer was judged, so that nothing old is exported.
     pub last: Option<Point>,
@@ -184,6 +201,11 @@ impl SeriesState {
             next_fit_ms: now_ms,
             last_seen_ms: now_ms,
             last_sample_ms,
+            raw_sample_ms: None,
+            since_ms: now_ms,
+            short_history: false,
+            scored_ms: None,
+            wait_logged: false,
             last: None,
             anomalies: 0,
             recent: Default::default(),
@@ -201,6 +223,19 @@ pub(crate) struct QueryState {
     /// The newest sample of any series in the last answer (unix ms): a series more than a step
     /// behind it has stopped.
     pub newest_sample_ms: Option<i64>,
+    /// The newest raw sample of any series (unix ms), when raw timestamps were last asked for
+    /// (`stopped.rs`), and when that was (the clock's time of that inference).
+    pub newest_raw_ms: Option<i64>,
+    pub raw_asked_ms: Option<i64>,
+    /// Series forgotten (stale, or to make room) with the newest sample they had then: one
+    /// comes back only with a newer sample, so that a range that still returns a stopped series
+    /// does not bring it back (and log it again) every cycle. Pruned once such a sample can no
+    /// longer be in a read (`prune_forgotten`).
+    pub forgotten: HashMap<Labels, i64>,
+    /// Series forgotten, by [`DROP_REASONS`].
+    pub dropped: [u64; DROP_REASONS.len()],
+    /// Every exported label text of the query's series: no two series share one (`export.rs`).
+    pub texts: HashSet<Arc<str>>,
     pub series_created: u64,
     pub errors: [u64; ERROR_KINDS.len()],
     pub fits_skipped: u64,
@@ -232,12 +267,146 @@ impl QueryState {
             self.alert_times.pop_front();
         }
     }
+
+    /// Tracks a series, exported with a label text no other series of the query has
+    /// (`export::unique_label_text`); `make` builds its state around that text. The caller
+    /// counts it in [`State::total_series`].
+    pub(crate) fn track(
+        &mut self,
+        query: &str,
+        detector: &str,
+        labels: Labels,
+        make: impl FnOnce(Arc<str>) -> SeriesState,
+    ) -> &mut SeriesState {
+        self.forgotten.remove(&labels);
+        let text = crate::export::unique_label_text(query, detector, &labels, &self.texts);
+        self.texts.insert(text.clone());
+        self.series.entry(labels).or_insert_with(|| make(text))
+    }
+
+    /// Forgets a series: its label text is free again, it is counted and logged (once: it is
+    /// remembered with its newest sample and does not come back without a newer one).
+    fn forget(&mut self, labels: Labels, series: &SeriesState, reason: DropReason, why: &str) {
+        self.texts.remove(&series.label_text);
+        self.dropped[reason as usize] += 1;
+        tracing::info!(series = %labels, "series dropped: {why}");
+        self.forgotten.insert(labels, series.last_sample_ms);
+    }
+
+    /// Whether a series absent from the state is one that was forgotten and has no sample
+    /// newer than the one it was forgotten with (`newest_ms`, its newest in this answer).
+    pub(crate) fn stays_forgotten(&self, labels: &Labels, newest_ms: Option<i64>) -> bool {
+        self.forgotten
+            .get(labels)
+            .is_some_and(|&last| newest_ms.is_none_or(|t| t <= last))
+    }
+
+    /// Lets go of forgotten series whose newest sample is older than `oldest_read_ms` (the
+    /// start of the widest read a query makes): no answer can bring that sample back.
+    fn prune_forgotten(&mut self, oldest_read_ms: i64) {
+        self.forgotten.retain(|_, last| *last >= oldest_read_ms);
+        if self.forgotten.capacity() > 4 * self.forgotten.len().max(16) {
+            self.forgotten.shrink_to_fit();
+        }
+    }
+}
+
+/// Why a tracked series gets no score (the `reason` label of `promlearn_watch_series_unscored`).
+pub const UNSCORED_REASONS: [&str; 2] = ["not_enough_history", "no_score"];
+
+impl SeriesState {
+    /// Why the series gets no score at `now_ms` (an index of [`UNSCORED_REASONS`]), if it
+    /// does not: its last fit round found too few finite samples, or it has a model but judged
+    /// no point over `wait_ms` (its fit window) since it was tracked or last scored.
+    pub(crate) fn unscored(&self, now_ms: i64, wait_ms: i64) -> Option<usize> {
+        if self.short_history {
+            return Some(0);
+        }
+        let waited = now_ms - self.scored_ms.unwrap_or(self.since_ms).max(self.since_ms);
+        (self.model.is_some() && waited > wait_ms).then_some(1)
+    }
+}
+
+impl SeriesState {
+    /// Logs, once per wait, that the series has got no score for longer than its fit window
+    /// (`reason` says why); a score ends the wait.
+    pub(crate) fn note_wait(
+        &mut self,
+        query: &crate::QueryConfig,
+        labels: &Labels,
+        now_ms: i64,
+        reason: impl FnOnce() -> String,
+    ) {
+        let wait_ms = query.fit_window.as_millis() as i64;
+        match self.unscored(now_ms, wait_ms) {
+            None if self.scored_ms.is_some() => self.wait_logged = false,
+            Some(_) if !self.wait_logged && now_ms - self.since_ms > wait_ms => {
+                self.wait_logged = true;
+                tracing::info!(query = %query.name, series = %labels, "series not scored for longer than its fit_window ({}): {}", promlearn_duration::format(query.fit_window), reason());
+            }
+            _ => {}
+        }
+    }
+}
+
+impl QueryState {
+    /// How many series get no score at `now_ms`, by [`UNSCORED_REASONS`].
+    pub(crate) fn unscored(
+        &self,
+        config: &crate::QueryConfig,
+        now_ms: i64,
+    ) -> [usize; UNSCORED_REASONS.len()] {
+        let mut counts = [0; UNSCORED_REASONS.len()];
+        let wait_ms = config.fit_window.as_millis() as i64;
+        for series in self.series.values() {
+            if let Some(reason) = series.unscored(now_ms, wait_ms) {
+                counts[reason] += 1;
+            }
+        }
+        counts
+    }
+}
+
+/// Why a series was forgotten (the `reason` label of `promlearn_watch_series_dropped_total`).
+pub const DROP_REASONS: [&str; 2] = ["stale", "stopped_at_max_series"];
+
+/// A reason; its value indexes [`DROP_REASONS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DropReason {
+    Stale = 0,
+    StoppedAtMaxSeries = 1,
 }
 
 /// Every query's state, and the series bound they share.
 pub(crate) struct State {
     pub queries: Vec<QueryState>,
     pub total_series: usize,
+    /// Series forgotten (all queries, all reasons) when memory was last given back.
+    pub dropped_at_trim: u64,
+}
+
+/// After how many forgotten series the allocator is asked to give freed memory back.
+const TRIM_AFTER_DROPS: u64 = 1000;
+
+/// Gives memory back to the system once [`TRIM_AFTER_DROPS`] series were forgotten since it
+/// last did (the service calls it after each inference, on the blocking pool). glibc keeps what
+/// other threads freed in its per-thread arenas: under churn (pods replaced) the held state
+/// comes back down, but without this the resident memory stayed at its high-water mark (the
+/// churn part of `cargo xtask bench watch` measures both). A few milliseconds a call.
+pub(crate) fn trim_after_drops(shared: &crate::schedule::Shared) {
+    {
+        let mut state = shared.lock();
+        let dropped: u64 = state.queries.iter().flat_map(|q| q.dropped).sum();
+        if dropped < state.dropped_at_trim + TRIM_AFTER_DROPS {
+            return;
+        }
+        state.dropped_at_trim = dropped;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only hands free pages back to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 // ---- forgetting series: staleness and room at max_series ----------------------------------
@@ -251,16 +420,27 @@ pub(crate) fn stale_ms(config: &Config, query: usize) -> i64 {
 /// Drops the series of query `index` whose newest sample is older than [`stale_ms`] at `now_ms`.
 pub(crate) fn drop_stale(state: &mut State, index: usize, now_ms: i64, config: &Config) {
     let q = &mut state.queries[index];
-    let before = q.series.len();
     let stale_ms = stale_ms(config, index);
-    q.series.retain(|labels, series| {
-        let keep = now_ms - series.last_sample_ms <= stale_ms;
-        if !keep {
-            tracing::info!(series = %labels, "series dropped: no sample for {}", promlearn_duration::format(Duration::from_millis(stale_ms as u64)));
+    let stale: Vec<Labels> = q
+        .series
+        .iter()
+        .filter(|(_, series)| now_ms - series.last_sample_ms > stale_ms)
+        .map(|(labels, _)| labels.clone())
+        .collect();
+    let why = format!(
+        "no sample for {}",
+        promlearn_duration::format(Duration::from_millis(stale_ms as u64))
+    );
+    for labels in stale {
+        if let Some(series) = q.series.remove(&labels) {
+            q.forget(labels, &series, DropReason::Stale, &why);
+            state.total_series -= 1;
         }
-        keep
-    });
-    state.total_series -= before - q.series.len();
+    }
+    // The widest read: a fit window, or an inference's (`source::infer_points_since`).
+    let query = &config.queries[index];
+    let widest = query.fit_points().max(query.infer_points()) as i64 + 1;
+    q.prune_forgotten(now_ms - widest * query.step_ms() - stale_ms);
 }
 
 /// Stopped series that may make room for new ones at `max_series`, oldest newest-sample first;
@@ -271,19 +451,17 @@ pub(crate) struct Evictions {
 }
 
 impl Evictions {
-    /// Forgets one stopped series (of any query): one whose newest sample is more than a step
-    /// behind its query's newest. False when every series is live.
-    pub(crate) fn evict_one(&mut self, state: &mut State, config: &Config) -> bool {
+    /// Forgets one stopped series (of any query, `stopped::has_stopped` at `now_ms`). False
+    /// when every series is live.
+    pub(crate) fn evict_one(&mut self, state: &mut State, config: &Config, now_ms: i64) -> bool {
         let candidates = self.candidates.get_or_insert_with(|| {
             let mut stopped = Vec::new();
             for (i, q) in state.queries.iter().enumerate() {
-                let Some(newest) = q.newest_sample_ms else {
-                    continue;
-                };
                 let step = config.queries[i].step_ms();
                 for (labels, series) in &q.series {
-                    if series.last_sample_ms + step < newest {
-                        stopped.push((series.last_sample_ms, i, labels.clone()));
+                    if crate::stopped::has_stopped(q, series, step, now_ms) {
+                        let newest = series.raw_sample_ms.unwrap_or(series.last_sample_ms);
+                        stopped.push((newest, i, labels.clone()));
                     }
                 }
             }
@@ -291,9 +469,15 @@ impl Evictions {
             stopped.into_iter()
         });
         for (_, query, labels) in candidates.by_ref() {
-            if state.queries[query].series.remove(&labels).is_some() {
+            let q = &mut state.queries[query];
+            if let Some(series) = q.series.remove(&labels) {
+                q.forget(
+                    labels,
+                    &series,
+                    DropReason::StoppedAtMaxSeries,
+                    "stopped, its place taken by a live series at max_series",
+                );
                 state.total_series -= 1;
-                tracing::debug!(query = %config.queries[query].name, series = %labels, "stopped series forgotten to make room at max_series");
                 return true;
             }
         }

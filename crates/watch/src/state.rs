@@ -41,7 +41,7 @@ use promlearn_loader::Labels;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Config, Error, QueryConfig, Result, export,
+    Config, Error, QueryConfig, Result,
     schedule::Shared,
     series::{SeriesState, Stream},
     shard::label_hash,
@@ -465,8 +465,13 @@ pub(crate) fn restore_where(shared: &Shared, wanted: impl Fn(usize) -> bool) -> 
                     continue;
                 }
             };
-            let text = export::label_text(&query.name, query.detector.name(), &labels);
-            let mut series = SeriesState::new(text, now, saved.last_sample_ms, saved.through_ms);
+            let q = &mut state.queries[index];
+            if q.series.contains_key(&labels) {
+                continue;
+            }
+            let series = q.track(&query.name, query.detector.name(), labels.clone(), |text| {
+                SeriesState::new(text, now, saved.last_sample_ms, saved.through_ms)
+            });
             series.model = Some(model);
             series.stream = Stream {
                 through_ms: saved.through_ms,
@@ -474,12 +479,9 @@ pub(crate) fn restore_where(shared: &Shared, wanted: impl Fn(usize) -> bool) -> 
                 detector: serde_json::from_str(&saved.detector_state).unwrap_or_default(),
             };
             series.next_fit_ms = saved.fitted_at_ms + query.fit_every.as_millis() as i64;
-            let q = &mut state.queries[index];
-            if q.series.insert(labels.clone(), series).is_none() {
-                state.total_series += 1;
-                found.models += 1;
-                restored.insert(label_hash(&labels), labels);
-            }
+            state.total_series += 1;
+            found.models += 1;
+            restored.insert(label_hash(&labels), labels);
         }
         if restored.is_empty() {
             continue;

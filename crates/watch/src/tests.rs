@@ -368,7 +368,7 @@ async fn scores_are_exported_per_series_with_renamed_and_escaped_labels() {
             "{name} outside its family {current}"
         );
     }
-    assert_eq!(seen.len(), 19, "{seen:?}");
+    assert_eq!(seen.len(), 21, "{seen:?}");
     assert!(
         text.contains("\npromlearn_watch_shard_info{index=\"0\",total=\"1\"} 1\n"),
         "{text}"

@@ -21,16 +21,15 @@
 //! Every path needs the credentials except `/healthz` and `/-/healthy`, which tell only that the
 //! process answers: probes (kubelet, load balancers) rarely carry credentials, and liveness
 //! leaks nothing. Wrong or missing credentials get 401 with `WWW-Authenticate: Basic`. A bcrypt
-//! check costs tens of milliseconds by design, so checks run one at a time on the blocking pool
-//! (a flood of wrong passwords costs one core, never the runtime's threads), and a successful
-//! one is remembered for [`AUTH_CACHE_TTL`], keyed by a keyed hash of the user, password and
-//! stored hash, as exporter-toolkit caches them.
+//! check costs tens of milliseconds by design: checks run one at a time, successes and
+//! failures are remembered, and checks waiting are bounded per client and overall (429 beyond),
+//! so that wrong passwords never starve a right one (`web/auth.rs`).
 
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, SystemTime},
 };
 
 use base64::Engine;
@@ -40,7 +39,6 @@ use hyper::{
     Request, Response, StatusCode,
     header::{self, HeaderName, HeaderValue},
 };
-use ring::hmac;
 use rustls::ServerConfig;
 use serde::{Deserialize, de::IgnoredAny};
 use tokio::io::AsyncWriteExt;
@@ -49,8 +47,6 @@ use crate::{Error, Result};
 
 /// How long a successful basic-auth check is remembered (per user, password and hash).
 pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(600);
-/// The most remembered checks; the oldest goes first.
-const AUTH_CACHE_SIZE: usize = 64;
 /// How long a client may take to open a TLS session before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Paths served without credentials (see the module's documentation).
@@ -353,12 +349,15 @@ impl Web {
     /// (the watch's handler, or `promlearn ui`'s).
     pub(crate) async fn serve_with<F, Fut>(self: Arc<Web>, stream: tokio::net::TcpStream, http: F)
     where
-        F: FnOnce(Box<dyn Io>, Arc<Web>) -> Fut,
+        F: FnOnce(Box<dyn Io>, Arc<Web>, std::net::IpAddr) -> Fut,
         Fut: std::future::Future<Output = ()>,
     {
         let _ = stream.set_nodelay(true);
+        let peer = stream
+            .peer_addr()
+            .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip());
         let Some(acceptor) = self.active().and_then(|active| active.tls.clone()) else {
-            return http(Box::new(stream), self).await;
+            return http(Box::new(stream), self, peer).await;
         };
         // Plain HTTP to the TLS port gets a readable answer (as Go's server gives) instead of a
         // dropped connection: a TLS session always opens with a handshake record, 0x16.
@@ -379,33 +378,44 @@ impl Web {
             _ => return,
         }
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => http(Box::new(tls), self).await,
+            Ok(Ok(tls)) => http(Box::new(tls), self, peer).await,
             Ok(Err(e)) => tracing::debug!("a TLS handshake failed: {e}"),
             Err(_) => tracing::debug!("a TLS handshake timed out"),
         }
     }
 
-    /// `Some(401)` when the request needs credentials and lacks good ones.
-    pub(crate) async fn refuse<B>(&self, request: &Request<B>) -> Option<Response<Full<Bytes>>> {
+    /// `Some(401)` when the request (from `peer`) needs credentials and lacks good ones;
+    /// `Some(429)` when too many checks of credentials not known yet wait (`web/auth.rs`).
+    pub(crate) async fn refuse<B>(
+        &self,
+        request: &Request<B>,
+        peer: std::net::IpAddr,
+    ) -> Option<Response<Full<Bytes>>> {
         let active = self.active()?;
         let auth = active.auth.as_ref()?;
         if OPEN_PATHS.contains(&request.uri().path()) {
             return None;
         }
-        if auth
-            .check(request.headers().get(header::AUTHORIZATION))
-            .await
-        {
-            return None;
-        }
-        Some(
-            Response::builder()
+        let verdict = auth
+            .check(request.headers().get(header::AUTHORIZATION), peer)
+            .await;
+        let response =
+            Response::builder().header(header::CONTENT_TYPE, "text/plain; charset=utf-8");
+        Some(match verdict {
+            Verdict::Good => return None,
+            Verdict::Wrong => response
                 .status(StatusCode::UNAUTHORIZED)
                 .header(header::WWW_AUTHENTICATE, "Basic")
-                .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
                 .body(Full::new(Bytes::from_static(b"Unauthorized\n")))
                 .expect("a static response builds"),
-        )
+            Verdict::Busy => response
+                .status(StatusCode::TOO_MANY_REQUESTS)
+                .header(header::RETRY_AFTER, "1")
+                .body(Full::new(Bytes::from_static(
+                    b"Too many password checks waiting; try again in a second\n",
+                )))
+                .expect("a static response builds"),
+        })
     }
 
     /// Adds `http_server_config.headers` to a response.
@@ -427,84 +437,6 @@ pub(crate) trait Io:
 
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Io for T {}
 
-/// Basic auth against bcrypt hashes, with successes remembered for a while.
-struct Authenticator {
-    users: BTreeMap<String, String>,
-    /// Checked for an unknown user, so that a wrong name costs as long as a wrong password and
-    /// timing does not tell which names exist.
-    decoy: String,
-    /// A random key for the cache's hashes: no password is kept, nor a plain digest of one.
-    key: hmac::Key,
-    cache: Mutex<Vec<([u8; 32], Instant)>>,
-    /// One bcrypt check at a time.
-    gate: tokio::sync::Semaphore,
-}
-
-impl Authenticator {
-    fn new(users: &BTreeMap<String, String>) -> Option<Authenticator> {
-        let decoy = users.values().next()?.clone();
-        let key = hmac::Key::generate(hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
-            .expect("the system's random source works");
-        Some(Authenticator {
-            users: users.clone(),
-            decoy,
-            key,
-            cache: Mutex::new(Vec::new()),
-            gate: tokio::sync::Semaphore::new(1),
-        })
-    }
-
-    async fn check(&self, header: Option<&HeaderValue>) -> bool {
-        let Some((user, password)) = header.and_then(basic_credentials) else {
-            return false;
-        };
-        let known = self.users.get(&user);
-        let hash = known.unwrap_or(&self.decoy).clone();
-        let mut context = hmac::Context::with_key(&self.key);
-        for part in [user.as_bytes(), password.as_bytes(), hash.as_bytes()] {
-            // Lengths first, so that no two splits of the same bytes collide.
-            context.update(&(part.len() as u64).to_le_bytes());
-            context.update(part);
-        }
-        let mut tag = [0u8; 32];
-        tag.copy_from_slice(context.sign().as_ref());
-        if known.is_some() && self.remembered(&tag) {
-            return true;
-        }
-        let Ok(_permit) = self.gate.acquire().await else {
-            return false;
-        };
-        // The same credentials may have been checked while this request waited.
-        if known.is_some() && self.remembered(&tag) {
-            return true;
-        }
-        let verified = tokio::task::spawn_blocking(move || {
-            bcrypt::verify(password.as_bytes(), &hash).unwrap_or(false)
-        })
-        .await
-        .unwrap_or(false);
-        let ok = verified && known.is_some();
-        if ok {
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            cache.retain(|(_, at)| at.elapsed() < AUTH_CACHE_TTL);
-            if cache.len() >= AUTH_CACHE_SIZE {
-                cache.remove(0);
-            }
-            cache.push((tag, Instant::now()));
-        }
-        ok
-    }
-
-    /// A plain comparison is enough: the tags are outputs of a keyed function the client
-    /// cannot compute, so how long a comparison takes tells it nothing it could use.
-    fn remembered(&self, tag: &[u8; 32]) -> bool {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .iter()
-            .any(|(t, at)| t == tag && at.elapsed() < AUTH_CACHE_TTL)
-    }
-}
-
 /// The user and password of an `Authorization: Basic …` header.
 fn basic_credentials(header: &HeaderValue) -> Option<(String, String)> {
     let text = header.to_str().ok()?;
@@ -520,7 +452,10 @@ fn basic_credentials(header: &HeaderValue) -> Option<(String, String)> {
     Some((user.to_owned(), password.to_owned()))
 }
 
+mod auth;
 mod tls;
+
+use auth::{Authenticator, Verdict};
 
 #[cfg(test)]
 mod tests;

@@ -129,6 +129,46 @@ fn random_labels(rng: &mut Rng) -> Labels {
     }))
 }
 
+/// `labels` with every name the format cannot carry made legal (`a.b` as `a_b`), the last
+/// value kept where two names become one.
+fn legal_twin(labels: &Labels) -> Labels {
+    let pairs: std::collections::BTreeMap<String, String> = labels
+        .iter()
+        .map(|(n, v)| {
+            let n = if n == "__name__" || is_label_name(n) {
+                n.to_owned()
+            } else {
+                legal_label_name(n)
+            };
+            (n, v.to_owned())
+        })
+        .collect();
+    Labels::from_pairs(pairs)
+}
+
+#[test]
+fn two_series_whose_names_become_one_are_two_lines() {
+    let dot = Labels::from_pairs([("a.b", "dot"), ("job", "f")]);
+    let underscore = Labels::from_pairs([("a_b", "dot"), ("job", "f")]);
+    for order in [[&dot, &underscore], [&underscore, &dot]] {
+        let page = page_of(&["q".into()], &[order.map(Labels::clone).to_vec()]);
+        check_parsed(
+            &page,
+            &["q".into()],
+            &[vec![dot.clone(), underscore.clone()]],
+        );
+        let scores: Vec<&str> = page
+            .lines()
+            .filter(|l| l.starts_with("promlearn_anomaly_score{"))
+            .collect();
+        assert!(
+            scores.contains(&"promlearn_anomaly_score{query=\"q\",detector=\"zscore\",a_b=\"dot\",job=\"f\"} 1e-300"),
+            "{scores:?}"
+        );
+        assert_eq!(scores.len(), 2, "{scores:?}");
+    }
+}
+
 /// A service state holding `series` (per query) each with a judged point, rendered as served.
 fn page_of(query_names: &[String], series: &[Vec<Labels>]) -> String {
     let mut toml = String::from("endpoint = \"http://localhost:9090\"\n");
@@ -155,8 +195,10 @@ fn page_of(query_names: &[String], series: &[Vec<Labels>]) -> String {
             let q = &mut state.queries[i];
             q.up = true;
             for l in labels {
-                let text = label_text(&config.queries[i].name, "zscore", l);
-                let mut s = SeriesState::new(text, 0, 0, None);
+                // As the schedule tracks a series: its label text unique in its query.
+                let s = q.track(&config.queries[i].name, "zscore", l.clone(), |text| {
+                    SeriesState::new(text, 0, 0, None)
+                });
                 s.last = Some(Point {
                     timestamp_ms: 0,
                     value: 1.5,
@@ -166,7 +208,6 @@ fn page_of(query_names: &[String], series: &[Vec<Labels>]) -> String {
                     score: 1e-300,
                     anomalous: true,
                 });
-                q.series.insert(l.clone(), s);
             }
         }
     }
@@ -191,6 +232,15 @@ fn check_parsed(page: &str, query_names: &[String], series: &[Vec<Labels>]) {
         .collect();
     let expected: usize = series.iter().map(Vec::len).sum();
     assert_eq!(scores.len(), expected, "{page}");
+    // No two series on one line: Prometheus would keep one and drop the other.
+    let mut lines = HashSet::new();
+    for s in &scores {
+        assert!(
+            lines.insert(&s.labels),
+            "two series as {:?}\n{page}",
+            s.labels
+        );
+    }
     for (q, labels) in query_names.iter().zip(series) {
         for l in labels {
             let want: Vec<&str> = [q.as_str(), "zscore"]
@@ -274,6 +324,13 @@ fn any_label_set_gives_a_page_the_parser_and_promtool_accept() {
             .map(|_| {
                 let mut sets: Vec<Labels> =
                     (0..rng.below(5)).map(|_| random_labels(&mut rng)).collect();
+                // Twins that differ only where a name had to be made legal (`a.b` beside
+                // `a_b`): one line each, never one for both.
+                for i in 0..sets.len() {
+                    if rng.below(2) == 0 {
+                        sets.push(legal_twin(&sets[i]));
+                    }
+                }
                 sets.sort();
                 sets.dedup();
                 sets

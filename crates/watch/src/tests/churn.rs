@@ -129,3 +129,93 @@ fit_window = "2m"
         "all stopped, all forgotten"
     );
 }
+
+/// Series that can never be scored say so: one all NaN or ±Inf never gets a model and counts
+/// as `not_enough_history`; one two-thirds NaN (every context window holds a NaN) gets a model
+/// but no score and counts as `no_score`; each is logged once, when it has waited past its
+/// fit window; a healthy series counts in neither.
+#[tokio::test]
+async fn series_that_are_never_scored_are_counted_and_logged_once() {
+    const MINUTES: i64 = 4;
+    let timestamps: Vec<i64> = (0..=MINUTES * 60).map(|i| T0 + i * STEP).collect();
+    let healthy: Vec<f64> = timestamps.iter().map(|t| (t / STEP % 7) as f64).collect();
+    let all_bad: Vec<f64> = (0..timestamps.len())
+        .map(|i| [f64::NAN, f64::INFINITY, f64::NEG_INFINITY][i % 3])
+        .collect();
+    let mostly_bad: Vec<f64> = (0..timestamps.len())
+        .map(|i| {
+            if i % 3 == 0 {
+                5.0 + (i % 5) as f64
+            } else {
+                f64::NAN
+            }
+        })
+        .collect();
+    let series = vec![
+        (labels(0, 0), timestamps.clone(), healthy),
+        (labels(0, 1), timestamps.clone(), all_bad),
+        (labels(0, 2), timestamps.clone(), mostly_bad),
+    ];
+    let config = Config::from_toml(
+        r#"
+endpoint = "http://localhost:9090"
+[[query]]
+name = "bad"
+expr = "x"
+step = "1s"
+infer_every = "1s"
+detector = { kind = "zscore", window = 10 }
+fit_every = "30s"
+fit_window = "1m"
+"#,
+        "bad.toml",
+    )
+    .unwrap();
+    let shared = Arc::new(Shared::new(
+        config,
+        Clock::simulated(T0),
+        Source::Memory(MemorySource::new(series).unwrap()),
+        Exec::Inline,
+        crate::schedule::detector_fit(),
+        1,
+    ));
+    let mut logged_at = [None; 3];
+    for now in (T0..=T0 + MINUTES * 60_000).step_by(STEP as usize) {
+        shared.clock.set(now);
+        infer_once(&shared, 0, &mut |_: &JudgedPoint<'_>| Ok(()))
+            .await
+            .unwrap();
+        fit_once(&shared, 0).await;
+        let state = shared.lock();
+        for (i, at) in logged_at.iter_mut().enumerate() {
+            let series = &state.queries[0].series[&labels(0, i)];
+            if series.wait_logged && at.is_none() {
+                *at = Some(now - T0);
+            }
+        }
+    }
+    let state = shared.lock();
+    let q = &state.queries[0];
+    let has_model = |i: usize| q.series[&labels(0, i)].model.is_some();
+    assert!(has_model(0) && !has_model(1) && has_model(2));
+    assert_eq!(
+        q.unscored(&shared.config.queries[0], T0 + MINUTES * 60_000),
+        [1, 1],
+        "not_enough_history, no_score"
+    );
+    assert_eq!(logged_at[0], None, "the healthy series waits for nothing");
+    for i in [1, 2] {
+        let at = logged_at[i].unwrap_or_else(|| panic!("series {i}'s wait was never logged"));
+        assert!(
+            at > 60_000,
+            "series {i} logged at {at} ms, before its fit window passed"
+        );
+    }
+    drop(state);
+    let page = crate::export::render(&shared);
+    for (reason, count) in [("not_enough_history", 1), ("no_score", 1)] {
+        let line =
+            format!("promlearn_watch_series_unscored{{query=\"bad\",reason=\"{reason}\"}} {count}");
+        assert!(page.contains(&line), "{line}\n{page}");
+    }
+}

@@ -191,3 +191,123 @@ async fn a_watch_without_a_file_refuses_to_reload() {
     assert!(matches!(err, crate::Error::NothingToReload), "{err}");
     running.stop().await;
 }
+
+/// A stand-in model that counts how many of it are alive, and holds a 64 KiB ballast so that
+/// models that are kept show in the resident memory too.
+#[derive(Debug)]
+struct Counted {
+    inner: StandIn,
+    live: Arc<AtomicUsize>,
+    _ballast: Vec<u8>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Fitted for Counted {
+    fn spec(&self) -> &DetectorSpec {
+        self.inner.spec()
+    }
+
+    fn advance(
+        &self,
+        state: &mut StreamState,
+        timestamps: &[i64],
+        values: &[f64],
+    ) -> promlearn_detect::Result<Analysis> {
+        self.inner.advance(state, timestamps, values)
+    }
+
+    fn analyse(&self, timestamps: &[i64], values: &[f64]) -> promlearn_detect::Result<Analysis> {
+        self.inner.analyse(timestamps, values)
+    }
+}
+
+/// The resident memory of this process, from /proc (0 where there is none).
+fn rss_mb() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0);
+    pages * 4096.0 / 1e6
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloading_a_query_away_frees_its_models() {
+    const SERIES: usize = 200;
+    let series: Vec<_> = (0..SERIES)
+        .map(|i| labels(&[("type", &format!("t{i}"))]))
+        .collect();
+    let prom = fake_prometheus(Mode::Series(series, 20.0)).await;
+    let big = Q2.replace("name = \"q2\"", "name = \"big\"");
+    let file: Arc<Mutex<String>> = Arc::new(Mutex::new(text(&prom.url, &big)));
+    let live = Arc::new(AtomicUsize::new(0));
+    let counting = live.clone();
+    let fit: FitFn = Arc::new(move |spec: &DetectorSpec, _t: &[i64], _v: &[f64]| {
+        counting.fetch_add(1, Ordering::SeqCst);
+        Ok(Arc::new(Counted {
+            inner: StandIn {
+                spec: spec.clone(),
+                analyse: ten_plus_minus_five,
+            },
+            live: counting.clone(),
+            _ballast: vec![1; 64 << 10],
+        }) as Arc<dyn Fitted>)
+    });
+    let reading = file.clone();
+    let watch = Watch::with_fit_fn(
+        Config::from_toml(&file.lock().unwrap(), "watch.toml").unwrap(),
+        fit,
+    )
+    .unwrap()
+    .reload_with(move || Config::from_toml(&reading.lock().unwrap(), "watch.toml"));
+    let running = harness::start(watch);
+    let models = |query: &str| format!("promlearn_watch_models{{query=\"{query}\"}} {SERIES}");
+    wait_for(
+        &running.handle,
+        "both queries' models",
+        Duration::from_secs(20),
+        |t| t.contains(&models("q1")) && t.contains(&models("big")),
+    )
+    .await;
+    // A connection opened now, kept open over every reload.
+    let kept_open = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+    let mut rss = Vec::new();
+    for round in 0..20 {
+        // The big query away: only q1's models are left alive.
+        *file.lock().unwrap() = text(&prom.url, "");
+        let summary = running.handle.reload().await.unwrap();
+        assert_eq!(summary.removed, ["big"]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while live.load(Ordering::SeqCst) > SERIES {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: {} models alive after the big query went, {SERIES} in use",
+                live.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        rss.push(rss_mb());
+        // And back, fitted anew.
+        *file.lock().unwrap() = text(&prom.url, &big);
+        running.handle.reload().await.unwrap();
+        wait_for(
+            &running.handle,
+            "the big query's models",
+            Duration::from_secs(20),
+            |t| t.contains(&models("big")),
+        )
+        .await;
+    }
+    drop(kept_open);
+    eprintln!(
+        "20 reloads of {SERIES} models of 64 KiB away: RSS after each (MB): {:?}",
+        rss.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>()
+    );
+    running.stop().await;
+}

@@ -280,7 +280,7 @@ pub async fn serve_explore(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let ui = ui.clone();
-                    connections.spawn(web.clone().serve_with(stream, move |io, web| serve_http(io, web, ui)));
+                    connections.spawn(web.clone().serve_with(stream, move |io, web, peer| serve_http(io, web, ui, peer)));
                 }
                 Err(e) => {
                     tracing::warn!("accepting a connection failed: {e}");
@@ -296,11 +296,16 @@ pub async fn serve_explore(
 }
 
 /// HTTP on one connection of `promlearn ui`: the page, behind `web`'s credentials.
-async fn serve_http(stream: Box<dyn crate::web::Io>, web: Arc<crate::web::Web>, ui: Arc<Ui>) {
+async fn serve_http(
+    stream: Box<dyn crate::web::Io>,
+    web: Arc<crate::web::Web>,
+    ui: Arc<Ui>,
+    peer: std::net::IpAddr,
+) {
     let service = service_fn(move |request: Request<Incoming>| {
         let (web, ui) = (web.clone(), ui.clone());
         async move {
-            let mut response = match web.refuse(&request).await {
+            let mut response = match web.refuse(&request, peer).await {
                 Some(refused) => refused,
                 None if is_request(&request) => answer(&ui, None, request).await,
                 None => error(

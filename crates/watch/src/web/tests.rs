@@ -14,6 +14,17 @@ use rustls::pki_types::{CertificateDer, pem::PemObject};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "s3cret-Pa55word";
+/// The client address of these tests' requests.
+const HERE: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+impl Web {
+    async fn refuse_from_here<B>(
+        &self,
+        request: &Request<B>,
+    ) -> Option<hyper::Response<Full<Bytes>>> {
+        self.refuse(request, HERE).await
+    }
+}
 
 fn certificates() -> (tempfile::TempDir, Certificates) {
     let dir = tempfile::tempdir().unwrap();
@@ -280,7 +291,7 @@ async fn wrong_or_missing_credentials_get_401_with_a_basic_challenge() {
         Some(HeaderValue::from_static("Bearer abc")),
     ] {
         let refused = web
-            .refuse(&request("/metrics", authorization.clone()))
+            .refuse_from_here(&request("/metrics", authorization.clone()))
             .await
             .unwrap_or_else(|| panic!("{authorization:?} was let in"));
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
@@ -289,13 +300,16 @@ async fn wrong_or_missing_credentials_get_401_with_a_basic_challenge() {
     let active = web.active().unwrap();
     let auth = active.auth.as_ref().unwrap();
     assert!(
-        auth.cache.lock().unwrap().is_empty(),
-        "failures are not remembered"
+        auth.successes.lock().unwrap().is_empty(),
+        "no failure is remembered as a success"
     );
     for path in ["/metrics", "/", "/-/reload", "/nowhere"] {
-        assert!(web.refuse(&request(path, None)).await.is_some(), "{path}");
         assert!(
-            web.refuse(&request(path, Some(basic(USER, PASSWORD))))
+            web.refuse_from_here(&request(path, None)).await.is_some(),
+            "{path}"
+        );
+        assert!(
+            web.refuse_from_here(&request(path, Some(basic(USER, PASSWORD))))
                 .await
                 .is_none(),
             "{path}"
@@ -303,7 +317,10 @@ async fn wrong_or_missing_credentials_get_401_with_a_basic_challenge() {
     }
     // Liveness needs no credentials (probes rarely carry them; it tells nothing else).
     for path in OPEN_PATHS {
-        assert!(web.refuse(&request(path, None)).await.is_none(), "{path}");
+        assert!(
+            web.refuse_from_here(&request(path, None)).await.is_none(),
+            "{path}"
+        );
     }
     // The scheme's name is case-insensitive (RFC 7617).
     let lower = basic(USER, PASSWORD)
@@ -311,7 +328,7 @@ async fn wrong_or_missing_credentials_get_401_with_a_basic_challenge() {
         .unwrap()
         .replace("Basic", "basic");
     assert!(
-        web.refuse(&request(
+        web.refuse_from_here(&request(
             "/metrics",
             Some(HeaderValue::from_str(&lower).unwrap())
         ))
@@ -325,20 +342,35 @@ async fn a_successful_check_is_remembered_and_only_for_those_credentials() {
     let (_dir, web) = web_with_users();
     let active = web.active().unwrap();
     let auth = active.auth.as_ref().unwrap();
-    assert!(auth.check(Some(&basic(USER, PASSWORD))).await);
-    assert_eq!(auth.cache.lock().unwrap().len(), 1);
-    assert!(auth.check(Some(&basic(USER, PASSWORD))).await);
     assert_eq!(
-        auth.cache.lock().unwrap().len(),
+        auth.check(Some(&basic(USER, PASSWORD)), HERE).await,
+        Verdict::Good
+    );
+    assert_eq!(auth.successes.lock().unwrap().len(), 1);
+    assert_eq!(
+        auth.check(Some(&basic(USER, PASSWORD)), HERE).await,
+        Verdict::Good
+    );
+    assert_eq!(
+        auth.successes.lock().unwrap().len(),
         1,
         "remembered, not checked again"
     );
     // A remembered success does not let in another password, or the same password as
     // another user.
-    assert!(!auth.check(Some(&basic(USER, "s3cret-Pa55wor"))).await);
-    assert!(!auth.check(Some(&basic("bob", PASSWORD))).await);
-    assert!(auth.check(Some(&basic("bob", "other"))).await);
-    assert_eq!(auth.cache.lock().unwrap().len(), 2);
+    assert_eq!(
+        auth.check(Some(&basic(USER, "s3cret-Pa55wor")), HERE).await,
+        Verdict::Wrong
+    );
+    assert_eq!(
+        auth.check(Some(&basic("bob", PASSWORD)), HERE).await,
+        Verdict::Wrong
+    );
+    assert_eq!(
+        auth.check(Some(&basic("bob", "other")), HERE).await,
+        Verdict::Good
+    );
+    assert_eq!(auth.successes.lock().unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -347,10 +379,19 @@ async fn without_users_every_request_passes() {
     let config = load(dir.path(), &tls_yaml(&certs)).unwrap();
     let web = Web::new(Some(&config));
     assert_eq!(web.scheme(), "https");
-    assert!(web.refuse(&request("/metrics", None)).await.is_none());
+    assert!(
+        web.refuse_from_here(&request("/metrics", None))
+            .await
+            .is_none()
+    );
     let plain = Web::new(None);
     assert_eq!(plain.scheme(), "http");
-    assert!(plain.refuse(&request("/metrics", None)).await.is_none());
+    assert!(
+        plain
+            .refuse_from_here(&request("/metrics", None))
+            .await
+            .is_none()
+    );
 }
 
 #[test]
@@ -409,7 +450,7 @@ async fn a_changed_file_is_read_again_and_a_broken_one_ignored() {
     let ok = |user: &str, password: &str| {
         let request = request("/metrics", Some(basic(user, password)));
         let web = &web;
-        async move { web.refuse(&request).await.is_none() }
+        async move { web.refuse_from_here(&request).await.is_none() }
     };
     assert!(ok(USER, PASSWORD).await);
     // Alice's password changes and bob goes: the next request sees it, the remembered success
