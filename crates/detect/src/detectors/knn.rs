@@ -96,7 +96,7 @@ const COARSE_WEIGHT: f64 = 0.7;
 /// the values' scaled units; 0 turns it off), so the nearest patterns are those of the same
 /// hour on other days and a daily peak that does not come is far from them; heavier, NAB's
 /// series without a daily rhythm lose more than the DevOps corpus gains.
-const DAY_WEIGHT: f64 = 0.0;
+const DAY_WEIGHT: f64 = 0.5;
 
 /// A fitted nearest-neighbour detector: the history's patterns (scaled) at two time scales,
 /// and the distance that an ordinary pattern of the history lies from its nearest neighbours.
