@@ -24,13 +24,16 @@ pub struct BenchArgs {
     /// Which benchmarks to run (all when none is named)
     #[arg(value_parser = ALL)]
     which: Vec<String>,
+    /// For `detect`: score only this detector (repeat for several; all when none is named)
+    #[arg(long = "detector", value_name = "NAME")]
+    detectors: Vec<String>,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let which = if args.which.is_empty() {
         ALL.map(str::to_owned).to_vec()
     } else {
-        args.which
+        args.which.clone()
     };
     let wants = |name: &str| which.iter().any(|w| w == name);
     // The peers first: without them no ratio can be measured, so a failure should come early.
@@ -76,6 +79,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             // (whose numeric crates are optimised, `Cargo.toml`) saves a release build of the
             // whole service for figures that do not depend on it.
             command.args(["--profile", "dev"]);
+            if !args.detectors.is_empty() {
+                command.arg("--").args(&args.detectors);
+            }
         }
         if let Some(provisioned) = &provisioned {
             provisioned.apply_env(&mut command);

@@ -40,13 +40,9 @@
 //! | `knn` | the nearest patterns' newest values | `± unit` (the score is the pattern distance, or the distance beyond the history's range) | the history's patterns, the unit, the range |
 //! | `lstm` | promlearn-model's next-value forecast | `± margin × quantile` of its training errors | the forecaster, the band |
 //!
-//! How they do on the Numenta Anomaly Benchmark (NAB's standard profile, each file replayed
-//! through `advance` with a refit every day on the last 7 days, NAB's scoring rules; windowed
-//! Gaussian 39.7, HTM 70.1, ARTime 74.9): `knn` 71.4 (alerting on its own flag: 70.7; 68.7
-//! without its coarse scale of 8 means of 4 points; 67.9 without the alerting stage's
-//! escalation rule either; 65.8 with neither that nor its live tail, the unit widened to the
-//! scores its model gave since the fit; 60.2 without its new-extreme rule, `extreme = 0`);
-//! `mad` 49.2, `lstm` 47.8, `zscore` 46.0, `quantile` 42.8.
+//! How they do on the Numenta Anomaly Benchmark and on the DevOps scenario corpus
+//! (`fixtures/devops`): README's table, from `cargo xtask bench detect`; what each part of
+//! them is worth, and what was tried instead: `docs/detection.md`.
 //!
 //! The smallest half-width keeps a flat stretch (an idle counter's rate is often exactly
 //! constant, then jitters by one request) from turning every small change into a huge score.
@@ -84,6 +80,7 @@
 mod analysis;
 mod detectors;
 mod error;
+mod flat;
 mod grid;
 mod knowledge;
 #[cfg(feature = "plot")]

@@ -8,52 +8,44 @@
 //! scores above [`NEW_INCIDENT_SCORE`] ends the quiet period: a drop and then a spike are two
 //! incidents (the demo has them 25 s apart), while the jitter around a new level after a shift
 //! is not. A point scoring [`ESCALATION`] times the alert's score ends the quiet period too, on
-//! either side: the outage a blip announced is an incident of its own. (Not kept: reading a
-//! point within `knn`'s context after an alert, on the other side of `yhat`, as that alert's
-//! echo rather than a second incident took 24 false positives off NAB's tweet bursts, 68.74 to
-//! 68.84 standard with the live tail, but swallowed the demo's drop after a noise alert one
-//! second before it, and with it the spike: 1 of the 20 seeds of `tests/demo_case.rs`.)
-//! Measured on NAB (see the crate docs), the quiet period is worth 6 to 20 points of the
-//! standard score to every detector: without it a level shift or a burst is a run of alerts,
-//! each one after the first charged as a false positive.
+//! either side: the outage a blip announced is an incident of its own. Without the quiet period
+//! a level shift or a burst is a run of alerts, each one after the first charged as a false
+//! positive by NAB (what each rule is worth: `docs/detection.md`).
+//!
+//! Before the alerting stage, a model that knows its history's longest run of equal values
+//! ([`Fitted::longest_flat_run`]) has the series' current run counted (the `flat` module): a
+//! series that stopped changing for far longer than it ever did alerts once.
 
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::Analysis;
 use crate::detectors::Fitted;
 use crate::error::Result;
+use crate::flat::FlatRun;
 use crate::grid;
 use crate::knowledge::{DomainKnowledge, Known};
 
 /// Judged points after an alert that are not flagged (their score capped at 1): at NAB's
-/// 5-minute steps 8 hours, at a 15 s scrape interval 25 minutes. Measured on NAB with the
-/// `knn` detector (standard score): 50 points 57.7, 100 points 60.1, 150 points 58.7, 200
-/// points 56.1.
+/// 5-minute steps 8 hours, at a 15 s scrape interval 25 minutes; the best of 50 to 200 on NAB.
 pub const QUIET_POINTS: u32 = 100;
 
 /// A point on the other side of `yhat` than the alert, scoring above this, ends the quiet
 /// period: a second incident (the demo's spike 25 s after its drop), not the first one's
-/// jitter around a new level. Measured on NAB (standard) for `knn`: without the rule 59.8, at 1
-/// 54.8, at 2 58.9, at 4 60.0; the band detectors' figures are the same at 1, 2 and 4. At 4 a
-/// 60-point zscore whose window still holds the drop misses the spike (score 3.2), so 2.
+/// jitter around a new level; at 4 a 60-point `zscore` whose window still holds the drop
+/// misses the spike.
 pub const NEW_INCIDENT_SCORE: f64 = 2.0;
 
 /// A point within the quiet period scoring this many times the alert's score (and above
 /// [`NEW_INCIDENT_SCORE`]) ends the quiet period, on either side of `yhat`: the alert was a
-/// precursor, and the incident it announced is an order of magnitude worse; the quiet period
-/// is for an incident's repeats, not for swallowing the outage a small blip came just before.
-/// Measured on NAB (standard / low-FP / low-FN / as deployed) before `knn`'s live tail and
-/// with the echo rule the module docs say was dropped: `knn` 66.87 / 55.35 / 72.45 /
-/// 66.78 without it, 67.59 / 55.97 / 73.22 / 67.49 with it (3 times: 67.54, 32 times: 67.68);
-/// `zscore` 45.17 to 45.97 standard, `mad` 48.39 to 49.20, `quantile` 42.77 (39.83 to 40.64 as
-/// deployed); one window of NAB (`exchange-4_cpc_results`, the alert 4 points before it at
-/// score 4.8, the incident at 169) makes all of it, and it costs `knn` 2 false positives.
+/// precursor, and the quiet period is for an incident's repeats, not for swallowing the outage
+/// a small blip came just before.
 pub const ESCALATION: f64 = 10.0;
 
-/// What one series carries from one judgement to the next: a few bytes (the newest judged
-/// timestamp, how long ago the last alert was and, for `knn`, the range its new extremes
-/// widened and the highest scores its model gave since the fit, 76 bytes), kept across refits (a new fitted model
-/// continues the old one's state), and serde so a service can save it. A new series starts
+/// What one series carries from one judgement to the next: the newest judged timestamp, how
+/// long ago the last alert was, the current run of equal values (12 bytes) and, for `knn`, the
+/// range its new extremes widened and the highest scores its model gave since the fit (76
+/// bytes): about 130 bytes with `knn`. Kept across refits (a new fitted model continues the
+/// old one's state), and serde so a service can save it. A new series starts
 /// from [`StreamState::new`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -84,6 +76,10 @@ pub struct StreamState {
     /// [`Fitted::advance_knowing`] call (it is the query's, not the series' state).
     #[serde(skip)]
     knowledge: Option<Box<DomainKnowledge>>,
+    /// The current run of equal values, for a model that knows its history's longest
+    /// ([`Fitted::longest_flat_run`]; absent in state saved before it: it starts again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flat: Option<FlatRun>,
 }
 
 /// Highest scores a [`LiveTail`] keeps.
@@ -258,6 +254,9 @@ pub(crate) fn advance_with<F: Fitted + ?Sized>(
     }
     let mut out = analyse(from, state)?.slice(from..timestamps.len());
     state.judged_through_ms = timestamps.last().copied();
+    if let Some(longest) = fitted.longest_flat_run() {
+        state.flat.get_or_insert_default().count(longest, &mut out);
+    }
     let knowledge = state.knowledge.as_deref().copied();
     for i in 0..out.len() {
         let Known {

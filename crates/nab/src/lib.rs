@@ -45,6 +45,7 @@
 
 mod clean;
 mod corpus;
+pub mod devops;
 mod error;
 mod results;
 mod score;

@@ -60,7 +60,8 @@ const STREAMS_CHUNK: usize = 1024;
 /// old shape would otherwise be reported as undecodable rather than as an older format).
 /// Version 2: a `knn` model holds its coarse patterns beside its fine ones. (The `streams`
 /// file came later under the same version: a directory without one reads as before.)
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// Version 3: every model but the LSTM holds the longest run of equal values of its history.
+pub(crate) const FORMAT_VERSION: u32 = 3;
 /// Magic, version and checksum.
 const HEADER: usize = 16;
 /// A state file's extension.

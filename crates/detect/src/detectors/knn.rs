@@ -2,11 +2,14 @@
 //! from the patterns the history holds.
 //!
 //! A point's pattern is the last `window` finite points up to it, if they span at most
-//! [`MAX_SPAN`] windows of the series' median spacing (so irregular samples are judged too).
+//! [`MAX_SPAN`] windows of the series' median spacing (so irregular samples are judged too),
+//! followed by its time context: where its newest point lies on the day's circle, weighed by
+//! [`DAY_WEIGHT`], so the nearest patterns are those of the same hour on other days and a daily
+//! peak that does not come, or a night's job that does not run, is far from them.
 //! Fitting keeps the history's patterns, scaled by its median and interquartile range (at most
-//! [`MAX_PATTERNS`], evenly spaced), and calibrates a unit: the 99 % quantile of how far a
-//! pattern of the history lies from its `neighbours` nearest others (its own neighbourhood in
-//! time left out). A point's distance score is its pattern's mean RMS distance to its
+//! [`MAX_PATTERNS`], evenly spaced), and calibrates a unit: the [`CAL_QUANTILE`] quantile of how
+//! far a pattern of the history lies from its `neighbours` nearest others (its own neighbourhood
+//! in time left out). A point's distance score is its pattern's mean RMS distance to its
 //! `neighbours` nearest patterns in that unit, the smallest over its own pattern and the
 //! [`PERSIST`]` - 1` before it. So a daily peak that the history has seen before scores low
 //! however far it lies from the last hours, while a level shift, a spike, a drop or a day that
@@ -20,61 +23,41 @@
 //! calibrate has none, as the demo's minute of history). Its score, weighed by
 //! [`COARSE_WEIGHT`], counts when it is the higher: averaging 4 points halves a noise's
 //! deviation, so a level shift or a slow change that noise hides from 8 points stands out of
-//! the means, and 32 points see a change of rhythm that 8 see only in part. On NAB the
-//! standard score goes from 68.74 to 71.40 (low-FP 58.30 to 61.16, low-FN 73.99 to 76.62, as
-//! deployed 68.60 to 70.66). Without the `confirm` cap on the coarse score 67.15 (weight 1);
-//! a coarse scale of 8 means of 8 points instead, 68.91.
+//! the means, and 32 points see a change of rhythm that 8 see only in part.
 //!
-//! With `extreme` (default 0.1) a value further outside the history's range (its lowest to
-//! its highest value) than that share of the range scores above 1 by itself, at once: a level
-//! or a spike the whole fit window never saw is news however ordinary its pattern's shape (a
-//! week of a series between 0 and 3 that reaches 10). On NAB it is worth 7.7 points (60.2
-//! without it, 67.9 with it); before the live tail below, 58.9 to 65.5, and `extreme` 0.05
-//! gave 64.4, 0.15 64.5, 0.2 62.3, 0.25 61.4. Through
+//! With `extreme` a value further outside the history's range (its lowest to its highest value)
+//! than that share of the range scores above 1 by itself, at once: a level or a spike the whole
+//! fit window never saw is news however ordinary its pattern's shape. Through
 //! [`Fitted::advance`] a new extreme widens the range the next one must leave (kept in the
 //! series' [`StreamState`] until a refit brings a new range; [`Fitted::analyse`] widens it
 //! within the slice), so a drift to new highs alerts at its first step out, not at each new
-//! step beyond the fit window's stale range after every quiet period: 65.5 to 65.8 on NAB
-//! (before the live tail). Widening by every value judged (not only new extremes) gave 65.3,
-//! keeping the widened range across refits 65.7.
+//! step beyond the fit window's stale range after every quiet period.
 //!
-//! With `confirm` (a quantile, default 0.9) the score is also capped by how far each of those
-//! last points lies from what its nearest patterns did next, in units of that quantile of the
-//! history's own such deviations: both must agree. On a noise-dominated series (a 1 s `rate()`
-//! of Poisson requests) 1 % of the noise's own patterns lie beyond the unit, so pattern
-//! distance alone alerts every few minutes; on NAB, with the alerting stage's quiet period,
-//! the agreement helps too (67.9 with it, 66.8 without; before the live tail below, 65.5 and
-//! 58.4: the live tail does much of its work on NAB).
+//! With `confirm` (a quantile) the score is also capped by how far each of those last points
+//! lies from what its nearest patterns did next, in units of that quantile of the history's own
+//! such deviations: both must agree. On a noise-dominated series (a 1 s `rate()` of Poisson
+//! requests) 1 % of the noise's own patterns lie beyond the unit, so pattern distance alone
+//! alerts every few minutes.
 //!
 //! The unit widens with what the model meets live: a model's pattern scores since its fit are
 //! counted (in the series' [`StreamState`] through [`Fitted::advance`], within the slice in
 //! [`Fitted::analyse`]), and once their [`LIVE_QUANTILE`], pooled with its [`CALIBRATION`]
-//! scores of the fit, lies above 1, the unit grows to it: at 5-minute steps and daily refits
-//! the highest score since the fit, at a 15 s scrape interval the sixth highest. The fit's unit
-//! says how far the history's patterns lie from each other; when new data lies further from the
-//! history than that (a series noisier this day than its week), the excursions it already had
-//! are its normal, and the next pattern alerts only beyond them; a refit starts counting again,
-//! its calibration being newer. New extremes are judged as before, not in the widened unit. On
-//! NAB the standard score goes from 65.75 to 67.93 (low-FP 53.11 to 57.49, low-FN 71.71 to
-//! 73.16, as deployed 65.66 to 67.79; 16 files better, one worse by 0.02). The quantile, with 300
-//! calibration scores pooled: 0.99 gave 66.42, 0.995 67.09, 0.998 67.74, 0.999 to 0.9999 67.93
-//! (all of them the highest score since the fit on NAB); at 0.999, pooling 100 calibration
-//! scores gave 67.93, 1,000 67.33. Counting the scores in half-octave bins instead of keeping
-//! the highest ones gave 67.43 (quarter-octave 67.66, eighth 67.70); judging new extremes in
-//! the widened unit too 66.13 (half-octave bins); counting across refits, decayed over 500,
-//! 2,000 or 8,000 points, 64.2, 61.9, 61.9 (a first model, fitted on hours of history, scores
-//! far above 1 for a while, and those scores then mute the later models). HTM's anomaly
-//! likelihood over these scores (a Gaussian of `ln(1 + score)` over a 2,000-point exponential
-//! window, its 10-point mean's z in units of 2 to 6, alone or capping the score) gave 54 to 59,
-//! and calibrating the unit out of sample (the newest 15 % or 30 % of the fit window against the
-//! older patterns) 60.1 and 59.2: a day's quiet end makes the unit too small.
+//! scores of the fit, lies above 1, the unit grows to it. The fit's unit says how far the
+//! history's patterns lie from each other; when new data lies further from the history than
+//! that (a series noisier this day than its week), the excursions it already had are its
+//! normal, and the next pattern alerts only beyond them; a refit starts counting again, its
+//! calibration being newer. New extremes are judged as before, not in the widened unit.
+//!
+//! What each of these is worth on NAB and on the DevOps corpus, and what was tried instead, is
+//! in `docs/detection.md`.
 //!
 //! Costs: fitting keeps at most [`MAX_PATTERNS`] fine patterns and a quarter as many coarse
-//! ones and compares [`CALIBRATION`] of each with all the others (`window` × 5000 × 300
+//! ones and compares [`CALIBRATION`] of each with all the others (`window` × 4000 × 300
 //! multiply-adds at most); judging a point compares its patterns with every kept one
 //! (`window` × 5000) plus two comparisons with the range and up to 16 with the live tail. The
-//! model is `window` × 4 + 8 bytes a pattern (200 KB at most at the default window); the
-//! series' state holds 4 more numbers for the range and 18 (76 bytes) for the live tail.
+//! model is (`window` + 2) × 4 + 8 bytes a pattern (about 250 KB at most at the default window,
+//! 2 numbers a pattern of it the time context); the series' state holds 4 more numbers for the
+//! range and 18 (76 bytes) for the live tail.
 
 use crate::analysis::Analysis;
 use crate::detectors::{DetectorSpec, Fitted, require_history};
@@ -109,6 +92,11 @@ const COARSE_BLOCK: usize = 4;
 /// more. On NAB (with a coarse pattern at every point), 1 gave 68.32, 0.8 69.64, 0.75 71.25,
 /// 0.7 71.22, 0.65 70.88, 0.6 70.29, 0.55 69.50: the figures above 70 lie between 0.6 and 0.75.
 const COARSE_WEIGHT: f64 = 0.7;
+/// Time context: the weight of a pattern's place on the day's circle beside its values (in
+/// the values' scaled units; 0 turns it off), so the nearest patterns are those of the same
+/// hour on other days and a daily peak that does not come is far from them; heavier, NAB's
+/// series without a daily rhythm lose more than the DevOps corpus gains.
+const DAY_WEIGHT: f64 = 0.5;
 
 /// A fitted nearest-neighbour detector: the history's patterns (scaled) at two time scales,
 /// and the distance that an ordinary pattern of the history lies from its nearest neighbours.
@@ -118,6 +106,8 @@ const COARSE_WEIGHT: f64 = 0.7;
 #[derive(Debug, Clone, PartialEq)]
 pub struct FittedKnn {
     pub(crate) spec: DetectorSpec,
+    /// The spec's settings, typed.
+    pub(crate) settings: KnnSettings,
     pub(crate) centre: f64,
     pub(crate) scale: f64,
     /// Patterns of the last `window` points.
@@ -129,6 +119,9 @@ pub struct FittedKnn {
     pub(crate) low: f64,
     /// The history's highest finite value: above it by `extreme` × the range, a new extreme.
     pub(crate) high: f64,
+    /// The longest run of equal values the history held: a stream's run far longer is a
+    /// stuck series (see the `flat` module).
+    pub(crate) longest_flat: u32,
 }
 
 /// The history's patterns at one time scale and the distances that score 1 there.
@@ -144,26 +137,54 @@ pub(crate) struct PatternSet {
     pub(crate) dev_unit: f64,
 }
 
-fn params(spec: &DetectorSpec) -> (usize, usize) {
-    match *spec {
-        DetectorSpec::Knn {
-            window, neighbours, ..
-        } => (window, neighbours),
-        _ => unreachable!("checked in fit"),
+/// `knn`'s settings, read once from its [`DetectorSpec::Knn`] (see there for each).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct KnnSettings {
+    pub(crate) window: usize,
+    pub(crate) neighbours: usize,
+    pub(crate) confirm: f64,
+    pub(crate) extreme: f64,
+}
+
+impl KnnSettings {
+    /// The settings of a `knn` spec; `None` for another detector's.
+    pub(crate) fn of(spec: &DetectorSpec) -> Option<Self> {
+        match *spec {
+            DetectorSpec::Knn {
+                window,
+                neighbours,
+                confirm,
+                extreme,
+            } => Some(Self {
+                window,
+                neighbours,
+                confirm,
+                extreme,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The numbers a stored pattern holds: its `window` values, then the time of day of its
+    /// newest point (two) where [`DAY_WEIGHT`] is above 0.
+    pub(crate) fn dims(&self) -> usize {
+        self.window + time_dims()
     }
 }
 
-fn confirm_of(spec: &DetectorSpec) -> f64 {
-    match *spec {
-        DetectorSpec::Knn { confirm, .. } => confirm,
-        _ => unreachable!("checked in fit"),
-    }
+/// The time context's numbers in a pattern.
+const fn time_dims() -> usize {
+    if DAY_WEIGHT > 0.0 { 2 } else { 0 }
 }
 
-fn extreme_of(spec: &DetectorSpec) -> f64 {
-    match *spec {
-        DetectorSpec::Knn { extreme, .. } => extreme,
-        _ => unreachable!("checked in fit"),
+/// The time context of a point at unix ms `t`: where it lies on the day's circle (UTC),
+/// weighed by [`DAY_WEIGHT`], in a pattern's scaled units.
+fn time_context(t: i64, out: &mut Vec<f32>) {
+    const DAY_MS: i64 = 86_400_000;
+    if DAY_WEIGHT > 0.0 {
+        let angle = std::f64::consts::TAU * t.rem_euclid(DAY_MS) as f64 / DAY_MS as f64;
+        out.push((DAY_WEIGHT * angle.sin()) as f32);
+        out.push((DAY_WEIGHT * angle.cos()) as f32);
     }
 }
 
@@ -260,20 +281,21 @@ impl PatternSet {
     /// compare or, with `full_neighbourhoods`, fewer than `neighbours + 2` calibrate.
     fn calibrated(
         kept: &[(usize, Vec<f64>)],
-        [centre, scale]: [f64; 2],
-        spec: &DetectorSpec,
+        timestamps: &[i64],
+        frame: [f64; 2],
+        settings: &KnnSettings,
         exclude: usize,
         full_neighbourhoods: bool,
         dev_floor: f64,
     ) -> Option<Self> {
-        let (window, k) = params(spec);
+        let (window, k) = (settings.window, settings.neighbours);
         if kept.len() < k + 2 {
             return None;
         }
         let mut set = Self {
             patterns: kept
                 .iter()
-                .flat_map(|(_, w)| w.iter().map(|v| ((v - centre) / scale) as f32))
+                .flat_map(|(i, w)| scaled(w, timestamps[*i], frame))
                 .collect(),
             last: kept.iter().map(|(_, w)| w[window - 1]).collect(),
             unit: 1.0,
@@ -283,7 +305,7 @@ impl PatternSet {
         let mut dists = Vec::new();
         let mut devs = Vec::new();
         for c in (0..n).step_by(n.div_ceil(CALIBRATION).max(1)) {
-            let q = scaled(&kept[c].1, centre, scale);
+            let q = scaled(&kept[c].1, timestamps[kept[c].0], frame);
             let (d, y, found) =
                 set.nearest(window, k, &q, |j| kept[j].0.abs_diff(kept[c].0) < exclude);
             if d.is_finite() && (found == k || !full_neighbourhoods) {
@@ -294,7 +316,7 @@ impl PatternSet {
         if full_neighbourhoods && dists.len() < k + 2 {
             return None;
         }
-        let dev_unit = grid::quantile(&devs, confirm_of(spec));
+        let dev_unit = grid::quantile(&devs, settings.confirm);
         set.dev_unit = if dev_unit.is_finite() {
             dev_unit.max(dev_floor)
         } else {
@@ -323,7 +345,7 @@ impl PatternSet {
         skip: impl Fn(usize) -> bool,
     ) -> (f64, f64, usize) {
         let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
-        for (j, p) in self.patterns.chunks_exact(window).enumerate() {
+        for (j, p) in self.patterns.chunks_exact(q.len()).enumerate() {
             let mut d = 0f32;
             for (a, b) in p.iter().zip(q) {
                 d += (a - b) * (a - b);
@@ -358,33 +380,39 @@ impl PatternSet {
         window: usize,
         k: usize,
         w: &[f64],
-        [centre, scale]: [f64; 2],
+        t: i64,
+        frame: [f64; 2],
     ) -> Option<[f64; 3]> {
-        let (d, y, _) = self.nearest(window, k, &scaled(w, centre, scale), |_| false);
+        let (d, y, _) = self.nearest(window, k, &scaled(w, t, frame), |_| false);
         d.is_finite()
             .then(|| [d / self.unit, (w[window - 1] - y).abs() / self.dev_unit, y])
     }
 }
 
-fn scaled(w: &[f64], centre: f64, scale: f64) -> Vec<f32> {
-    w.iter().map(|v| ((v - centre) / scale) as f32).collect()
+/// A pattern as stored and compared: its values scaled by the model's centre and scale, then
+/// its newest point's time context.
+fn scaled(w: &[f64], t: i64, [centre, scale]: [f64; 2]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(w.len() + time_dims());
+    out.extend(w.iter().map(|v| ((v - centre) / scale) as f32));
+    time_context(t, &mut out);
+    out
 }
 
 impl FittedKnn {
     /// Fits a `knn` spec on a history; see [`DetectorSpec::fit`].
     pub fn fit(spec: &DetectorSpec, timestamps: &[i64], values: &[f64]) -> Result<Self> {
         spec.validate()?;
-        if !matches!(spec, DetectorSpec::Knn { .. }) {
+        let Some(settings) = KnnSettings::of(spec) else {
             return Err(Error::InvalidSpec {
                 detector: spec.name(),
                 field: "kind",
                 problem: "is not the knn detector".into(),
                 fix: "fit it with DetectorSpec::fit".into(),
             });
-        }
+        };
         grid::check(timestamps, values)?;
         require_history(spec, values, spec.min_history())?;
-        let (window, k) = params(spec);
+        let (window, k) = (settings.window, settings.neighbours);
         let step = grid::step(timestamps).expect("min_history is above 1");
         let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
         let centre = grid::quantile(&finite, 0.5);
@@ -393,8 +421,11 @@ impl FittedKnn {
         let scale = (iqr / 1.349).max(dev_floor);
         let stride = values.len().div_ceil(MAX_PATTERNS).max(1);
         let kept = patterns(timestamps, values, window, step, stride);
-        let fine = PatternSet::calibrated(&kept, [centre, scale], spec, window, false, dev_floor)
-            .ok_or(Error::TooLittleHistory {
+        let frame = [centre, scale];
+        let fine = PatternSet::calibrated(
+            &kept, timestamps, frame, &settings, window, false, dev_floor,
+        )
+        .ok_or(Error::TooLittleHistory {
             detector: "knn",
             what: "complete patterns",
             needed: k + 2,
@@ -409,20 +440,23 @@ impl FittedKnn {
             .collect();
         let coarse = PatternSet::calibrated(
             &coarse_kept,
-            [centre, scale],
-            spec,
+            timestamps,
+            frame,
+            &settings,
             window * COARSE_BLOCK,
             true,
             dev_floor,
         );
         Ok(Self {
             spec: spec.clone(),
+            settings,
             centre,
             scale,
             fine,
             coarse,
             low: finite.iter().copied().fold(f64::INFINITY, f64::min),
             high: finite.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            longest_flat: crate::flat::longest_run(values),
         })
     }
 
@@ -431,7 +465,7 @@ impl FittedKnn {
     /// does not make its first change infinitely far); 0 inside the range or with
     /// `extreme = 0`.
     fn extremity(&self, value: f64, [low, high]: [f64; 2]) -> f64 {
-        let extreme = extreme_of(&self.spec);
+        let extreme = self.settings.extreme;
         let beyond = (value - high).max(low - value);
         if extreme <= 0.0 || beyond <= 0.0 {
             return 0.0;
@@ -477,8 +511,8 @@ impl FittedKnn {
         let Some(step) = grid::step(timestamps) else {
             return Ok(out);
         };
-        let (window, k) = params(&self.spec);
-        let confirm = confirm_of(&self.spec) > 0.0;
+        let (window, k) = (self.settings.window, self.settings.neighbours);
+        let confirm = self.settings.confirm > 0.0;
         let frame = [self.centre, self.scale];
         let mut recent: Vec<(usize, f64, f64)> = Vec::new();
         for (i, w) in patterns(timestamps, values, window, step, 1) {
@@ -488,7 +522,7 @@ impl FittedKnn {
             if i + PERSIST <= from {
                 continue;
             }
-            let Some([far, off, y]) = self.fine.judge(window, k, &w, frame) else {
+            let Some([far, off, y]) = self.fine.judge(window, k, &w, timestamps[i], frame) else {
                 continue;
             };
             recent.retain(|(j, _, _)| i - j < PERSIST);
@@ -501,7 +535,7 @@ impl FittedKnn {
             let mut score = if confirm { far.min(off) } else { far };
             if let Some(coarse) = &self.coarse
                 && let Some(w) = coarse_at(timestamps, values, i, window, step)
-                && let Some([far, off, _]) = coarse.judge(window, k, &w, frame)
+                && let Some([far, off, _]) = coarse.judge(window, k, &w, timestamps[i], frame)
             {
                 let coarse_score = if confirm { far.min(off) } else { far };
                 score = score.max(COARSE_WEIGHT * coarse_score);
@@ -529,6 +563,10 @@ impl Fitted for FittedKnn {
 
     fn to_saved(&self) -> Option<crate::SavedModel> {
         Some(self.saved())
+    }
+
+    fn longest_flat_run(&self) -> Option<u32> {
+        Some(self.longest_flat)
     }
 
     /// Each point judged from the points before it: the range for new extremes is widened by

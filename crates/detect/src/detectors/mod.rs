@@ -78,8 +78,9 @@ pub enum DetectorSpec {
     /// Nearest neighbours: how far the last `window` points lie from the history's patterns,
     /// in units of the distance only 1 % of the history's own patterns exceed (widened to the
     /// 99.9 % quantile of the scores the model gave since its fit once that lies above 1),
-    /// and whether the newest value left the history's range (the best on NAB; fit it on a week
-    /// of history, refitted daily).
+    /// and whether the newest value left the history's range; each pattern also knows its
+    /// time of day (the best on NAB and the DevOps corpus; fit it on a week of history,
+    /// refitted daily).
     Knn {
         /// Points in a pattern (default 8).
         #[serde(default = "defaults::knn_window")]
@@ -90,14 +91,13 @@ pub enum DetectorSpec {
         /// Agreement: the newest values must also lie this far from what the nearest patterns
         /// did next, as a quantile of the history's own such deviations, at each of the last
         /// three points (default 0.9; 0 turns it off). Off, a jittery 1 s rate alerts on its
-        /// noise every few minutes, and NAB's standard score is 66.8 instead of 67.9.
+        /// noise every few minutes.
         #[serde(default = "defaults::knn_confirm")]
         confirm: f64,
         /// New extremes: a value further outside the history's range (lowest to highest value)
         /// than this share of the range scores above 1 by itself, at once (default 0.1; 0
         /// turns it off): a level or a spike the fit window never saw; in a stream each new
-        /// extreme widens the range the next one must leave, until the next refit. Worth 7.7
-        /// points of NAB's standard score (60.2 to 67.9).
+        /// extreme widens the range the next one must leave, until the next refit.
         #[serde(default = "defaults::knn_extreme")]
         extreme: f64,
     },
@@ -487,6 +487,13 @@ pub trait Fitted: Send + Sync + std::fmt::Debug {
     /// [`SavedModel::into_fitted`]; `None` for a model that cannot be saved (every detector of
     /// this crate can: the default is for stand-ins written elsewhere, e.g. in tests).
     fn to_saved(&self) -> Option<SavedModel> {
+        None
+    }
+
+    /// The longest run of equal values in the history the model was fitted on, for the
+    /// streaming stage that flags a series that stopped changing; `None` where the model does
+    /// not know it (no flat-run alerts then).
+    fn longest_flat_run(&self) -> Option<u32> {
         None
     }
 }

@@ -24,6 +24,8 @@ use crate::grid::{self, History};
 pub struct FittedRolling {
     pub(crate) spec: DetectorSpec,
     pub(crate) min_half_width: f64,
+    /// The longest run of equal values the history held (see the `flat` module).
+    pub(crate) longest_flat: u32,
 }
 
 /// The band's half-width is never below this many typical changes between neighbouring points.
@@ -41,7 +43,7 @@ impl FittedRolling {
         spec.validate()?;
         if matches!(spec, DetectorSpec::Lstm { .. } | DetectorSpec::Knn { .. }) {
             return Err(Error::InvalidSpec {
-                detector: "lstm",
+                detector: spec.name(),
                 field: "kind",
                 problem: "is not a rolling detector".into(),
                 fix: "fit it with DetectorSpec::fit or FittedLstm::fit".into(),
@@ -52,6 +54,7 @@ impl FittedRolling {
         let unfloored = Self {
             spec: spec.clone(),
             min_half_width: 0.0,
+            longest_flat: 0,
         };
         let own = unfloored.judgements(timestamps, values, 0);
         let halves: Vec<f64> = own
@@ -87,6 +90,7 @@ impl FittedRolling {
         Ok(Self {
             spec: spec.clone(),
             min_half_width,
+            longest_flat: crate::flat::longest_run(values),
         })
     }
 
@@ -252,6 +256,10 @@ impl Fitted for FittedRolling {
 
     fn to_saved(&self) -> Option<crate::SavedModel> {
         Some(self.saved())
+    }
+
+    fn longest_flat_run(&self) -> Option<u32> {
+        Some(self.longest_flat)
     }
 
     fn analyse(&self, timestamps: &[i64], values: &[f64]) -> Result<Analysis> {

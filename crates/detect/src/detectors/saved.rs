@@ -6,7 +6,7 @@ use std::sync::Arc;
 use promlearn_model::{Forecaster, KerasWeights, ModelConfig, Scaler};
 use serde::{Deserialize, Serialize};
 
-use crate::detectors::knn::PatternSet;
+use crate::detectors::knn::{KnnSettings, PatternSet};
 use crate::detectors::{DetectorSpec, Fitted, FittedKnn, FittedLstm, FittedRolling};
 use crate::error::{Error, Result};
 
@@ -39,6 +39,7 @@ enum Repr {
         #[serde(with = "spec_text")]
         spec: DetectorSpec,
         min_half_width: f64,
+        longest_flat: u32,
     },
     Knn {
         #[serde(with = "spec_text")]
@@ -49,6 +50,7 @@ enum Repr {
         coarse: Option<PatternSet>,
         low: f64,
         high: f64,
+        longest_flat: u32,
     },
     Lstm {
         #[serde(with = "spec_text")]
@@ -107,6 +109,7 @@ impl SavedModel {
             Repr::Rolling {
                 spec,
                 min_half_width,
+                longest_flat,
             } => {
                 if matches!(spec, DetectorSpec::Knn { .. } | DetectorSpec::Lstm { .. }) {
                     return Err(bad("a rolling model with a non-rolling spec".into()));
@@ -115,6 +118,7 @@ impl SavedModel {
                 Arc::new(FittedRolling {
                     spec,
                     min_half_width,
+                    longest_flat,
                 })
             }
             Repr::Knn {
@@ -125,15 +129,17 @@ impl SavedModel {
                 coarse,
                 low,
                 high,
+                longest_flat,
             } => {
-                let DetectorSpec::Knn { window, .. } = spec else {
+                let Some(settings) = KnnSettings::of(&spec) else {
                     return Err(bad("a knn model with another detector's spec".into()));
                 };
+                let dims = settings.dims();
                 for (which, set) in [("fine", Some(&fine)), ("coarse", coarse.as_ref())] {
                     let Some(set) = set else { continue };
-                    if set.patterns.len() != set.last.len() * window || set.last.is_empty() {
+                    if set.patterns.len() != set.last.len() * dims || set.last.is_empty() {
                         return Err(bad(format!(
-                            "{} {which} pattern values for {} patterns of {window} points",
+                            "{} {which} pattern values for {} patterns of {dims} numbers",
                             set.patterns.len(),
                             set.last.len()
                         )));
@@ -150,12 +156,14 @@ impl SavedModel {
                 }
                 Arc::new(FittedKnn {
                     spec,
+                    settings,
                     centre,
                     scale,
                     fine,
                     coarse,
                     low,
                     high,
+                    longest_flat,
                 })
             }
             Repr::Lstm {
@@ -210,6 +218,7 @@ impl FittedRolling {
         SavedModel(Repr::Rolling {
             spec: self.spec.clone(),
             min_half_width: self.min_half_width,
+            longest_flat: self.longest_flat,
         })
     }
 }
@@ -224,6 +233,7 @@ impl FittedKnn {
             coarse: self.coarse.clone(),
             low: self.low,
             high: self.high,
+            longest_flat: self.longest_flat,
         })
     }
 }
@@ -301,6 +311,7 @@ mod tests {
             coarse,
             low,
             high,
+            longest_flat,
         }) = knn.to_saved().unwrap()
         else {
             panic!("knn saves as knn")
@@ -315,17 +326,20 @@ mod tests {
             coarse: Some(short),
             low,
             high,
+            longest_flat,
         });
         let err = truncated.into_fitted().unwrap_err().to_string();
         assert!(err.contains("coarse pattern values"), "{err}");
         let foreign = SavedModel(Repr::Rolling {
             spec,
             min_half_width: 1.0,
+            longest_flat: 1,
         });
         assert!(foreign.into_fitted().is_err());
         let nan = SavedModel(Repr::Rolling {
             spec: DetectorSpec::from_name("zscore").unwrap(),
             min_half_width: f64::NAN,
+            longest_flat: 1,
         });
         let err = nan.into_fitted().unwrap_err().to_string();
         assert!(
