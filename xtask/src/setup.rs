@@ -70,8 +70,8 @@ const TOOL_PACKAGES: &[(&str, &str)] = &[
 /// Prometheus 3 (binary, version) and VictoriaMetrics, from the apt thread.
 type AptEngines = ((PathBuf, String), PathBuf);
 
-/// Runs the set-up. apt (Debian packages) and `go install` (CoreDNS) run side by side: one
-/// waits on the network, the other mostly on the CPU.
+/// Runs the set-up. apt (Debian packages) and `go build` (CoreDNS, from its tool module) run
+/// side by side: one waits on the network, the other mostly on the CPU.
 pub fn run(ui: &Ui, args: &SetupArgs) -> anyhow::Result<Provisioned> {
     let apt_ui = ui.clone();
     let demo_only = args.demo_only;
