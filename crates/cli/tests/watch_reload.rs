@@ -147,6 +147,20 @@ impl Process {
     fn logged(&self, needle: &str) -> bool {
         self.log.lock().unwrap().iter().any(|l| l.contains(needle))
     }
+
+    /// Waits (10 s at most) until a line containing `needle` has been read from the process's
+    /// stderr: a task reads it, so a line written before an HTTP answer may arrive after it.
+    async fn wait_logged(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.logged(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "never logged {needle:?}: {:?}",
+                self.log.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 fn client() -> reqwest::Client {
@@ -246,11 +260,7 @@ async fn reload_on_sighup_keeps_an_unchanged_querys_model_and_its_scores_without
         value(&page, "promlearn_watch_config_last_reload_successful"),
         Some(1.0)
     );
-    assert!(
-        watch.logged("configuration reloaded"),
-        "{:?}",
-        watch.log.lock().unwrap()
-    );
+    watch.wait_logged("configuration reloaded").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,11 +304,8 @@ async fn reload_over_post_refuses_a_bad_config_the_gauge_says_0_and_scoring_goes
         "{body}"
     );
     assert!(body.contains("detector"), "{body}");
-    assert!(
-        watch.logged(&file_line),
-        "logged with file:line: {:?}",
-        watch.log.lock().unwrap()
-    );
+    // Logged with file:line.
+    watch.wait_logged(&file_line).await;
     // The gauge says so (on the page rendered right after), and q1 goes on being scored by the
     // running configuration.
     watch
