@@ -89,8 +89,8 @@ pub const CHROMEDRIVER_BIN_ENV: &str = "PROMLEARN_CHROMEDRIVER_BIN";
 /// Prometheus 3 (binary, version), VictoriaMetrics and node_exporter, from the apt thread.
 type AptEngines = ((PathBuf, String), PathBuf, PathBuf);
 
-/// Runs the set-up. apt (Debian packages) and `go install` (CoreDNS) run side by side: one
-/// waits on the network, the other mostly on the CPU.
+/// Runs the set-up. apt (Debian packages) and `go build` (CoreDNS, from its tool module) run
+/// side by side: one waits on the network, the other mostly on the CPU.
 pub fn run(ui: &Ui, args: &SetupArgs) -> anyhow::Result<Provisioned> {
     let apt_ui = ui.clone();
     let demo_only = args.demo_only;

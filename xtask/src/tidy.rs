@@ -376,6 +376,15 @@ fn the_coredns_release_is_the_same_everywhere() {
         "xtask builds CoreDNS {version}, but the testbed's upstream image names another release"
     );
     assert!(crate::provision::COREDNS_LOCAL_IMAGE.ends_with(version));
+    let tool = repository_root()
+        .join("xtask")
+        .join("tools")
+        .join("coredns");
+    let go_mod = fs::read_to_string(tool.join("go.mod")).expect("the CoreDNS tool module");
+    assert!(
+        go_mod.contains(&format!("github.com/coredns/coredns v{version}\n")),
+        "xtask/tools/coredns/go.mod pins another CoreDNS than COREDNS_VERSION v{version}"
+    );
 }
 
 /// Repository paths (`crates/...`, `xtask/...`, `fixtures/...`, `examples/...`) named in `text`,

@@ -147,6 +147,20 @@ impl Process {
     fn logged(&self, needle: &str) -> bool {
         self.log.lock().unwrap().iter().any(|l| l.contains(needle))
     }
+
+    /// Waits (10 s at most) until a line containing `needle` has been read from the process's
+    /// stderr: a task reads it, so a line written before an HTTP answer may arrive after it.
+    async fn wait_logged(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.logged(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "never logged {needle:?}: {:?}",
+                self.log.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 fn client() -> reqwest::Client {
@@ -164,6 +178,23 @@ fn value(page: &str, prefix: &str) -> Option<f64> {
 
 fn scored(page: &str, query: &str) -> bool {
     page.contains(&format!("\npromlearn_anomaly_score{{query=\"{query}\""))
+}
+
+/// Every series of `query` has its model (and the testbed's two scrape targets, Prometheus
+/// and CoreDNS, are both among them), so no fit is due or in flight until `fit_every` (1 h)
+/// has passed: a fit count read now stays as it is unless something refits.
+fn every_series_fitted(page: &str, query: &str) -> bool {
+    let models = value(
+        page,
+        &format!("promlearn_watch_models{{query=\"{query}\"}}"),
+    );
+    scored(page, query)
+        && models.is_some_and(|m| m >= 2.0)
+        && models
+            == value(
+                page,
+                &format!("promlearn_watch_series{{query=\"{query}\"}}"),
+            )
 }
 
 fn fits(page: &str, query: &str) -> f64 {
@@ -184,8 +215,11 @@ async fn reload_on_sighup_keeps_an_unchanged_querys_model_and_its_scores_without
     let path = dir.path().join("watch.toml");
     std::fs::write(&path, config(&endpoint, &query("q1", 5, "1s"), None)).unwrap();
     let watch = Process::start(&path).await;
+    // A series fitted after the first score would count as a refit below.
     let page = watch
-        .wait_for("q1 scored", Duration::from_secs(60), |p| scored(p, "q1"))
+        .wait_for("every q1 series fitted", Duration::from_secs(60), |p| {
+            every_series_fitted(p, "q1")
+        })
         .await;
     let fitted = fits(&page, "q1");
     assert!(fitted >= 1.0, "{page}");
@@ -226,11 +260,7 @@ async fn reload_on_sighup_keeps_an_unchanged_querys_model_and_its_scores_without
         value(&page, "promlearn_watch_config_last_reload_successful"),
         Some(1.0)
     );
-    assert!(
-        watch.logged("configuration reloaded"),
-        "{:?}",
-        watch.log.lock().unwrap()
-    );
+    watch.wait_logged("configuration reloaded").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,8 +274,13 @@ async fn reload_over_post_refuses_a_bad_config_the_gauge_says_0_and_scoring_goes
     let good = config(&endpoint, &query("q1", 5, "1s"), None);
     std::fs::write(&path, &good).unwrap();
     let watch = Process::start(&path).await;
+    // Not the first score: a series still being fitted then is fitted again after the good
+    // reload at the end (a fit in flight at a reload is refitted by design), and one fitted
+    // after it counts too; with every series fitted, no fit is due for `fit_every` (1 h).
     let page = watch
-        .wait_for("q1 scored", Duration::from_secs(60), |p| scored(p, "q1"))
+        .wait_for("every q1 series fitted", Duration::from_secs(60), |p| {
+            every_series_fitted(p, "q1")
+        })
         .await;
     let fitted = fits(&page, "q1");
     let loaded_at = value(
@@ -269,11 +304,8 @@ async fn reload_over_post_refuses_a_bad_config_the_gauge_says_0_and_scoring_goes
         "{body}"
     );
     assert!(body.contains("detector"), "{body}");
-    assert!(
-        watch.logged(&file_line),
-        "logged with file:line: {:?}",
-        watch.log.lock().unwrap()
-    );
+    // Logged with file:line.
+    watch.wait_logged(&file_line).await;
     // The gauge says so (on the page rendered right after), and q1 goes on being scored by the
     // running configuration.
     watch
@@ -349,22 +381,29 @@ async fn restart_after_sigkill_scores_from_the_saved_models_within_one_infer_eve
     let first = Process::start(&path).await;
     // Every series it watches has its model (a series whose job was scraped later is fitted
     // later: comparing files with a count read at the first score raced with its fit).
-    let fitted = |p: &str| {
-        let models = value(p, "promlearn_watch_models{query=\"q\"}").unwrap_or(0.0);
-        scored(p, "q")
-            && models >= 1.0
-            && Some(models) == value(p, "promlearn_watch_series{query=\"q\"}")
-    };
     let page = first
         .wait_for(
             "every series fitted and scored",
             Duration::from_secs(60),
-            fitted,
+            |p| every_series_fitted(p, "q"),
         )
         .await;
     let series = value(&page, "promlearn_watch_models{query=\"q\"}").unwrap();
-    // Mid-run: at least one more inference round after the fits.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Mid-run: an inference that began after every fit (the second one counted after this
+    // page; the first may have begun before), and its streams file written (before the third
+    // is counted: the file is written after each inference, before the next).
+    let inferences = |p: &str| {
+        value(
+            p,
+            "promlearn_watch_infer_duration_seconds_count{query=\"q\"}",
+        )
+    };
+    let counted = inferences(&page).unwrap();
+    first
+        .wait_for("three more inferences", Duration::from_secs(60), |p| {
+            inferences(p).is_some_and(|n| n >= counted + 3.0)
+        })
+        .await;
     let state = dir.path().join("state");
     let (files, streams): (Vec<_>, Vec<_>) = walk(&state)
         .into_iter()
@@ -392,8 +431,11 @@ async fn restart_after_sigkill_scores_from_the_saved_models_within_one_infer_eve
     first.child.wait().await.unwrap();
 
     let second = Process::start(&path).await;
+    // Counted in inference rounds, not seconds (a loaded machine delays a round, never adds
+    // one): the first round, at the start, judges what came since the kill; when nothing
+    // did, the next one, an infer_every later, has new points.
     let page = second
-        .wait_for("scores after the restart", Duration::from_secs(3), |p| {
+        .wait_for("scores after the restart", Duration::from_secs(30), |p| {
             scored(p, "q")
         })
         .await;
@@ -401,6 +443,14 @@ async fn restart_after_sigkill_scores_from_the_saved_models_within_one_infer_eve
     eprintln!(
         "scores {:.2} s after the restarted process was spawned",
         waited.as_secs_f64()
+    );
+    let rounds = value(
+        &page,
+        "promlearn_watch_infer_duration_seconds_count{query=\"q\"}",
+    );
+    assert!(
+        rounds.is_some_and(|n| n <= 2.0),
+        "scored within one infer_every (by the second round):\n{page}"
     );
     assert_eq!(fits(&page, "q"), 0.0, "scored before any fit:\n{page}");
     assert_eq!(

@@ -115,7 +115,9 @@ pub enum Backend {
     /// Hand-written forward/backward over flat buffers with fused gate GEMMs. Fast.
     #[default]
     Fused,
-    /// candle_nn's LSTM and candle's autograd. Slow at small sizes; kept as a reference.
+    /// candle_nn's LSTM and candle's autograd. Slow at small sizes; kept as a reference (the
+    /// `candle` feature, on by default).
+    #[cfg(feature = "candle")]
     CandleAutograd,
 }
 

@@ -102,7 +102,8 @@ pub enum Error {
     #[error("settings JSON: {0}")]
     Json(#[from] serde_json::Error),
 
-    /// An error from candle (tensor shapes, safetensors).
+    /// An error from candle (tensor shapes), in the reference definition.
+    #[cfg(feature = "candle")]
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
 }

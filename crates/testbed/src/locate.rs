@@ -55,7 +55,7 @@ pub fn coredns() -> Result<PathBuf> {
     locate(COREDNS_BIN_ENV, "coredns", Some(cached_coredns())).ok_or_else(|| TestbedError::BinaryMissing {
         what: "the coredns binary",
         advice: format!(
-            "{}run `cargo xtask setup` (it builds CoreDNS with `go install` into the tool cache, {}), \
+            "{}run `cargo xtask setup` (it builds CoreDNS from its Go tool module into the tool cache, {}), \
              put `coredns` on PATH, or set {COREDNS_BIN_ENV}",
             named_but_missing(COREDNS_BIN_ENV),
             cached_coredns().display()

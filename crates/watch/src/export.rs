@@ -331,7 +331,7 @@ pub(crate) fn render(shared: &Shared) -> String {
     e.family(
         ANOMALIES_TOTAL,
         MetricType::Counter,
-        "Points of the series flagged anomalous since the watch began tracking it: one per alert (the detector stays quiet for a while after one). Alert on increase(promlearn_anomalies_total[5m]) > 0: unlike the newest point's flag, no scrape interval can hide an alert.",
+        "Points of the series flagged anomalous since the watch began tracking it: one per alert (the detector stays quiet for a while after one). Alert on increase(promlearn_anomalies_total[1m]) > 0: unlike the newest point's flag, no scrape interval can hide an alert.",
     );
     for q in &queries {
         for (labels, count) in &q.anomalies {

@@ -21,7 +21,9 @@
 //! A [`WebConfig`] (exporter-toolkit's web config file, the config's `web_config_file`) puts
 //! `/metrics` behind TLS and basic auth, as node_exporter's is.
 //!
-//! One alerting rule then covers every query and detector: `promlearn_anomaly_score > 1`.
+//! One alerting rule then covers every query and detector:
+//! `increase(promlearn_anomalies_total[1m]) > 0` (`examples/watch/alerts.yml`), a count no scrape
+//! interval can hide, where the newest point's score may be overwritten before a scrape.
 //!
 //! [`backtest`] replays a past range through the same schedule with a simulated clock (no
 //! look-ahead, at the CPU's pace) and hands every point of it to the caller, judged or not: to

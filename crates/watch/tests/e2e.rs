@@ -211,6 +211,7 @@ async fn prometheus_killed_and_restarted_during_a_watch() {
     .await;
 
     testbed.stop_prometheus().await.unwrap();
+    let stopped = Instant::now();
     let text = wait_for(&running.handle, "up 0", Duration::from_secs(10), |t| {
         t.contains("promlearn_watch_up{query=\"dns_rate\"} 0\n")
     })
@@ -230,21 +231,32 @@ async fn prometheus_killed_and_restarted_during_a_watch() {
         body.contains("promlearn_watch_up{query=\"dns_rate\"} 0"),
         "{body}"
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let text = running.handle.render_metrics();
-    let failed = value(
-        &text,
-        "promlearn_watch_errors_total{query=\"dns_rate\",kind=\"query_failed\"}",
-    )
-    .unwrap()
-        + value(
-            &text,
-            "promlearn_watch_errors_total{query=\"dns_rate\",kind=\"timeout\"}",
+    let failed = |t: &str| {
+        value(
+            t,
+            "promlearn_watch_errors_total{query=\"dns_rate\",kind=\"query_failed\"}",
         )
-        .unwrap();
+        .unwrap()
+            + value(
+                t,
+                "promlearn_watch_errors_total{query=\"dns_rate\",kind=\"timeout\"}",
+            )
+            .unwrap()
+    };
+    let text = wait_for(
+        &running.handle,
+        "three failed queries",
+        Duration::from_secs(30),
+        |t| failed(t) >= 3.0,
+    )
+    .await;
+    // One error per cycle, no storm: inference ticks once per `infer_every` (1 s) at most, and a
+    // failed fit window is asked again only after 10 cycles; a slow machine only makes fewer.
+    let cycles = stopped.elapsed().as_secs_f64().ceil() + 1.0;
     assert!(
-        (2.0..=20.0).contains(&failed),
-        "one error per cycle, no storm: {failed}\n{text}"
+        failed(&text) <= cycles + (cycles / 10.0).ceil() + 1.0,
+        "{} errors in {cycles} cycles\n{text}",
+        failed(&text)
     );
 
     let restarted = Instant::now();

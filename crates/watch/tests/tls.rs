@@ -49,6 +49,34 @@ async fn up(testbed: &Testbed, prefix: &str) -> Vec<(String, f64)> {
     out
 }
 
+/// Waits until Prometheus has scraped each of the `jobs` jobs named `prefix...` at least three
+/// times since `since` (so that `up` is not one lucky or unlucky scrape), and returns a range
+/// selector's window that holds only scrapes after `since`.
+async fn three_scrapes_since(
+    testbed: &Testbed,
+    prefix: &str,
+    jobs: usize,
+    since: Instant,
+) -> String {
+    loop {
+        let window = format!("{}ms", since.elapsed().as_millis());
+        let counts = testbed
+            .query(&format!(
+                "count_over_time(up{{job=~\"{prefix}.*\"}}[{window}])"
+            ))
+            .await
+            .unwrap();
+        if counts.len() == jobs && counts.iter().all(|s| s.value >= 3.0) {
+            return window;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "not every {prefix} job scraped three times in 60 s: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// `(job, lastError)` of each of `jobs`, as Prometheus's targets API gives them: why it could
 /// not scrape a target, in its own words (empty after a good scrape).
 async fn last_errors(testbed: &Testbed, jobs: &[&str]) -> Vec<(String, String)> {
@@ -166,8 +194,7 @@ async fn prometheus_scrapes_the_watch_over_tls_with_basic_auth() {
         started.elapsed().as_secs_f64()
     );
     assert_eq!(scores[0].labels["query"], "scrape_time");
-    // A few more scrapes, so that `up` is not one lucky or unlucky scrape.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let window = three_scrapes_since(&testbed, "watch-", 4, Instant::now()).await;
     let up = up(&testbed, "watch-").await;
     let want: Vec<(String, f64)> = {
         let mut want: Vec<(String, f64)> = REFUSED.iter().map(|j| (j.to_string(), 0.0)).collect();
@@ -178,7 +205,7 @@ async fn prometheus_scrapes_the_watch_over_tls_with_basic_auth() {
     assert_eq!(up, want);
     // Every scrape since (those before the watch listened failed, as they should).
     let lowest = testbed
-        .query(&format!("min_over_time(up{{job=\"{GOOD}\"}}[4s])"))
+        .query(&format!("min_over_time(up{{job=\"{GOOD}\"}}[{window}])"))
         .await
         .unwrap();
     assert_eq!(
@@ -338,8 +365,7 @@ async fn prometheus_scrapes_the_watch_over_mutual_tls_with_its_client_certificat
         started.elapsed().as_secs_f64()
     );
     assert_eq!(scores[0].labels["query"], "scrape_time");
-    // A few more scrapes, so that `up` is not one lucky or unlucky scrape.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let window = three_scrapes_since(&testbed, "mtls-", 3, Instant::now()).await;
     let up = up(&testbed, "mtls-").await;
     eprintln!("up: {up:?}");
     let want: Vec<(String, f64)> = {
@@ -351,7 +377,9 @@ async fn prometheus_scrapes_the_watch_over_mutual_tls_with_its_client_certificat
     };
     assert_eq!(up, want);
     let lowest = testbed
-        .query(&format!("min_over_time(up{{job=\"{MTLS_GOOD}\"}}[4s])"))
+        .query(&format!(
+            "min_over_time(up{{job=\"{MTLS_GOOD}\"}}[{window}])"
+        ))
         .await
         .unwrap();
     assert_eq!(

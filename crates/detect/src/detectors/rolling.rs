@@ -42,11 +42,15 @@ impl FittedRolling {
     pub fn fit(spec: &DetectorSpec, timestamps: &[i64], values: &[f64]) -> Result<Self> {
         spec.validate()?;
         if matches!(spec, DetectorSpec::Lstm { .. } | DetectorSpec::Knn { .. }) {
+            let fitter = match spec {
+                DetectorSpec::Knn { .. } => "FittedKnn::fit",
+                _ => "FittedLstm::fit",
+            };
             return Err(Error::InvalidSpec {
                 detector: spec.name(),
                 field: "kind",
                 problem: "is not a rolling detector".into(),
-                fix: "fit it with DetectorSpec::fit or FittedLstm::fit".into(),
+                fix: format!("fit it with DetectorSpec::fit or {fitter}"),
             });
         }
         grid::check(timestamps, values)?;
@@ -328,6 +332,21 @@ mod tests {
         out.push(a.timestamps.iter().map(|t| *t as u64).collect());
         out.push(a.anomalous.iter().map(|f| u64::from(*f)).collect());
         out
+    }
+
+    #[test]
+    fn a_spec_that_is_not_rolling_is_refused_under_its_own_name() {
+        let ts: Vec<i64> = (0..200).map(|i| i * 10_000).collect();
+        let vs: Vec<f64> = (0..200).map(|i| (i % 10) as f64).collect();
+        for (name, fitter) in [("knn", "FittedKnn::fit"), ("lstm", "FittedLstm::fit")] {
+            let spec = DetectorSpec::from_name(name).unwrap();
+            let e = FittedRolling::fit(&spec, &ts, &vs).unwrap_err();
+            assert!(
+                matches!(&e, Error::InvalidSpec { detector, field: "kind", .. } if *detector == name),
+                "{name}: {e}"
+            );
+            assert!(e.to_string().contains(fitter), "{name}: {e}");
+        }
     }
 
     #[test]

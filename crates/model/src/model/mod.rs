@@ -1,11 +1,12 @@
 //! The forecaster: LSTM(H) + Dense(1), trained with Keras's Adam on MAE or MSE by the fused
-//! kernels of [`crate::fused`]. Its readable definition in candle is [`spec`]; its files are
-//! [`persist`]; its initial weights, [`init`].
+//! kernels of [`crate::fused`]. Its readable definition in candle is `spec` (the `candle`
+//! feature, on by default); its files are [`persist`]; its initial weights, [`init`].
 
 mod init;
 mod persist;
 
 pub use persist::SavedThreshold;
+#[cfg(feature = "candle")]
 pub(crate) mod spec;
 
 use crate::config::{Backend, FitEvent, FitOptions, History, KerasWeights, Loss, ModelConfig};
@@ -261,6 +262,7 @@ impl Forecaster {
     fn train_step_unchecked(&mut self, batch: &Batch, epoch: usize, step: usize) -> Result<f64> {
         let loss = match self.backend {
             Backend::Fused => self.fused_loss_and_grads(batch),
+            #[cfg(feature = "candle")]
             Backend::CandleAutograd => {
                 let (loss, grads) = self.candle_loss_and_grads(batch)?;
                 self.grads = grads;
@@ -481,6 +483,7 @@ impl Forecaster {
     pub fn gradients(&mut self, batch: &Batch) -> Result<(f64, Vec<f32>)> {
         self.check_batch(batch)?;
         match self.backend {
+            #[cfg(feature = "candle")]
             Backend::CandleAutograd => self.candle_loss_and_grads(batch),
             Backend::Fused => {
                 let loss = self.fused_loss_and_grads(batch);

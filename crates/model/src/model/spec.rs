@@ -58,36 +58,17 @@ pub(crate) fn loss(
 }
 
 impl Forecaster {
-    /// Tensors named as candle_nn expects them: `lstm.weight_ih_l0 [4H, 1]`,
-    /// `lstm.weight_hh_l0 [4H, H]`, `lstm.bias_ih_l0`, `lstm.bias_hh_l0` (zero: Keras has
-    /// one bias), `dense.weight [1, H]`, `dense.bias [1]`.
+    /// [`weight_tensors`](Self::weight_tensors) as candle tensors.
     pub fn candle_tensors(&self) -> Result<HashMap<String, Tensor>> {
-        let l = self.layout;
-        let (h, g) = (l.hidden, l.gates());
-        let dev = Device::Cpu;
-        let p = &self.params;
-        let mut map = HashMap::new();
-        let kernel = Tensor::from_slice(&p[l.kernel()], (l.n_in, g), &dev)?;
-        let recurrent = Tensor::from_slice(&p[l.recurrent()], (h, g), &dev)?;
-        map.insert("lstm.weight_ih_l0".into(), kernel.t()?.contiguous()?);
-        map.insert("lstm.weight_hh_l0".into(), recurrent.t()?.contiguous()?);
-        map.insert(
-            "lstm.bias_ih_l0".into(),
-            Tensor::from_slice(&p[l.bias()], g, &dev)?,
-        );
-        map.insert(
-            "lstm.bias_hh_l0".into(),
-            Tensor::zeros(g, DType::F32, &dev)?,
-        );
-        map.insert(
-            "dense.weight".into(),
-            Tensor::from_slice(&p[l.dense_kernel()], (1, h), &dev)?,
-        );
-        map.insert(
-            "dense.bias".into(),
-            Tensor::from_slice(&p[l.dense_bias()..], 1, &dev)?,
-        );
-        Ok(map)
+        self.weight_tensors()
+            .into_iter()
+            .map(|(name, shape, values)| {
+                Ok((
+                    name.to_owned(),
+                    Tensor::from_vec(values, shape, &Device::Cpu)?,
+                ))
+            })
+            .collect()
     }
 
     /// The layers as candle_nn modules over fresh `Var`s holding the current weights; the
