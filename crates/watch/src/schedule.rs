@@ -659,7 +659,6 @@ async fn fit_worker(shared: Arc<Shared>, queue: Arc<Mutex<VecDeque<FitJob>>>) {
         }
     }
 }
-
 /// What a panic said, if it said it as text.
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
     panic

@@ -132,4 +132,33 @@ fit_window = "5m"
         // After a long outage, at most the fit window.
         assert_eq!(infer_points_since(q, 10_000_000, Some(100_500)), 300);
     }
+
+    #[test]
+    fn password_and_token_files_are_read_by_the_loaders_one_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        let mut c = crate::Config::from_toml(
+            "endpoint = \"http://127.0.0.1:9\"\n[[query]]\nname = \"q\"\nexpr = \"x\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        c.auth.bearer_token_file = Some(token.clone());
+        // An empty file is refused (the watch's own rule took it as an empty token), naming the
+        // setting and the file.
+        std::fs::write(&token, "\n").unwrap();
+        let e = build_client(&c).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                crate::Error::Secret {
+                    what: "bearer_token_file",
+                    ..
+                }
+            ) && e.to_string().contains(&token.display().to_string()),
+            "{e}"
+        );
+        // One line, trimmed as Prometheus trims its own.
+        std::fs::write(&token, "  s3cret\r\n").unwrap();
+        assert!(build_client(&c).is_ok());
+    }
 }
