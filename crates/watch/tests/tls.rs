@@ -59,7 +59,7 @@ async fn three_scrapes_since(
     since: Instant,
 ) -> String {
     loop {
-        let window = format!("{}ms", since.elapsed().as_millis());
+        let window = format!("{}ms", since.elapsed().as_millis().max(1));
         let counts = testbed
             .query(&format!(
                 "count_over_time(up{{job=~\"{prefix}.*\"}}[{window}])"

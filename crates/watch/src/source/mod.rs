@@ -138,7 +138,8 @@ fit_window = "5m"
         let dir = tempfile::tempdir().unwrap();
         let token = dir.path().join("token");
         let mut c = crate::Config::from_toml(
-            "endpoint = \"http://127.0.0.1:9\"\n[[query]]\nname = \"q\"\nexpr = \"x\"\n",
+            "endpoint = \"http://127.0.0.1:9\"\n[[query]]\nname = \"q\"\nexpr = \"x\"\n\
+             detector = { kind = \"zscore\" }\n",
             "t.toml",
         )
         .unwrap();
