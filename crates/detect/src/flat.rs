@@ -4,8 +4,8 @@
 //! is the run itself: a model records the longest run of equal values its fit window held
 //! ([`longest_run`]), the series' stream state counts the current run ([`FlatRun`]), and the
 //! point at which the run outgrows the history's longest by [`FLAT_FACTOR`] (and is at least
-//! [`MIN_FLAT_POINTS`] long) scores [`FLAT_SCORE`]: one alert per run, through the alerting
-//! stage like any other.
+//! [`MIN_FLAT_POINTS`] long and has lasted [`MIN_FLAT_SPAN_MS`]) scores [`FLAT_SCORE`]: one
+//! alert per run, through the alerting stage like any other.
 //!
 //! Only the streaming path ([`Fitted::advance`](crate::Fitted::advance)) counts runs: it is the
 //! one that knows how long a run has lasted across calls.
@@ -22,6 +22,12 @@ pub(crate) const FLAT_FACTOR: f64 = 3.0;
 /// ... and be at least this many points: at NAB's 5-minute steps an hour, at a 15 s scrape
 /// interval 3 minutes (a gauge refreshed each minute repeats 4 times there).
 pub(crate) const MIN_FLAT_POINTS: u32 = 12;
+
+/// ... and have lasted this long (from its first point to the one judged): a stuck exporter is
+/// stuck for hours, while a steady 1 s rate of synthetic traffic repeats its value for minutes
+/// (the calm DNS run of the watch's end-to-end tests did). 55 minutes is 12 points at NAB's
+/// 5-minute steps, so the figures measured there do not move.
+pub(crate) const MIN_FLAT_SPAN_MS: i64 = 55 * 60 * 1000;
 /// The score of the point where a run becomes too long: above 1, so it alerts, and above the
 /// alerting stage's new-incident score, so it is news after another incident's alert too.
 pub(crate) const FLAT_SCORE: f64 = 3.0;
@@ -55,6 +61,12 @@ pub(crate) fn limit(longest: u32) -> u32 {
 pub(crate) struct FlatRun {
     value: f64,
     run: u32,
+    /// Unix ms of the run's first point.
+    #[serde(default)]
+    since_ms: i64,
+    /// Whether this run has alerted (once per run).
+    #[serde(default)]
+    alerted: bool,
 }
 
 impl FlatRun {
@@ -70,12 +82,19 @@ impl FlatRun {
                 self.run = 0;
                 continue;
             }
+            let t = out.timestamps[i];
             if self.run > 0 && v == self.value {
                 self.run = self.run.saturating_add(1);
             } else {
-                *self = FlatRun { value: v, run: 1 };
+                *self = FlatRun {
+                    value: v,
+                    run: 1,
+                    since_ms: t,
+                    alerted: false,
+                };
             }
-            if self.run == limit {
+            if !self.alerted && self.run >= limit && t - self.since_ms >= MIN_FLAT_SPAN_MS {
+                self.alerted = true;
                 let s = out.score[i];
                 out.score[i] = if s.is_nan() {
                     FLAT_SCORE
@@ -109,8 +128,12 @@ mod tests {
         values.extend(std::iter::repeat_n(7.5, n));
         let mut scores = Vec::new();
         // Fed in slices of 7, as a stream's calls come.
-        for chunk in values.chunks(7) {
-            let mut out = Analysis::unjudged("knn", &vec![0; chunk.len()], chunk);
+        for (c, chunk) in values.chunks(7).enumerate() {
+            // 5-minute steps: the run's span reaches the least one with its 12th point.
+            let ts: Vec<i64> = (0..chunk.len())
+                .map(|i| (c * 7 + i) as i64 * 300_000)
+                .collect();
+            let mut out = Analysis::unjudged("knn", &ts, chunk);
             for s in &mut out.score {
                 *s = 0.2;
             }
@@ -122,6 +145,32 @@ mod tests {
             .filter(|&i| scores[i] == FLAT_SCORE)
             .collect();
         assert_eq!(hit, vec![10 + limit(5) as usize - 1]);
+    }
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::*;
+
+    #[test]
+    fn a_steady_second_by_second_value_is_no_stuck_series_before_the_least_span() {
+        let mut run = FlatRun::default();
+        // 30 minutes of the same value at 1 s steps: far past the points' limit, not the span.
+        let ts: Vec<i64> = (0..1_800).map(|i| i * 1_000).collect();
+        let mut out = Analysis::unjudged("knn", &ts, &vec![40.0; ts.len()]);
+        out.score.fill(0.2);
+        run.count(5, &mut out);
+        assert!(out.score.iter().all(|&s| s == 0.2));
+        // An hour of it: one alert, at the span's end.
+        let ts: Vec<i64> = (1_800..3_600).map(|i| i * 1_000).collect();
+        let mut out = Analysis::unjudged("knn", &ts, &vec![40.0; ts.len()]);
+        out.score.fill(0.2);
+        run.count(5, &mut out);
+        let hit: Vec<i64> = (0..out.len())
+            .filter(|&i| out.score[i] == FLAT_SCORE)
+            .map(|i| out.timestamps[i])
+            .collect();
+        assert_eq!(hit, vec![MIN_FLAT_SPAN_MS]);
     }
 }
 
