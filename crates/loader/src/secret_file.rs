@@ -65,12 +65,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secret");
         for (content, expected) in [
-            ("pw", Ok("pw")),
-            ("pw\n", Ok("pw")),
-            ("  pw \r\n", Ok("pw")),
+            ("Zq7-secret", Ok("Zq7-secret")),
+            ("Zq7-secret\n", Ok("Zq7-secret")),
+            ("  Zq7-secret \r\n", Ok("Zq7-secret")),
             ("", Err("is empty")),
             (" \n\n", Err("is empty")),
-            ("pw\nmore\n", Err("more than one line")),
+            ("Zq7-secret\nmore\n", Err("more than one line")),
         ] {
             std::fs::write(&path, content).unwrap();
             match (read_secret_file(&path), expected) {
@@ -78,7 +78,7 @@ mod tests {
                 (Err(e), Err(want)) => {
                     let message = e.to_string();
                     assert!(message.contains(want), "{content:?}: {message}");
-                    assert!(!message.contains("pw"), "the secret stays out: {message}");
+                    assert!(!message.contains("Zq7-secret"), "the secret stays out: {message}");
                 }
                 (got, want) => panic!("{content:?}: {got:?}, expected {want:?}"),
             }
