@@ -16,7 +16,9 @@ use crate::{Result, TestbedError};
 const KEPT_LOG_LINES: usize = 200;
 
 /// A child process whose output is kept (the last lines) for error messages, and which is killed
-/// when this value is dropped — and by the kernel if our process dies first.
+/// when this value is dropped — and by the kernel if our process dies first. It leads its own
+/// process group, and the whole group is killed with it: what it started itself (chromedriver's
+/// Chromium, say) does not outlive it either.
 #[derive(Debug)]
 pub struct ServerProcess {
     name: &'static str,
@@ -94,6 +96,7 @@ impl ServerProcess {
 
     /// Kills the process and waits for it, so that its port is free when this returns.
     pub async fn stop(mut self) -> Result<()> {
+        self.kill_group();
         if self.child.try_wait().ok().flatten().is_none() {
             self.child
                 .kill()
@@ -101,6 +104,25 @@ impl ServerProcess {
                 .map_err(TestbedError::io(format!("stopping {}", self.name)))?;
         }
         Ok(())
+    }
+}
+
+impl ServerProcess {
+    /// SIGKILL to the process's group (its id, as it leads it), while it has not been waited
+    /// for: until then its id, and so its group, cannot be another's.
+    fn kill_group(&self) {
+        if let Some(pid) = self.child.id().and_then(|pid| i32::try_from(pid).ok()) {
+            // SAFETY: killpg only sends a signal; a group already gone is an ignored ESRCH.
+            unsafe {
+                libc::killpg(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill_group();
     }
 }
 
@@ -117,23 +139,46 @@ async fn keep_lines(stream: impl AsyncRead + Unpin, log: Arc<Mutex<VecDeque<Stri
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
     use super::*;
+
+    /// Waits up to 30 s (a busy machine's slack) for `condition`.
+    async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Whether process `pid` has ended (gone, or a zombie not yet reaped).
+    fn ended(pid: i32) -> bool {
+        // SAFETY: signal 0 only checks that the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0;
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(true);
+        gone || zombie
+    }
 
     #[tokio::test]
     async fn output_is_kept_and_the_exit_is_seen() {
         let mut command = Command::new("sh");
         command.args(["-c", "echo one; echo two >&2; exit 3"]);
         let mut process = ServerProcess::spawn("sh", command).unwrap();
-        let status = loop {
-            if let Some(status) = process.exit_status() {
-                break status;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        };
-        assert!(status.contains('3'), "{status}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let log = process.last_log_lines(10);
-        assert!(log.contains("one") && log.contains("two"), "{log}");
+        let mut status = None;
+        wait_for("the exit", || {
+            status = process.exit_status();
+            status.is_some()
+        })
+        .await;
+        assert!(status.unwrap().contains('3'));
+        wait_for("both lines in the log", || {
+            let log = process.last_log_lines(10);
+            log.contains("one") && log.contains("two")
+        })
+        .await;
     }
 
     #[tokio::test]
@@ -143,17 +188,22 @@ mod tests {
         let process = ServerProcess::spawn("sleep", command).unwrap();
         let pid = process.pid().unwrap() as i32;
         drop(process);
-        // kill_on_drop sends SIGKILL synchronously; the zombie is reaped by tokio shortly after.
-        for _ in 0..100 {
-            let gone = unsafe { libc::kill(pid, 0) } != 0;
-            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| s.contains(") Z "))
-                .unwrap_or(true);
-            if gone || zombie {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        panic!("process {pid} still runs after drop");
+        wait_for("the process to end after drop", || ended(pid)).await;
+    }
+
+    #[tokio::test]
+    async fn drop_kills_what_the_process_started_too() {
+        let mut command = Command::new("sh");
+        command.args(["-c", "sleep 600 & echo $!; wait"]);
+        let process = ServerProcess::spawn("sh", command).unwrap();
+        let mut grandchild = 0;
+        wait_for("the shell to print its child's id", || {
+            grandchild = process.last_log_lines(1).trim().parse().unwrap_or(0);
+            grandchild > 0
+        })
+        .await;
+        assert!(!ended(grandchild));
+        drop(process);
+        wait_for("the shell's child to end with it", || ended(grandchild)).await;
     }
 }

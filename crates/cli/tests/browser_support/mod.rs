@@ -6,12 +6,12 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    process::Stdio,
     time::{Duration, Instant},
 };
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use promlearn_loader::Labels;
+use promlearn_testbed::ServerProcess;
 use serde_json::{Value, json};
 
 use crate::common::{path_str, promlearn};
@@ -69,7 +69,7 @@ pub fn binary(env: &str, name: &str) -> String {
 /// chromedriver and a headless Chromium session, both stopped on drop.
 pub struct Browser {
     pub client: Client,
-    _driver: tokio::process::Child,
+    _driver: ServerProcess,
     _profile: tempfile::TempDir,
 }
 
@@ -78,15 +78,12 @@ impl Browser {
         let chromium = binary("PROMLEARN_CHROMIUM_BIN", "chromium");
         let driver_bin = binary("PROMLEARN_CHROMEDRIVER_BIN", "chromedriver");
         let port = free_port();
-        let driver = tokio::process::Command::new(&driver_bin)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("{driver_bin} starts (cargo xtask setup installs chromium-driver): {e}")
-            });
+        let mut command = tokio::process::Command::new(&driver_bin);
+        command.arg(format!("--port={port}"));
+        // A server process: chromedriver and the Chromium it starts die with the test.
+        let driver = ServerProcess::spawn("chromedriver", command).unwrap_or_else(|e| {
+            panic!("{driver_bin} starts (cargo xtask setup installs chromium-driver): {e}")
+        });
         let url = format!("http://127.0.0.1:{port}");
         wait_until(
             "chromedriver to answer",
@@ -199,6 +196,9 @@ detector = {{ kind = "zscore", window = 8, threshold = 4 }}
 infer_every = "1s"
 fit_every = "20s"
 fit_window = "1m"
+direction = "up"
+min_deviation = {{ relative = 0.05 }}
+data_range = [0, inf]
 "#
     )
 }
