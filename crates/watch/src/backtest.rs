@@ -143,9 +143,11 @@ pub struct Summary {
 
 /// Loads what a backtest of `[from_ms, to_ms]` needs from the configuration's Prometheus: per
 /// query, its step grid (the one the service reads) from a fit window before `from_ms` to
-/// `to_ms`, in one chunked load per query.
+/// `to_ms`, in one chunked load per query. Every `expr` is parsed first
+/// ([`Config::check_queries`]): one that is not PromQL is an error before anything is asked.
 pub async fn load(config: &Config, from_ms: i64, to_ms: i64) -> Result<MemorySource> {
     check_range(from_ms, to_ms)?;
+    config.check_queries()?;
     source::load_history(config, from_ms, to_ms).await
 }
 

@@ -322,3 +322,16 @@ fn csv_rows_quote_labels_and_leave_unjudged_cells_empty() {
         )
     );
 }
+
+#[tokio::test]
+async fn load_refuses_an_expr_that_is_not_promql_before_it_asks_anything() {
+    // Nothing listens on port 1: had the load queried, the error would be a connection's.
+    let config = Config::from_toml(
+        "endpoint = \"http://127.0.0.1:1\"\n[[query]]\nname = \"q\"\nexpr = \"rate(up[5m]\"\nstep = \"10s\"\ndetector = { kind = \"zscore\" }\n",
+        "explore.toml",
+    )
+    .unwrap();
+    let error = load(&config, FROM, FROM + 60 * STEP).await.unwrap_err();
+    assert!(matches!(error, Error::Config { line: 4, .. }), "{error}");
+    assert!(error.to_string().contains("not valid PromQL"), "{error}");
+}
