@@ -407,6 +407,26 @@ async fn on_runtime(runtime: RuntimeChoice) -> u64 {
         .screenshot(&format!("explore-error-{runtime:?}.png"))
         .await;
 
+    // Starting from a query of the file fills what the team knows about it, and the copied
+    // block keeps it.
+    browser
+        .client
+        .find(Locator::Id("pick"))
+        .await
+        .unwrap()
+        .select_by_value("1") // dns_rate_zscore, the file's second query
+        .await
+        .unwrap();
+    let known = browser
+        .js("['direction', 'min_deviation_relative', 'data_range_low', 'data_range_high'].map(id => document.getElementById(id).value)")
+        .await;
+    assert_eq!(
+        known,
+        serde_json::json!(["up", "0.05", "0", ""]),
+        "the file's direction, min_deviation and data_range in the form"
+    );
+    check("explore, started from a query of the file, shows what the file says the team knows");
+
     // With basic auth on: 401 without credentials, the page with them.
     let hash = bcrypt::hash(PASSWORD, 4).unwrap();
     let web = dir.path().join("web.yml");

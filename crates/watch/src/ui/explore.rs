@@ -28,7 +28,7 @@ use std::{
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Response, StatusCode};
-use promlearn_detect::DetectorSpec;
+use promlearn_detect::{DetectorSpec, Direction};
 use promlearn_loader::Labels;
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +85,14 @@ pub(crate) struct QueryForm {
     pub fit_every: String,
     pub infer_every: String,
     pub detector: String,
+    /// What the team knows (`both`, `up`, `down`; empty: both).
+    pub direction: String,
+    /// `min_deviation`'s two parts as typed; empty: 0.
+    pub min_deviation_absolute: String,
+    pub min_deviation_relative: String,
+    /// `data_range`'s ends as typed; an empty end is unbounded.
+    pub data_range_low: String,
+    pub data_range_high: String,
     /// Further `key = value` lines of the query block, as the file would hold them.
     pub extra: String,
 }
@@ -105,6 +113,21 @@ impl QueryForm {
                 format(q.infer_every)
             },
             detector: detector_toml(&q.detector),
+            direction: match q.knowledge.direction {
+                Direction::Both => String::new(),
+                Direction::Up => "up".into(),
+                Direction::Down => "down".into(),
+            },
+            min_deviation_absolute: nonzero(q.knowledge.min_deviation.absolute),
+            min_deviation_relative: nonzero(q.knowledge.min_deviation.relative),
+            data_range_low: q
+                .knowledge
+                .data_range
+                .map_or(String::new(), |r| bound(r[0])),
+            data_range_high: q
+                .knowledge
+                .data_range
+                .map_or(String::new(), |r| bound(r[1])),
             extra: String::new(),
         }
     }
@@ -128,11 +151,59 @@ impl QueryForm {
             }
         }
         out += &format!("detector = {}\n", self.detector.trim());
+        let direction = self.direction.trim();
+        if !direction.is_empty() {
+            out += &format!("direction = {}\n", string(direction));
+        }
+        let parts: Vec<String> = [
+            ("absolute", &self.min_deviation_absolute),
+            ("relative", &self.min_deviation_relative),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| format!("{k} = {}", v.trim()))
+        .collect();
+        if !parts.is_empty() {
+            out += &format!("min_deviation = {{ {} }}\n", parts.join(", "));
+        }
+        let (low, high) = (self.data_range_low.trim(), self.data_range_high.trim());
+        if !low.is_empty() || !high.is_empty() {
+            let end = |v: &str, open: &str| {
+                if v.is_empty() {
+                    open.to_owned()
+                } else {
+                    v.to_owned()
+                }
+            };
+            out += &format!(
+                "data_range = [{}, {}]\n",
+                end(low, "-inf"),
+                end(high, "inf")
+            );
+        }
         for line in self.extra.lines().map(str::trim).filter(|l| !l.is_empty()) {
             out += line;
             out.push('\n');
         }
         out
+    }
+}
+
+/// A setting of 0 (its default) as an empty field, another as the file would write it.
+fn nonzero(value: f64) -> String {
+    if value == 0.0 {
+        String::new()
+    } else {
+        value.to_string()
+    }
+}
+
+/// A range's end as the file writes it; an infinite end (no bound) as an empty field.
+fn bound(value: f64) -> String {
+    if value.is_finite() {
+        value.to_string()
+    } else {
+        String::new()
     }
 }
 

@@ -205,6 +205,10 @@ function detectorInput(value) {
   return `<div class="row detector"><input class="detector-input" value="${esc(value)}"><button type="button" class="remove">remove</button></div>`;
 }
 
+// The explore form's fields, named as the query block's settings (QueryForm on the server).
+const FORM_FIELDS = ["name", "expr", "step", "fit_window", "fit_every", "infer_every", "direction",
+  "min_deviation_absolute", "min_deviation_relative", "data_range_low", "data_range_high", "extra"];
+
 async function explore() {
   const info = state.info;
   const options = info.queries.map((q, i) => `<option value="${i}">${esc(q.name)}</option>`).join("");
@@ -222,6 +226,13 @@ async function explore() {
       <label>expr (PromQL)<textarea id="expr" rows="2" cols="100"></textarea></label>
       <div id="detectors"><label>detectors (each an inline table, as the file writes it)</label>${detectorInput('{ kind = "knn" }')}</div>
       <button type="button" id="add-detector">add a detector</button>
+      <div class="row">
+        <label>direction<select id="direction"><option value="">both</option><option value="up">up</option><option value="down">down</option></select></label>
+        <label>min_deviation absolute<input id="min_deviation_absolute" placeholder="0" size="8"></label>
+        <label>min_deviation relative<input id="min_deviation_relative" placeholder="0" size="6"></label>
+        <label>data_range low<input id="data_range_low" placeholder="-inf" size="8"></label>
+        <label>data_range high<input id="data_range_high" placeholder="inf" size="8"></label>
+      </div>
       <label>more settings of the query block (TOML lines, checked as the file's)<textarea id="extra" rows="2" cols="100"></textarea></label>
       <div class="row">
         <label>range<select id="range">
@@ -243,7 +254,7 @@ async function explore() {
   if (pick) pick.onchange = () => {
     const q = info.queries[Number(pick.value)];
     if (!q) return;
-    for (const k of ["name", "expr", "step", "fit_window", "fit_every", "infer_every", "extra"]) document.getElementById(k).value = q[k] || "";
+    for (const k of FORM_FIELDS) document.getElementById(k).value = q[k] || "";
     detectors.querySelectorAll(".detector").forEach((d) => d.remove());
     detectors.insertAdjacentHTML("beforeend", detectorInput(q.detector));
   };
@@ -254,7 +265,7 @@ async function explore() {
     let from = Number(document.getElementById("from_ms").value), to = Number(document.getElementById("to_ms").value);
     if (range !== "custom") { to = rangeEnd(); from = to - Number(range); }
     const form = {};
-    for (const k of ["name", "expr", "step", "fit_window", "fit_every", "infer_every", "extra"]) form[k] = document.getElementById(k).value;
+    for (const k of FORM_FIELDS) form[k] = document.getElementById(k).value;
     const list = [...document.querySelectorAll(".detector-input")].map((i) => i.value).filter((v) => v.trim());
     const results = document.getElementById("results");
     results.innerHTML = "";

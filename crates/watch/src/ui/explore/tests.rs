@@ -70,3 +70,45 @@ fn the_form_gets_the_files_own_messages_and_its_blocks_read_back() {
     );
     assert!(detector_toml(&queries[0].detector).starts_with("{ kind = \"zscore\""));
 }
+
+#[test]
+fn what_a_team_knows_fills_the_form_and_reads_back_the_same() {
+    let explorer = explorer();
+    for lines in [
+        "direction = \"up\"\nmin_deviation = { absolute = 5, relative = 0.1 }\ndata_range = [0, 100]\n",
+        "direction = \"down\"\ndata_range = [0, inf]\n",
+        "min_deviation = { relative = 0.25 }\ndata_range = [-inf, 1]\n",
+        "",
+    ] {
+        let file = Config::from_toml(
+            &format!(
+                "endpoint = \"http://x\"\n[[query]]\nname = \"q\"\nexpr = \"up\"\n\
+                 detector = {{ kind = \"mad\" }}\n{lines}"
+            ),
+            "watch.toml",
+        )
+        .unwrap();
+        let form = QueryForm::of(&file.queries[0]);
+        let (queries, toml, _) = explorer.queries(None, &request(form.clone(), &[])).unwrap();
+        assert_eq!(
+            queries[0].knowledge, file.queries[0].knowledge,
+            "{lines}\n{toml}"
+        );
+        assert_eq!(
+            form.block().contains("direction"),
+            lines.contains("direction")
+        );
+    }
+    let form = QueryForm {
+        expr: "up".into(),
+        detector: "{ kind = \"mad\" }".into(),
+        data_range_low: "100".into(),
+        data_range_high: "0".into(),
+        ..Default::default()
+    };
+    let err = explorer.queries(None, &request(form, &[])).unwrap_err();
+    assert!(
+        err.starts_with("explore.toml:") && err.contains("data_range"),
+        "{err}"
+    );
+}
