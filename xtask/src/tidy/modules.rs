@@ -33,6 +33,17 @@ const MODULE_LAYERS: &[(&str, &[&[&str]])] = &[
             &["lib"],
         ],
     ),
+    (
+        "detect",
+        &[
+            &["error"],
+            &["analysis", "grid"],
+            &["flat", "knowledge", "plot"],
+            &["stream"],
+            &["detectors"],
+            &["lib"],
+        ],
+    ),
 ];
 
 #[test]
