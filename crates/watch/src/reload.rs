@@ -249,8 +249,8 @@ fn carry_over(old: &Engine, new: &Engine) -> ReloadSummary {
     }
     to.total_series = to.queries.iter().map(|q| q.series.len()).sum();
     // What the old engine still holds (queries removed or changed: their series and models)
-    // goes now, not when the last holder of the old engine lets go of it: the `Watch` and
-    // every `Handle` hold the first one, an open connection the one it was accepted under.
+    // goes now, not when the last holder of the old engine lets go of it: the `Watch` holds the
+    // first one, a request under way the one it began on (handles and connections hold the hub).
     for q in &mut from.queries {
         *q = Default::default();
     }
