@@ -30,6 +30,8 @@ use crate::repository_root;
 // The rules read from the code itself (where thresholds, durations, secrets and the text format
 // live; what the model and the testbed never do; how errors are declared).
 mod code;
+// The modules inside each library crate, run one way.
+mod modules;
 
 /// The library crates (directory names under `crates/`): everything but the programs.
 const PROGRAMS: &[&str] = &["cli", "demo"];

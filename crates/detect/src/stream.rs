@@ -13,13 +13,12 @@
 //! positive by NAB (what each rule is worth: `docs/detection.md`).
 //!
 //! Before the alerting stage, a model that knows its history's longest run of equal values
-//! ([`Fitted::longest_flat_run`]) has the series' current run counted (the `flat` module): a
+//! ([`Fitted::longest_flat_run`](crate::Fitted::longest_flat_run)) has the series' current run counted (the `flat` module): a
 //! series that stopped changing for far longer than it ever did alerts once.
 
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::Analysis;
-use crate::detectors::Fitted;
 use crate::error::Result;
 use crate::flat::FlatRun;
 use crate::grid;
@@ -50,7 +49,7 @@ pub const ESCALATION: f64 = 10.0;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StreamState {
-    /// Unix ms of the newest point passed through [`Fitted::advance`].
+    /// Unix ms of the newest point passed through [`Fitted::advance`](crate::Fitted::advance).
     judged_through_ms: Option<i64>,
     /// Judged points since the last alert; `None` before the first alert.
     since_alert: Option<u32>,
@@ -73,11 +72,11 @@ pub struct StreamState {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     alert_out_of_range: bool,
     /// What the team knows about the series, only for the length of one
-    /// [`Fitted::advance_knowing`] call (it is the query's, not the series' state).
+    /// [`Fitted::advance_knowing`](crate::Fitted::advance_knowing) call (it is the query's, not the series' state).
     #[serde(skip)]
     knowledge: Option<Box<DomainKnowledge>>,
     /// The current run of equal values, for a model that knows its history's longest
-    /// ([`Fitted::longest_flat_run`]; absent in state saved before it: it starts again).
+    /// ([`Fitted::longest_flat_run`](crate::Fitted::longest_flat_run); absent in state saved before it: it starts again).
     #[serde(skip_serializing_if = "Option::is_none")]
     flat: Option<FlatRun>,
 }
@@ -148,7 +147,7 @@ impl StreamState {
         Self::default()
     }
 
-    /// Unix ms of the newest point already passed through [`Fitted::advance`] (judged or not);
+    /// Unix ms of the newest point already passed through [`Fitted::advance`](crate::Fitted::advance) (judged or not);
     /// `None` on a new state.
     pub fn judged_through_ms(&self) -> Option<i64> {
         self.judged_through_ms
@@ -217,6 +216,18 @@ impl StreamState {
     }
 }
 
+/// What the alerting stage needs of a model: its detector's name, the longest run of equal
+/// values in its history, and its analysis of a slice. Every [`Fitted`](crate::Fitted) model
+/// is one (`detectors/mod.rs`), so this module, below the detectors, needs nothing of them.
+pub(crate) trait Staged {
+    /// The detector's name, for an empty analysis.
+    fn detector_name(&self) -> &'static str;
+    /// [`Fitted::longest_flat_run`](crate::Fitted::longest_flat_run).
+    fn history_longest_flat(&self) -> Option<u32>;
+    /// [`Fitted::analyse`](crate::Fitted::analyse).
+    fn analyse_all(&self, timestamps: &[i64], values: &[f64]) -> Result<Analysis>;
+}
+
 /// The index of the first point of `timestamps` newer than what `state` has judged through.
 fn first_new(state: &StreamState, timestamps: &[i64]) -> usize {
     match state.judged_through_ms {
@@ -225,22 +236,22 @@ fn first_new(state: &StreamState, timestamps: &[i64]) -> usize {
     }
 }
 
-/// [`Fitted::advance`] for every detector: the model's analysis of everything given, cut to
+/// [`Fitted::advance`](crate::Fitted::advance) for every detector: the model's analysis of everything given, cut to
 /// the new points, through the alerting stage.
-pub(crate) fn advance<F: Fitted + ?Sized>(
+pub(crate) fn advance<F: Staged + ?Sized>(
     fitted: &F,
     state: &mut StreamState,
     timestamps: &[i64],
     values: &[f64],
 ) -> Result<Analysis> {
     advance_with(fitted, state, timestamps, values, |_, _| {
-        fitted.analyse(timestamps, values)
+        fitted.analyse_all(timestamps, values)
     })
 }
 
 /// [`advance`] with the analysis of a detector whose judgement of the new points (from the
 /// index it is given) also reads and updates the series' state.
-pub(crate) fn advance_with<F: Fitted + ?Sized>(
+pub(crate) fn advance_with<F: Staged + ?Sized>(
     fitted: &F,
     state: &mut StreamState,
     timestamps: &[i64],
@@ -250,11 +261,11 @@ pub(crate) fn advance_with<F: Fitted + ?Sized>(
     grid::check(timestamps, values)?;
     let from = first_new(state, timestamps);
     if from == timestamps.len() {
-        return Ok(Analysis::unjudged(fitted.spec().name(), &[], &[]));
+        return Ok(Analysis::unjudged(fitted.detector_name(), &[], &[]));
     }
     let mut out = analyse(from, state)?.slice(from..timestamps.len());
     state.judged_through_ms = timestamps.last().copied();
-    if let Some(longest) = fitted.longest_flat_run() {
+    if let Some(longest) = fitted.history_longest_flat() {
         state.flat.get_or_insert_default().count(longest, &mut out);
     }
     let knowledge = state.knowledge.as_deref().copied();
@@ -292,20 +303,19 @@ pub(crate) fn advance_with<F: Fitted + ?Sized>(
     Ok(out)
 }
 
-/// [`Fitted::advance_knowing`]: [`Fitted::advance`] with `knowledge` applied in its alerting
-/// stage (nothing is added to the work when it is unset).
-pub(crate) fn advance_knowing<F: Fitted + ?Sized>(
-    fitted: &F,
+/// [`Fitted::advance_knowing`](crate::Fitted::advance_knowing): `advance` (the model's
+/// [`Fitted::advance`](crate::Fitted::advance)) with `knowledge` applied in its alerting stage
+/// (nothing is added to the work when it is unset).
+pub(crate) fn advance_knowing(
     state: &mut StreamState,
     knowledge: &DomainKnowledge,
-    timestamps: &[i64],
-    values: &[f64],
+    advance: impl FnOnce(&mut StreamState) -> Result<Analysis>,
 ) -> Result<Analysis> {
     if knowledge.is_unset() {
-        return fitted.advance(state, timestamps, values);
+        return advance(state);
     }
     state.knowledge = Some(Box::new(*knowledge));
-    let out = fitted.advance(state, timestamps, values);
+    let out = advance(state);
     state.knowledge = None;
     out
 }

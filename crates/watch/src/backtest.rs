@@ -48,66 +48,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use promlearn_loader::{Labels, exposition::format_value};
+use promlearn_loader::exposition::format_value;
 
 use crate::{
     Config, Error, Result,
-    clock::{Clock, simulated_ticks},
-    schedule::{self, Exec, FitFn, Shared},
+    clock::{Clock, Exec, simulated_ticks},
+    engine::{Engine, FitFn, detector_fit},
+    schedule,
     source::{self, Source},
 };
 
-pub use crate::source::MemorySource;
-
-/// One sample of a backtest, judged or not, as the sink receives it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct JudgedPoint<'a> {
-    /// The query's name.
-    pub query: &'a str,
-    /// The series' labels.
-    pub labels: &'a Labels,
-    /// Unix ms.
-    pub timestamp_ms: i64,
-    /// The sample's value.
-    pub value: f64,
-    /// The detector's prediction; NaN where not judged.
-    pub yhat: f64,
-    /// The band's lower edge; NaN where not judged.
-    pub yhat_lower: f64,
-    /// The band's upper edge; NaN where not judged.
-    pub yhat_upper: f64,
-    /// 0 on the prediction, 1 on the band's edge, above 1 outside; NaN where not judged.
-    pub score: f64,
-    /// `score > 1`; never true where not judged.
-    pub anomalous: bool,
-}
-
-impl<'a> JudgedPoint<'a> {
-    /// A sample passed on without a judgement (no model yet, the detector's warm-up, a gap).
-    pub(crate) fn unjudged(
-        query: &'a str,
-        labels: &'a Labels,
-        timestamp_ms: i64,
-        value: f64,
-    ) -> Self {
-        JudgedPoint {
-            query,
-            labels,
-            timestamp_ms,
-            value,
-            yhat: f64::NAN,
-            yhat_lower: f64::NAN,
-            yhat_upper: f64::NAN,
-            score: f64::NAN,
-            anomalous: false,
-        }
-    }
-
-    /// Whether the detector judged it (its score is a number).
-    pub fn judged(&self) -> bool {
-        !self.score.is_nan()
-    }
-}
+pub use crate::{judge::JudgedPoint, source::MemorySource};
 
 /// What a backtest did, per query.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -162,14 +113,7 @@ pub fn run(
     to_ms: i64,
     sink: &mut dyn FnMut(&JudgedPoint<'_>) -> io::Result<()>,
 ) -> Result<Summary> {
-    run_with(
-        config,
-        source,
-        from_ms,
-        to_ms,
-        schedule::detector_fit(),
-        sink,
-    )
+    run_with(config, source, from_ms, to_ms, detector_fit(), sink)
 }
 
 fn check_range(from_ms: i64, to_ms: i64) -> Result<()> {
@@ -191,7 +135,7 @@ pub(crate) fn run_with(
     check_range(from_ms, to_ms)?;
     source.check(config)?;
     let started = Instant::now();
-    let shared = Arc::new(Shared::new(
+    let engine = Arc::new(Engine::new(
         config.clone(),
         Clock::simulated(from_ms),
         Source::Memory(source.clone()),
@@ -200,7 +144,7 @@ pub(crate) fn run_with(
         1,
     ));
     // Samples before the range are history: context and fit windows, never judged.
-    for q in &mut shared.lock().queries {
+    for q in &mut engine.lock().queries {
         q.read_through_ms = Some(from_ms - 1);
     }
     let n = config.queries.len();
@@ -224,7 +168,7 @@ pub(crate) fn run_with(
         .min_by_key(|(i, t)| (*t, *i))
     {
         ticks[index].next();
-        shared.clock.set(t);
+        engine.clock.set(t);
         let tick_started = Instant::now();
         let summary = &mut summaries[index];
         let mut counting = |p: &JudgedPoint<'_>| {
@@ -233,11 +177,11 @@ pub(crate) fn run_with(
             summary.flagged += u64::from(p.anomalous);
             sink(p)
         };
-        ready(schedule::infer_once(&shared, index, &mut counting)).map_err(Error::Sink)?;
-        ready(schedule::fit_once(&shared, index));
+        ready(schedule::infer_once(&engine, index, &mut counting)).map_err(Error::Sink)?;
+        ready(schedule::fit_once(&engine, index));
         summary.wall += tick_started.elapsed();
     }
-    let state = shared.lock();
+    let state = engine.lock();
     for (summary, q) in summaries.iter_mut().zip(&state.queries) {
         summary.series = q.series_created;
         summary.fits = q.fits;

@@ -1,4 +1,5 @@
-//! The schedule's clock: real time for the service, simulated time for a backtest.
+//! The schedule's clock: real time for the service, simulated time for a backtest; and where
+//! its work runs ([`Exec`]): the two ways a service and a backtest differ, besides the source.
 //!
 //! The schedule asks the clock what time it is (unix ms) and nothing else, so the same fit and
 //! inference code runs live (ticks paced by tokio's timer) and in a backtest (ticks as fast as the
@@ -53,6 +54,15 @@ impl Clock {
             Clock::Wall { .. } => debug_assert!(false, "the wall clock cannot be set"),
         }
     }
+}
+
+/// Where fits and analyses run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exec {
+    /// On tokio's blocking pool; fits are not waited for (the service).
+    Pool,
+    /// On the calling thread, in order, each fit finished before the schedule goes on (a backtest).
+    Inline,
 }
 
 /// Real ticks every `period`, the first at once; a late tick delays the next ones rather than

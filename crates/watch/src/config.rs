@@ -18,9 +18,12 @@ use toml::Spanned;
 
 use crate::{
     Error, Result,
-    promql::QueryLanguage,
+    promql::{self, QueryLanguage},
     shard::{RawShard, Shard},
 };
+
+// The preset files built in, which `preset = "NAME"` reads (`preset.rs` offers them to users).
+pub(crate) mod builtin;
 
 /// The address `/metrics` is served on when the file names none.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
@@ -92,7 +95,7 @@ pub struct Config {
     pub web_config_file: Option<PathBuf>,
     /// Where fitted models are saved after each fit, and each series' stream and alerting
     /// state after each inference, to be read back at start: a restarted watch scores at once
-    /// and judges no point twice (`state.rs`); none by default. A relative path is taken relative to the file's directory.
+    /// and judges no point twice (`store.rs`); none by default. A relative path is taken relative to the file's directory.
     pub state_dir: Option<PathBuf>,
 }
 
@@ -397,13 +400,13 @@ impl Config {
 
         let preset = match &raw.preset {
             None => None,
-            Some(name) => Some(crate::preset::text(name.get_ref()).ok_or_else(|| {
+            Some(name) => Some(builtin::text(name.get_ref()).ok_or_else(|| {
                 at(
                     name.span(),
                     format!(
                         "preset `{}` is not known; the presets are: {}",
                         name.get_ref(),
-                        crate::preset::NAMES.join(", ")
+                        builtin::NAMES.join(", ")
                     ),
                 )
             })?),
@@ -671,6 +674,30 @@ fn field_at(text: &str, span: Range<usize>) -> Option<String> {
         .collect();
     let key = key.trim_matches('"').to_owned();
     (!key.is_empty()).then_some(key)
+}
+
+impl Config {
+    /// Parses every query's `expr` as PromQL (`promql.rs`). The first one the parser refuses is
+    /// an error naming the file, the `expr` line and the parser's message; with `query_language
+    /// = "metricsql"` each is instead returned as a warning (`file:line: message`).
+    pub fn check_queries(&self) -> Result<Vec<String>> {
+        let mut warnings = Vec::new();
+        for query in &self.queries {
+            let Some(problem) = promql::problem(&query.expr, self.query_language) else {
+                continue;
+            };
+            let error = Error::Config {
+                origin: self.origin.clone(),
+                line: query.expr_line,
+                message: format!("query `{}`: {problem}", query.name),
+            };
+            match self.query_language {
+                QueryLanguage::PromQL => return Err(error),
+                QueryLanguage::MetricsQL => warnings.push(error.to_string()),
+            }
+        }
+        Ok(warnings)
+    }
 }
 
 #[cfg(test)]

@@ -1,159 +1,27 @@
 //! What `/metrics` shows: the table of exported families (each row naming its family and how its
-//! value is read from a series' newest judged point), the labels a series is exported with (its
-//! own, clashes renamed as Prometheus renames them), and the page: rendered from a snapshot of
-//! the state after each inference round and swapped in whole, so that a scrape only copies a
-//! pointer and never waits on the engine, a fit's bookkeeping or another scrape.
+//! value is read from a series' newest judged point; the labels are `labels.rs`'s), and the
+//! page: rendered from a snapshot of the state after each inference round and swapped in whole,
+//! so that a scrape only copies a pointer and never waits on the engine, a fit's bookkeeping or
+//! another scrape. The page is one for every generation of a reloaded engine, and it shows the
+//! last reload's outcome, which it keeps.
 
 use std::{
-    collections::HashSet,
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, AtomicI64, Ordering},
+    },
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use bytes::Bytes;
-use promlearn_loader::{
-    Labels,
-    exposition::{MetricType, Writer},
-};
+use promlearn_loader::exposition::{MetricType, Writer};
 use tokio::sync::Notify;
 
 use crate::{
-    expo::Histogram,
-    schedule::Shared,
-    series::{DROP_REASONS, ERROR_KINDS, Point},
+    Config,
+    histogram::Histogram,
+    series::{DROP_REASONS, ERROR_KINDS, Point, StateLock},
 };
-
-/// The labels written before a series' own on every per-series family. A series label of the
-/// same name is renamed (see [`exported_labels`]).
-pub(crate) const OUR_LABELS: [&str; 2] = ["query", "detector"];
-
-/// A series' own labels as exported: renamed where they would clash, the way Prometheus renames
-/// a scraped label that clashes with a target label (`honor_labels: false`): `exported_<name>`,
-/// prefixed again until unique. Clashing are: a label named as one of [`OUR_LABELS`],
-/// `__name__` (our family names replace it; exported from `name`, so as `exported_name`), and a
-/// name the text format cannot carry (Prometheus 3's UTF-8 names: every other character becomes
-/// `_`, as Prometheus's own `underscores` escaping does) that then meets a name already taken.
-/// Labels whose names are fine keep them, so `exported_query` of the series stays and its
-/// `query` becomes `exported_exported_query`. Order: the series' own.
-pub(crate) fn exported_labels(labels: &Labels) -> Vec<(String, String)> {
-    let mut taken: HashSet<String> = OUR_LABELS.iter().map(|n| (*n).to_owned()).collect();
-    for (name, _) in labels.iter() {
-        if is_label_name(name) && !OUR_LABELS.contains(&name) && name != "__name__" {
-            taken.insert(name.to_owned());
-        }
-    }
-    labels
-        .iter()
-        .map(|(name, value)| {
-            let renamed = if name == "__name__" {
-                prefixed_until_free("name", &mut taken)
-            } else if OUR_LABELS.contains(&name) {
-                prefixed_until_free(name, &mut taken)
-            } else if is_label_name(name) {
-                name.to_owned()
-            } else {
-                let plain = legal_label_name(name);
-                if taken.insert(plain.clone()) {
-                    plain
-                } else {
-                    prefixed_until_free(&plain, &mut taken)
-                }
-            };
-            (renamed, value.to_owned())
-        })
-        .collect()
-}
-
-/// `exported_<name>`, `exported_exported_<name>`, ... : the first that is not taken (now it is).
-fn prefixed_until_free(name: &str, taken: &mut HashSet<String>) -> String {
-    let mut candidate = format!("exported_{name}");
-    while !taken.insert(candidate.clone()) {
-        candidate.insert_str(0, "exported_");
-    }
-    candidate
-}
-
-/// A label name the text format 0.0.4 can carry: `[a-zA-Z_][a-zA-Z0-9_]*`.
-fn is_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// `name` with every character the format cannot carry replaced by `_` (and `_` before a
-/// leading digit).
-fn legal_label_name(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if !out.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
-        out.insert(0, '_');
-    }
-    out
-}
-
-/// The label set written with every value of a series, escaped, without braces:
-/// `query="…",detector="…"` and then the series' [`exported_labels`].
-pub(crate) fn label_text(query: &str, detector: &str, labels: &Labels) -> Arc<str> {
-    let exported = exported_labels(labels);
-    let ours = [(OUR_LABELS[0], query), (OUR_LABELS[1], detector)];
-    let theirs = exported.iter().map(|(n, v)| (n.as_str(), v.as_str()));
-    promlearn_loader::exposition::label_text(ours.into_iter().chain(theirs)).into()
-}
-
-/// [`label_text`], unless another series of the query already exports that text (`taken`): two
-/// label sets that differ only where names had to be made legal, such as `a.b` and `a_b`, would
-/// be one line on the page, and Prometheus would keep one and drop the other without a trace.
-/// Then the later series' names that were made legal (or, if it has none, those that making a
-/// name legal could give, the ones with a `_`) get `exported_` before them, again until the
-/// text is free and the names are unique, as a clash with one of [`OUR_LABELS`] is resolved.
-pub(crate) fn unique_label_text(
-    query: &str,
-    detector: &str,
-    labels: &Labels,
-    taken: &HashSet<Arc<str>>,
-) -> Arc<str> {
-    let text = label_text(query, detector, labels);
-    if !taken.contains(&text) {
-        return text;
-    }
-    let mut exported = exported_labels(labels);
-    let made_legal: Vec<bool> = labels.iter().map(|(n, _)| !is_label_name(n)).collect();
-    let renamed: Vec<bool> = if made_legal.contains(&true) {
-        made_legal
-    } else {
-        exported.iter().map(|(n, _)| n.contains('_')).collect()
-    };
-    let renamed = if renamed.contains(&true) {
-        renamed
-    } else {
-        vec![true; exported.len()]
-    };
-    loop {
-        for ((name, _), rename) in exported.iter_mut().zip(&renamed) {
-            if *rename {
-                name.insert_str(0, "exported_");
-            }
-        }
-        let mut names: HashSet<&str> = OUR_LABELS.into_iter().collect();
-        if !exported.iter().all(|(n, _)| names.insert(n)) {
-            continue;
-        }
-        let ours = [(OUR_LABELS[0], query), (OUR_LABELS[1], detector)];
-        let theirs = exported.iter().map(|(n, v)| (n.as_str(), v.as_str()));
-        let text: Arc<str> =
-            promlearn_loader::exposition::label_text(ours.into_iter().chain(theirs)).into();
-        if !taken.contains(&text) {
-            return text;
-        }
-    }
-}
 
 /// The per-series alert counter's name.
 pub(crate) const ANOMALIES_TOTAL: &str = "promlearn_anomalies_total";
@@ -198,18 +66,24 @@ const SERIES_FAMILIES: [SeriesFamily; 6] = [
     },
 ];
 
-/// The page served on `/metrics`: the last rendered snapshot, swapped in whole.
+/// The page served on `/metrics`: the last rendered snapshot, swapped in whole; one for every
+/// generation of a reloaded engine, with the last reload's outcome, which it shows.
 pub(crate) struct Page {
     current: RwLock<Bytes>,
     wanted: Notify,
+    reload_successful: AtomicBool,
+    reload_success_unix_ms: AtomicI64,
 }
 
 impl Page {
-    /// A page holding `first` until the first render.
+    /// A page holding `first` until the first render. As Prometheus: the start counts as a
+    /// successful load.
     pub(crate) fn new(first: String) -> Page {
         Page {
             current: RwLock::new(Bytes::from(first)),
             wanted: Notify::new(),
+            reload_successful: AtomicBool::new(true),
+            reload_success_unix_ms: AtomicI64::new(unix_ms()),
         }
     }
 
@@ -221,7 +95,8 @@ impl Page {
             .clone()
     }
 
-    fn set(&self, page: Bytes) {
+    /// Serves `page` from now on.
+    pub(crate) fn set(&self, page: Bytes) {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = page;
     }
 
@@ -229,26 +104,34 @@ impl Page {
     pub(crate) fn want_render(&self) {
         self.wanted.notify_one();
     }
-}
 
-/// The service's render loop: after each inference round (any query's), one render of the whole
-/// page on the blocking pool, from a snapshot copied under the state lock (pointers and
-/// counters, no formatting), then swapped in.
-pub(crate) async fn render_loop(shared: Arc<Shared>) {
-    loop {
-        shared.page.wanted.notified().await;
-        let rendering = shared.clone();
-        match tokio::task::spawn_blocking(move || render(&rendering)).await {
-            Ok(page) => shared.page.set(Bytes::from(page)),
-            Err(e) if e.is_cancelled() => return,
-            Err(e) => tracing::error!("rendering /metrics panicked: {e}"),
+    /// Waits until a new page is wanted (the render loop).
+    pub(crate) async fn render_wanted(&self) {
+        self.wanted.notified().await;
+    }
+
+    /// Records a reload's outcome (`reload.rs`), shown from the next render on.
+    pub(crate) fn record_reload(&self, ok: bool) {
+        self.reload_successful.store(ok, Ordering::SeqCst);
+        if ok {
+            self.reload_success_unix_ms
+                .store(unix_ms(), Ordering::SeqCst);
         }
+    }
+
+    /// `promlearn_watch_config_last_reload_successful` and `..._success_timestamp_seconds`.
+    fn reload_gauges(&self) -> (bool, f64) {
+        (
+            self.reload_successful.load(Ordering::SeqCst),
+            self.reload_success_unix_ms.load(Ordering::SeqCst) as f64 / 1000.0,
+        )
     }
 }
 
-/// Renders the page now and serves it (before the first inference round).
-pub(crate) fn render_now(shared: &Shared) {
-    shared.page.set(Bytes::from(render(shared)));
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// What one query shows, copied out of the state.
@@ -272,14 +155,14 @@ struct QuerySnapshot {
     infer_durations: Histogram,
 }
 
-/// Copies what the page shows; the lock is held for pointer copies and counters only.
-fn snapshot(shared: &Shared) -> Vec<QuerySnapshot> {
-    let now = shared.clock.now_ms();
-    let state = shared.lock();
+/// Copies what the page shows at `now` (unix ms); the lock is held for pointer copies and
+/// counters only.
+fn snapshot(config: &Config, now: i64, state: &StateLock) -> Vec<QuerySnapshot> {
+    let state = state.lock();
     state
         .queries
         .iter()
-        .zip(&shared.config.queries)
+        .zip(&config.queries)
         .map(|(q, config)| QuerySnapshot {
             up: q.up,
             points: if q.up {
@@ -313,12 +196,12 @@ fn snapshot(shared: &Shared) -> Vec<QuerySnapshot> {
 }
 
 /// Renders every family, HELP and TYPE included, even when there is nothing to report yet, from
-/// a snapshot of the state now (the lock is not held while formatting).
-pub(crate) fn render(shared: &Shared) -> String {
-    let queries = snapshot(shared);
-    let config = &shared.config;
+/// a snapshot of the state of `config`'s queries at `now` (unix ms; the lock is not held while
+/// formatting), for `page` (which shows the last reload's outcome).
+pub(crate) fn render(config: &Config, now: i64, state: &StateLock, page: &Page) -> String {
+    let queries = snapshot(config, now, state);
     // The page is about as long as the last one: room for it and a little growth.
-    let last = shared.page.get().len();
+    let last = page.get().len();
     let mut e = Writer::with_capacity(last + last / 16);
     for family in &SERIES_FAMILIES {
         e.family(family.name, MetricType::Gauge, family.help);
@@ -365,7 +248,7 @@ pub(crate) fn render(shared: &Shared) -> String {
         1.0,
     );
     // Named and read as Prometheus's own prometheus_config_last_reload_* (reload.rs).
-    let (reloaded, reloaded_at) = shared.live.gauges();
+    let (reloaded, reloaded_at) = page.reload_gauges();
     for (name, help, value) in [
         (
             "promlearn_watch_config_last_reload_successful",

@@ -1,16 +1,67 @@
 //! An inference's judging: each series' new samples through its model, a chunk of series at a
-//! time; in the service on every core at once.
+//! time, in the service on every core at once; and the judged points it hands on
+//! ([`JudgedPoint`], what a backtest's sink receives).
 
 use std::{io, sync::Arc, sync::Mutex};
 
 use promlearn_detect::{Analysis, DomainKnowledge, Fitted};
+use promlearn_loader::Labels;
 
 use crate::{
-    backtest::JudgedPoint,
-    schedule::Exec,
+    clock::Exec,
     series::{SeriesState, Stream},
     source::SeriesData,
 };
+
+/// One sample of a backtest, judged or not, as the sink receives it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JudgedPoint<'a> {
+    /// The query's name.
+    pub query: &'a str,
+    /// The series' labels.
+    pub labels: &'a Labels,
+    /// Unix ms.
+    pub timestamp_ms: i64,
+    /// The sample's value.
+    pub value: f64,
+    /// The detector's prediction; NaN where not judged.
+    pub yhat: f64,
+    /// The band's lower edge; NaN where not judged.
+    pub yhat_lower: f64,
+    /// The band's upper edge; NaN where not judged.
+    pub yhat_upper: f64,
+    /// 0 on the prediction, 1 on the band's edge, above 1 outside; NaN where not judged.
+    pub score: f64,
+    /// `score > 1`; never true where not judged.
+    pub anomalous: bool,
+}
+
+impl<'a> JudgedPoint<'a> {
+    /// A sample passed on without a judgement (no model yet, the detector's warm-up, a gap).
+    pub(crate) fn unjudged(
+        query: &'a str,
+        labels: &'a Labels,
+        timestamp_ms: i64,
+        value: f64,
+    ) -> Self {
+        JudgedPoint {
+            query,
+            labels,
+            timestamp_ms,
+            value,
+            yhat: f64::NAN,
+            yhat_lower: f64::NAN,
+            yhat_upper: f64::NAN,
+            score: f64::NAN,
+            anomalous: false,
+        }
+    }
+
+    /// Whether the detector judged it (its score is a number).
+    pub fn judged(&self) -> bool {
+        !self.score.is_nan()
+    }
+}
 
 /// One series' share of an inference: its answer and how far its stream was judged.
 pub(crate) struct InferJob {
@@ -190,7 +241,6 @@ pub(crate) fn judge_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use promlearn_loader::Labels;
 
     #[test]
     fn every_job_is_judged_once_on_every_core_or_in_order() {

@@ -42,25 +42,40 @@
 
 #![warn(missing_docs)]
 
-pub mod backtest;
-mod clock;
-mod config;
+// In layers, bottom up: a module imports only the modules of the layers above it here (the
+// tidy test `the_modules_inside_each_crate_run_one_way`; ARCHITECTURE.md says what each is for).
 mod error;
-mod expo;
+
+mod clock;
+mod histogram;
+mod labels;
+mod promql;
+mod shard;
+mod web;
+
+mod config;
+
+pub mod preset;
+mod recent;
+
+mod series;
+
+mod source;
+
 mod export;
 mod judge;
-pub mod preset;
-mod promql;
-mod recent;
-mod reload;
-mod schedule;
-mod series;
-mod shard;
-mod source;
-mod state;
 mod stopped;
+mod store;
+
+mod engine;
+
+mod schedule;
+
+pub mod backtest;
+mod loops;
+
+mod reload;
 pub mod ui;
-mod web;
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -75,6 +90,7 @@ pub use config::{
     DEFAULT_MAX_SERIES, DEFAULT_STALE_AFTER, DEFAULT_STEP, INFER_EXTRA_POINTS, MAX_FIT_POINTS,
     QueryConfig,
 };
+pub use engine::fit_concurrency;
 pub use error::{Error, Result};
 pub use promql::QueryLanguage;
 pub use reload::ReloadSummary;
@@ -82,11 +98,16 @@ pub use series::ERROR_KINDS;
 pub use shard::{Shard, label_hash};
 pub use web::{AUTH_CACHE_TTL, WebConfig};
 
-use schedule::Shared;
+use engine::Engine;
+use export::Page;
+use reload::Hub;
 
 /// The service: built from a [`Config`] (listening already), run by [`Watch::serve`].
 pub struct Watch {
-    shared: Arc<Shared>,
+    /// The first engine, of the configuration it was built with.
+    engine: Arc<Engine>,
+    /// What every engine it runs shares: the current one, the page, reload requests.
+    hub: Arc<Hub>,
     listener: std::net::TcpListener,
     addr: SocketAddr,
     /// What [`Config::check_queries`] found allowed but worth saying; logged at start.
@@ -103,8 +124,8 @@ impl std::fmt::Debug for Watch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Watch")
             .field("addr", &self.addr)
-            .field("endpoint", &self.shared.config.endpoint)
-            .field("queries", &self.shared.config.queries.len())
+            .field("endpoint", &self.engine.config.endpoint)
+            .field("queries", &self.engine.config.queries.len())
             .finish_non_exhaustive()
     }
 }
@@ -112,7 +133,7 @@ impl std::fmt::Debug for Watch {
 /// A cheap, cloneable view of a running [`Watch`], e.g. to render its metrics from a test.
 #[derive(Clone)]
 pub struct Handle {
-    shared: Arc<Shared>,
+    hub: Arc<Hub>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -122,44 +143,30 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Handle {
-    /// The engine serving now: after a reload, the new one.
-    fn current(&self) -> Arc<Shared> {
-        self.shared
-            .live
-            .current()
-            .unwrap_or_else(|| self.shared.clone())
-    }
-
     /// The `/metrics` page rendered now from the state (`/metrics` itself serves the page
     /// rendered after the last inference round, which this one shows after the next).
     pub fn render_metrics(&self) -> String {
-        export::render(&self.current())
+        self.hub.current().render(&self.hub.page)
     }
 
     /// The page `/metrics` serves now.
     pub fn served_metrics(&self) -> Bytes {
-        self.shared.page.get()
+        self.hub.page.get()
     }
 
     /// How many series the query named `query` tracks now (`None` for an unknown name).
     pub fn series_count(&self, query: &str) -> Option<usize> {
-        let shared = self.current();
-        let index = shared.config.queries.iter().position(|q| q.name == query)?;
-        Some(shared.lock().queries[index].series.len())
+        let engine = self.hub.current();
+        let index = engine.config.queries.iter().position(|q| q.name == query)?;
+        Some(engine.lock().queries[index].series.len())
     }
 
     /// Reads the configuration again and applies it, as SIGHUP and `POST /-/reload` do (see
     /// [`Watch::reload_with`]); returns what became of each query, or why the new configuration
     /// was refused (the running one then goes on). Errors when the watch is not serving.
     pub async fn reload(&self) -> Result<ReloadSummary> {
-        self.shared.live.request().await
+        self.hub.request().await
     }
-}
-
-/// How many fits may run at once: half the cores, at least one, so that fitting never takes the
-/// whole machine from inference and from Prometheus.
-pub fn fit_concurrency() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 impl Watch {
@@ -167,10 +174,10 @@ impl Watch {
     /// configuration names, builds the Prometheus client and binds the listen address (port 0
     /// picks a free one: see [`Watch::bound_addr`]). Needs no runtime.
     pub fn new(config: Config) -> Result<Watch> {
-        Watch::with_fit_fn(config, schedule::detector_fit())
+        Watch::with_fit_fn(config, engine::detector_fit())
     }
 
-    pub(crate) fn with_fit_fn(config: Config, fit_fn: schedule::FitFn) -> Result<Watch> {
+    pub(crate) fn with_fit_fn(config: Config, fit_fn: engine::FitFn) -> Result<Watch> {
         let web_config = (config.web_config_file.as_deref())
             .map(WebConfig::load)
             .transpose()?;
@@ -190,12 +197,10 @@ impl Watch {
             addr: config.listen,
             source,
         })?;
-        let live = Arc::new(reload::Live::new());
-        let page = Arc::new(export::Page::new(String::new()));
-        let (shared, warnings) = reload::build(config, fit_fn, live, page)?;
-        let shared = Arc::new(shared);
-        let restored = state::restore(&shared);
-        if let Some(dir) = &shared.config.state_dir {
+        let (engine, warnings) = reload::build(config, fit_fn)?;
+        let engine = Arc::new(engine);
+        let restored = engine.restore();
+        if let Some(dir) = &engine.config.state_dir {
             tracing::info!(
                 dir = %dir.display(),
                 models = restored.models,
@@ -204,11 +209,13 @@ impl Watch {
                 "saved state read back"
             );
         }
-        shared.live.set_current(&shared);
-        export::render_now(&shared);
-        let ui = Arc::new(ui::Ui::new(shared.config.clone()));
+        let page = Arc::new(Page::new(String::new()));
+        engine.render_now(&page);
+        let hub = Arc::new(Hub::new(engine.clone(), page));
+        let ui = Arc::new(ui::Ui::new(engine.config.clone()));
         Ok(Watch {
-            shared,
+            engine,
+            hub,
             listener,
             addr,
             warnings,
@@ -235,7 +242,7 @@ impl Watch {
 
     /// The configuration it runs.
     pub fn config(&self) -> &Config {
-        &self.shared.config
+        &self.engine.config
     }
 
     /// Lets SIGHUP and `POST /-/reload` apply a new configuration: `load` reads it again (the
@@ -252,13 +259,13 @@ impl Watch {
     /// A handle that stays usable while [`Watch::serve`] runs.
     pub fn handle(&self) -> Handle {
         Handle {
-            shared: self.shared.clone(),
+            hub: self.hub.clone(),
         }
     }
 
     /// The `/metrics` page rendered now from the state (see [`Handle::render_metrics`]).
     pub fn render_metrics(&self) -> String {
-        export::render(&self.shared)
+        self.handle().render_metrics()
     }
 
     /// Runs the engine and serves `/metrics` and `/healthz` until `shutdown` resolves; then
@@ -269,17 +276,16 @@ impl Watch {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let listener = tokio::net::TcpListener::from_std(self.listener).map_err(Error::Serve)?;
         let mut loops = JoinSet::new();
-        let mut current = self.shared.clone();
-        reload::start(&current, &mut loops);
+        loops::start(&self.hub.current(), &self.hub.page, &mut loops);
         // Reloads are answered here, one at a time, between accepts.
-        let mut reloads = self.shared.live.take_requests().ok_or(Error::NotServing)?;
+        let mut reloads = self.hub.take_requests().ok_or(Error::NotServing)?;
         for warning in &self.warnings {
             tracing::warn!("{warning}");
         }
         tracing::info!(
             addr = %self.addr,
-            queries = self.shared.config.queries.len(),
-            endpoint = self.shared.config.endpoint,
+            queries = self.engine.config.queries.len(),
+            endpoint = self.engine.config.endpoint,
             "watch serving /metrics"
         );
         let mut connections = JoinSet::new();
@@ -289,11 +295,11 @@ impl Watch {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
-                        // The engine serving now, not the first: a connection holds it.
-                        let (shared, ui) = (current.clone(), self.ui.clone());
+                        // The hub: each request reaches the engine serving when it comes.
+                        let (hub, ui) = (self.hub.clone(), self.ui.clone());
                         connections.spawn(self.web.clone().serve_with(
                             stream,
-                            move |io, web, peer| serve_connection(io, shared, web, ui, peer),
+                            move |io, web, peer| serve_connection(io, hub, web, ui, peer),
                         ));
                     }
                     Err(e) => {
@@ -303,23 +309,21 @@ impl Watch {
                     }
                 },
                 Some(reply) = reloads.recv() => {
-                    let (next, outcome) =
-                        reload::reload(&current, &mut loops, self.loader.as_ref()).await;
-                    current = next;
+                    let outcome = reload::reload(&self.hub, &mut loops, self.loader.as_ref()).await;
                     let _ = reply.send(outcome);
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
+        let current = self.hub.current();
         current.stop();
         self.ui.stop();
         loops.shutdown().await;
         // Where every series was judged up to, as the last rounds left it: a restart after a
         // clean stop judges no point twice.
-        let stopping = current.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            for index in 0..stopping.config.queries.len() {
-                state::save_streams(&stopping, index);
+            for index in 0..current.config.queries.len() {
+                current.save_streams(index);
             }
         })
         .await;
@@ -333,23 +337,22 @@ impl Watch {
 /// credentials before `respond` sees it).
 async fn serve_connection(
     stream: Box<dyn web::Io>,
-    shared: Arc<Shared>,
+    hub: Arc<Hub>,
     web: Arc<web::Web>,
     ui: Arc<ui::Ui>,
     peer: std::net::IpAddr,
 ) {
     let service = service_fn(move |request: Request<Incoming>| {
-        let (shared, web, ui) = (shared.clone(), web.clone(), ui.clone());
+        let (hub, web, ui) = (hub.clone(), web.clone(), ui.clone());
         async move {
             let mut response = match web.refuse(&request, peer).await {
                 Some(refused) => refused,
-                None if reload::is_request(&request) => reload::answer(&shared, &request).await,
+                None if reload::is_request(&request) => reload::answer(&hub, &request).await,
+                // The engine serving now: after a reload, the new one.
                 None if ui::is_request(&request) => {
-                    // The engine serving now: after a reload, the new one.
-                    let live = shared.live.current().unwrap_or_else(|| shared.clone());
-                    ui::answer(&ui, Some(live), request).await
+                    ui::answer(&ui, Some(hub.current()), request).await
                 }
-                None => respond(&shared, &request),
+                None => respond(&hub.page, &request),
             };
             web.decorate(&mut response);
             Ok::<_, Infallible>(response)
@@ -365,7 +368,7 @@ async fn serve_connection(
     }
 }
 
-fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn respond(page: &Page, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, content_type: &str, body: Bytes| {
         let body = if request.method() == Method::HEAD {
             Bytes::new()
@@ -393,7 +396,7 @@ fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Full<Bytes>
         "/metrics" => reply(
             StatusCode::OK,
             promlearn_loader::exposition::CONTENT_TYPE,
-            shared.page.get(),
+            page.get(),
         ),
         "/healthz" | "/-/healthy" => {
             reply(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into())

@@ -9,23 +9,11 @@
 //! `increase(promlearn_anomalies_total{query="NAME"}[1m]) > 0`, with the query's severity and
 //! summary, and the rule on the watch's own health.
 
+pub use crate::config::builtin::{NAMES, text};
 use crate::{Config, Result};
-
-/// The presets there are, by name.
-pub const NAMES: &[&str] = &["node"];
-
-const NODE: &str = include_str!("../presets/node.toml");
 
 /// The endpoint line every preset file holds, replaced by [`config`] and [`print_config`].
 const ENDPOINT_LINE: &str = "endpoint = \"http://localhost:9090\"";
-
-/// The preset file named `name`, as built in; `None` for a name not in [`NAMES`].
-pub fn text(name: &str) -> Option<&'static str> {
-    match name.trim() {
-        "node" => Some(NODE),
-        _ => None,
-    }
-}
 
 /// The preset `name` as a configuration file with `endpoint` (or the preset's own,
 /// `http://localhost:9090`): what `--print-config` writes, to edit and pass to `--config`.

@@ -1,5 +1,5 @@
 //! Checking the queries' expressions offline, before anything is deployed:
-//! [`Config::check_queries`] refuses a configuration (file, line, the parser's message) whose
+//! [`Config::check_queries`](crate::Config::check_queries) refuses a configuration (file, line, the parser's message) whose
 //! `expr` is not PromQL, so that `promlearn watch --check` catches `rate(up[5m]` in CI instead of
 //! the service failing at its first query. The service runs the same check when it is built;
 //! parsing a configuration does not (a backtest of series held in memory sends no query).
@@ -16,8 +16,6 @@
 
 use serde::Deserialize;
 
-use crate::{Config, Error, Result};
-
 /// The language the endpoint speaks, which decides what a failed PromQL check means.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -31,32 +29,11 @@ pub enum QueryLanguage {
     MetricsQL,
 }
 
-impl Config {
-    /// Parses every query's `expr` as PromQL. The first one the parser refuses is an error
-    /// naming the file, the `expr` line and the parser's message; with `query_language =
-    /// "metricsql"` each is instead returned as a warning (`file:line: message`).
-    pub fn check_queries(&self) -> Result<Vec<String>> {
-        let mut warnings = Vec::new();
-        for query in &self.queries {
-            let Err(problem) = promql_parser::parser::parse(&query.expr) else {
-                continue;
-            };
-            let error = Error::Config {
-                origin: self.origin.clone(),
-                line: query.expr_line,
-                message: format!(
-                    "query `{}`: {}",
-                    query.name,
-                    message(&problem, self.query_language)
-                ),
-            };
-            match self.query_language {
-                QueryLanguage::PromQL => return Err(error),
-                QueryLanguage::MetricsQL => warnings.push(error.to_string()),
-            }
-        }
-        Ok(warnings)
-    }
+/// Parses `expr` as PromQL: `None` when it is, else the message for it (what the parser said
+/// and, for `language`, what to do).
+pub(crate) fn problem(expr: &str, language: QueryLanguage) -> Option<String> {
+    let problem = promql_parser::parser::parse(expr).err()?;
+    Some(message(&problem, language))
 }
 
 /// The message for an expression the parser refused: what it said and what to do.

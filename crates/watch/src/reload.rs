@@ -7,20 +7,16 @@
 //! `file:line` error and the running one goes on. What cannot change while running (the listen
 //! address, the web configuration file) is refused with a message saying to restart.
 //!
-//! Mechanics: the engine of one configuration is a [`Shared`] and its loops. A reload builds a
-//! new `Shared`, stops the old loops, moves the kept queries' state across, and starts the new
-//! loops. What outlives every generation lives in [`Live`] (which one is current, the reload
-//! requests and their outcome for `/metrics`) and in the served [`Page`]: both are shared by
-//! every generation, so a connection or a [`Handle`](crate::Handle) made before a reload
-//! serves the new page and reaches the new state.
+//! Mechanics: the engine of one configuration is an [`Engine`] and its loops. A reload builds a
+//! new engine, stops the old loops, moves the kept queries' state across, and starts the new
+//! loops. What outlives every generation lives in the [`Hub`]: which engine serves now, the
+//! reload requests, and the served [`Page`] (which shows their outcome); the engines know
+//! nothing of it, so a connection or a [`Handle`](crate::Handle) made before a reload serves
+//! the new page and reaches the new state.
 
 use std::{
     collections::HashMap,
-    sync::{
-        Arc, Mutex, RwLock, Weak,
-        atomic::{AtomicBool, AtomicI64, Ordering},
-    },
-    time::{SystemTime, UNIX_EPOCH},
+    sync::{Arc, Mutex, RwLock},
 };
 
 use tokio::{
@@ -30,12 +26,12 @@ use tokio::{
 
 use crate::{
     Config, Error, Result,
-    clock::Clock,
-    export::{self, Page},
-    fit_concurrency,
-    schedule::{self, Exec, FitFn, Shared},
+    clock::{Clock, Exec},
+    engine::{Engine, FitFn, fit_concurrency},
+    export::Page,
+    loops,
     source::{self, Source},
-    state::{self, ModelKey, Store},
+    store::{ModelKey, Store},
 };
 
 /// Re-reads the configuration: what the CLI gives [`Watch::reload_with`](crate::Watch::reload_with)
@@ -56,38 +52,38 @@ pub struct ReloadSummary {
     pub removed: Vec<String>,
 }
 
-/// What every generation of the engine shares.
-pub(crate) struct Live {
-    current: RwLock<Weak<Shared>>,
+/// What every generation of the engine shares: which one serves now, the reload requests, and
+/// the page `/metrics` serves.
+pub(crate) struct Hub {
+    current: RwLock<Arc<Engine>>,
+    /// What `/metrics` serves, whichever engine rendered it.
+    pub(crate) page: Arc<Page>,
     requests: mpsc::UnboundedSender<Request>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<Request>>>,
-    successful: AtomicBool,
-    success_unix_ms: AtomicI64,
 }
 
-impl Live {
-    /// As Prometheus: the start counts as a successful load.
-    pub(crate) fn new() -> Live {
+impl Hub {
+    /// The hub of a watch whose first engine is `first`, serving `page`.
+    pub(crate) fn new(first: Arc<Engine>, page: Arc<Page>) -> Hub {
         let (requests, receiver) = mpsc::unbounded_channel();
-        Live {
-            current: RwLock::new(Weak::new()),
+        Hub {
+            current: RwLock::new(first),
+            page,
             requests,
             receiver: Mutex::new(Some(receiver)),
-            successful: AtomicBool::new(true),
-            success_unix_ms: AtomicI64::new(unix_ms()),
         }
     }
 
-    /// The engine serving now (`None` once the watch is gone).
-    pub(crate) fn current(&self) -> Option<Arc<Shared>> {
+    /// The engine serving now.
+    pub(crate) fn current(&self) -> Arc<Engine> {
         self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .upgrade()
+            .clone()
     }
 
-    pub(crate) fn set_current(&self, shared: &Arc<Shared>) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(shared);
+    fn set_current(&self, engine: Arc<Engine>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = engine;
     }
 
     /// Asks the serving watch to reload and waits for the outcome.
@@ -113,42 +109,15 @@ impl Live {
             .unwrap_or_else(|e| e.into_inner())
             .take()
     }
-
-    /// `promlearn_watch_config_last_reload_successful` and `..._success_timestamp_seconds`.
-    pub(crate) fn gauges(&self) -> (bool, f64) {
-        (
-            self.successful.load(Ordering::SeqCst),
-            self.success_unix_ms.load(Ordering::SeqCst) as f64 / 1000.0,
-        )
-    }
-
-    fn record(&self, ok: bool) {
-        self.successful.store(ok, Ordering::SeqCst);
-        if ok {
-            self.success_unix_ms.store(unix_ms(), Ordering::SeqCst);
-        }
-    }
-}
-
-fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// One engine for `config`: its expressions checked, its client built, its state directory
-/// opened; sharing `live` and `page` with the generations before it. Also the warnings of
-/// [`Config::check_queries`].
-pub(crate) fn build(
-    config: Config,
-    fit_fn: FitFn,
-    live: Arc<Live>,
-    page: Arc<Page>,
-) -> Result<(Shared, Vec<String>)> {
+/// opened. Also the warnings of [`Config::check_queries`].
+pub(crate) fn build(config: Config, fit_fn: FitFn) -> Result<(Engine, Vec<String>)> {
     let warnings = config.check_queries()?;
     let client = source::build_client(&config)?;
     let store = config.state_dir.as_deref().map(Store::open).transpose()?;
-    let mut shared = Shared::new(
+    let mut engine = Engine::new(
         config,
         Clock::wall(),
         Source::Prometheus(client),
@@ -156,38 +125,26 @@ pub(crate) fn build(
         fit_fn,
         fit_concurrency(),
     );
-    shared.store = store;
-    shared.live = live;
-    shared.page = page;
-    Ok((shared, warnings))
+    engine.store = store;
+    Ok((engine, warnings))
 }
 
-/// Starts the loops of one engine: per query inference, fits and the state files' sweep; the
-/// page's renders.
-pub(crate) fn start(shared: &Arc<Shared>, loops: &mut JoinSet<()>) {
-    for index in 0..shared.config.queries.len() {
-        loops.spawn(schedule::live_infer_loop(shared.clone(), index));
-        loops.spawn(schedule::live_fit_loop(shared.clone(), index));
-        loops.spawn(state::sweep_loop(shared.clone(), index));
-    }
-    loops.spawn(export::render_loop(shared.clone()));
-}
-
-/// Answers one reload request: the new engine on success (its loops running in `loops`), the
-/// running one untouched on failure. Logs and records the outcome either way.
+/// Answers one reload request: on success the hub's new engine, its loops running in `loops`;
+/// on failure the running one untouched. Logs and records the outcome either way.
 pub(crate) async fn reload(
-    running: &Arc<Shared>,
+    hub: &Hub,
     loops: &mut JoinSet<()>,
     loader: Option<&Loader>,
-) -> (Arc<Shared>, Result<ReloadSummary>) {
-    let prepared = match prepare(running, loader) {
+) -> Result<ReloadSummary> {
+    let running = hub.current();
+    let prepared = match prepare(&running, loader) {
         Ok(prepared) => prepared,
         Err(e) => {
             tracing::error!("reloading the configuration failed, the running one goes on: {e}");
-            running.live.record(false);
+            hub.page.record_reload(false);
             // The gauge shows on the next page, rendered now rather than after the next round.
-            running.page.want_render();
-            return (running.clone(), Err(e));
+            hub.page.want_render();
+            return Err(e);
         }
     };
     let (new, warnings) = prepared;
@@ -198,22 +155,20 @@ pub(crate) async fn reload(
     // state, which no one reads any more.
     loops.shutdown().await;
     running.stop();
-    let summary = carry_over(running, &new);
+    let summary = carry_over(&running, &new);
     let new = Arc::new(new);
     // Reading the fresh queries' saved state is file I/O (100,000 files at scale): on the
     // blocking pool, so the connections being served keep their async threads.
     let (restoring, kept) = (new.clone(), summary.kept.clone());
     let restored = tokio::task::spawn_blocking(move || {
-        state::restore_where(&restoring, |index| {
-            !kept.contains(&restoring.config.queries[index].name)
-        })
+        restoring.restore_where(|index| !kept.contains(&restoring.config.queries[index].name))
     })
     .await
     .unwrap_or_default();
-    export::render_now(&new);
-    new.live.set_current(&new);
-    start(&new, loops);
-    running.live.record(true);
+    new.render_now(&hub.page);
+    hub.set_current(new.clone());
+    loops::start(&new, &hub.page, loops);
+    hub.page.record_reload(true);
     tracing::info!(
         kept = ?summary.kept,
         fresh = ?summary.fresh,
@@ -221,12 +176,12 @@ pub(crate) async fn reload(
         restored = restored.models,
         "configuration reloaded"
     );
-    (new, Ok(summary))
+    Ok(summary)
 }
 
 /// Loads and checks the new configuration and builds its engine, without touching the running
 /// one.
-fn prepare(running: &Shared, loader: Option<&Loader>) -> Result<(Shared, Vec<String>)> {
+fn prepare(running: &Engine, loader: Option<&Loader>) -> Result<(Engine, Vec<String>)> {
     let loader = loader.ok_or(Error::NothingToReload)?;
     let config = loader()?;
     let old = &running.config;
@@ -248,16 +203,11 @@ fn prepare(running: &Shared, loader: Option<&Loader>) -> Result<(Shared, Vec<Str
             new: show(&config.web_config_file),
         });
     }
-    build(
-        config,
-        running.fit_fn(),
-        running.live.clone(),
-        running.page.clone(),
-    )
+    build(config, running.fit_fn())
 }
 
 /// Moves the state of every query that may keep it from `old` to `new`.
-fn carry_over(old: &Shared, new: &Shared) -> ReloadSummary {
+fn carry_over(old: &Engine, new: &Engine) -> ReloadSummary {
     let (a, b) = (&old.config, &new.config);
     let same_source = a.endpoint == b.endpoint
         && a.auth == b.auth
@@ -299,8 +249,8 @@ fn carry_over(old: &Shared, new: &Shared) -> ReloadSummary {
     }
     to.total_series = to.queries.iter().map(|q| q.series.len()).sum();
     // What the old engine still holds (queries removed or changed: their series and models)
-    // goes now, not when the last holder of the old engine lets go of it: the `Watch` and
-    // every `Handle` hold the first one, an open connection the one it was accepted under.
+    // goes now, not when the last holder of the old engine lets go of it: the `Watch` holds the
+    // first one, a request under way the one it began on (handles and connections hold the hub).
     for q in &mut from.queries {
         *q = Default::default();
     }
@@ -316,7 +266,7 @@ pub(crate) fn is_request<B>(request: &hyper::Request<B>) -> bool {
 /// `POST /-/reload` (or PUT, as Prometheus takes): 200 once reloaded, 500 with the reason when
 /// the configuration was refused; any other method 405.
 pub(crate) async fn answer<B>(
-    shared: &Shared,
+    hub: &Hub,
     request: &hyper::Request<B>,
 ) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
     use hyper::{Method, StatusCode, header};
@@ -337,7 +287,7 @@ pub(crate) async fn answer<B>(
             .insert(header::ALLOW, header::HeaderValue::from_static("POST, PUT"));
         return response;
     }
-    match shared.live.request().await {
+    match hub.request().await {
         Ok(summary) => reply(
             StatusCode::OK,
             format!(

@@ -1,7 +1,8 @@
 //! The schedule, one copy for the service and for a backtest: per query, an inference every
 //! `infer_every` that judges each series' new samples with its current model, and a fit of the
 //! series that are due (every `fit_every`, once they have `min_history`) on the `fit_window`
-//! before now. Time comes from the [`Clock`], samples from the [`Source`], and where the work
+//! before now. Time comes from the [`Clock`](crate::clock::Clock), samples from the
+//! [`Source`](crate::source::Source), and where the work
 //! runs from [`Exec`]:
 //!
 //! - the service: real time, Prometheus, and every CPU-bound step on the blocking pool, never
@@ -16,191 +17,43 @@
 //!
 //! All state is behind one mutex that is only held for bookkeeping, never across an `.await`, a
 //! fit, an analysis or the caller's sink. `/metrics` does not take it: it serves the page the
-//! render loop made after the last inference round (`export.rs`).
+//! render loop (`loops.rs`) made after the last inference round (`export.rs`).
 
 use std::{
     collections::{HashMap, VecDeque},
     io,
     panic::AssertUnwindSafe,
-    sync::{
-        Arc, Mutex, MutexGuard,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex, atomic::Ordering},
     time::{Duration, Instant},
 };
 
 use promlearn_detect::{DetectorSpec, Fitted};
 use promlearn_loader::Labels;
-use tokio::sync::Semaphore;
 
 use crate::{
-    Config,
-    backtest::JudgedPoint,
-    clock::{self, Clock},
-    export::Page,
-    judge::{InferJob, Outcome, emit, infer_job},
+    clock::Exec,
+    engine::{Engine, FitFn},
+    judge::{InferJob, JudgedPoint, Outcome, emit, infer_job, judge_all},
     recent::GridRead,
-    series::{ErrorKind, Evictions, Point, SeriesState, State, drop_stale},
-    source::{FetchError, SeriesData, Source, Want},
-    stopped::{self, RawNewest},
+    series::{ErrorKind, Point, SeriesState, drop_stale},
+    source::{FetchError, SeriesData, Want, infer_points_since},
+    stopped::{self, Evictions, RawNewest},
 };
-
-/// Fits a detector on a history; the detector crate's `DetectorSpec::fit`, or a stand-in in tests.
-pub(crate) type FitFn = Arc<
-    dyn Fn(&DetectorSpec, &[i64], &[f64]) -> promlearn_detect::Result<Arc<dyn Fitted>>
-        + Send
-        + Sync,
->;
-
-/// The detector crate's own fit.
-pub(crate) fn detector_fit() -> FitFn {
-    Arc::new(|spec: &DetectorSpec, timestamps: &[i64], values: &[f64]| spec.fit(timestamps, values))
-}
-
-/// Where fits and analyses run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Exec {
-    /// On tokio's blocking pool; fits are not waited for (the service).
-    Pool,
-    /// On the calling thread, in order, each fit finished before the schedule goes on (a backtest).
-    Inline,
-}
-
-/// Everything the schedule, the fits and `/metrics` share.
-pub(crate) struct Shared {
-    pub config: Config,
-    pub clock: Clock,
-    pub source: Source,
-    /// What `/metrics` serves; one for every generation of a reloaded service.
-    pub page: Arc<Page>,
-    /// Where fitted models are saved (`state_dir`; the service only).
-    pub(crate) store: Option<crate::state::Store>,
-    /// What every generation of a reloaded service shares (`reload.rs`).
-    pub(crate) live: Arc<crate::reload::Live>,
-    exec: Exec,
-    /// Inference rounds judged so far (any query's): what the web page's ranking is as new as.
-    pub(crate) rounds: std::sync::atomic::AtomicU64,
-    /// Set when the service stops: fits not started yet are not started.
-    stopping: AtomicBool,
-    state: Mutex<State>,
-    fit_permits: Arc<Semaphore>,
-    /// How many fits may run at once (the permits' number).
-    fit_slots: usize,
-    fit_fn: FitFn,
-}
-
-impl Shared {
-    pub(crate) fn new(
-        config: Config,
-        clock: Clock,
-        source: Source,
-        exec: Exec,
-        fit_fn: FitFn,
-        fit_concurrency: usize,
-    ) -> Shared {
-        let queries = config.queries.iter().map(|_| Default::default()).collect();
-        Shared {
-            config,
-            clock,
-            source,
-            page: Arc::new(Page::new(String::new())),
-            store: None,
-            live: Arc::new(crate::reload::Live::new()),
-            exec,
-            rounds: Default::default(),
-            stopping: AtomicBool::new(false),
-            state: Mutex::new(State {
-                queries,
-                total_series: 0,
-                dropped_at_trim: 0,
-            }),
-            fit_permits: Arc::new(Semaphore::new(fit_concurrency.max(1))),
-            fit_slots: fit_concurrency.max(1),
-            fit_fn,
-        }
-    }
-
-    /// The service stops: no fit starts any more, and a fit cancelled by the runtime's shutdown
-    /// is not an error.
-    pub(crate) fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.fit_permits.close();
-    }
-
-    fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-
-    /// How models are fitted (a reloaded engine fits as the one before it).
-    pub(crate) fn fit_fn(&self) -> FitFn {
-        self.fit_fn.clone()
-    }
-
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock leaves plain counters behind; keep serving them.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// The service's inference loop of query `index`, on real ticks.
-pub(crate) async fn live_infer_loop(shared: Arc<Shared>, index: usize) {
-    let mut ticks = clock::live_ticks(shared.config.queries[index].infer_every);
-    loop {
-        ticks.tick().await;
-        let answer = fetch_new(&shared, index).await;
-        // Bookkeeping and judging 100,000 series is CPU work: on the blocking pool, so that it
-        // never holds an async thread that /metrics, the timers and the reads need. The service
-        // keeps no judged points but the newest, which the state holds: no sink.
-        let judging = shared.clone();
-        let judged = tokio::task::spawn_blocking(move || {
-            let judged = judge_new(&judging, index, answer, &mut |_: &JudgedPoint<'_>| Ok(()));
-            crate::series::trim_after_drops(&judging);
-            judged
-        })
-        .await;
-        match judged {
-            Ok(_) if shared.store.is_some() => {
-                let saving = shared.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    crate::state::save_streams(&saving, index);
-                })
-                .await;
-            }
-            Ok(_) => {}
-            Err(e) if e.is_cancelled() => return, // The runtime shuts down.
-            Err(e) => {
-                let name = &shared.config.queries[index].name;
-                tracing::error!(query = %name, "inference panicked: {e}");
-                shared.lock().queries[index].error(ErrorKind::AnalyseFailed);
-            }
-        }
-        shared.page.want_render();
-    }
-}
-
-/// The service's fit loop of query `index`: it looks for due series at every inference tick.
-pub(crate) async fn live_fit_loop(shared: Arc<Shared>, index: usize) {
-    let mut ticks = clock::live_ticks(shared.config.queries[index].infer_every);
-    loop {
-        ticks.tick().await;
-        fit_once(&shared, index).await;
-    }
-}
 
 /// One inference of query `index` at the clock's time, on the calling thread: reads the new
 /// samples of every series (with context), judges them with the series' model, hands every new
 /// sample to `sink` exactly once (judged or not) and keeps the newest judged point for
 /// `/metrics`. Only the sink can fail.
 pub(crate) async fn infer_once<K>(
-    shared: &Arc<Shared>,
+    engine: &Arc<Engine>,
     index: usize,
     sink: &mut K,
 ) -> io::Result<()>
 where
     K: FnMut(&JudgedPoint<'_>) -> io::Result<()>,
 {
-    let answer = fetch_new(shared, index).await;
-    judge_new(shared, index, answer, sink)
+    let answer = fetch_new(engine, index).await;
+    judge_new(engine, index, answer, sink)
 }
 
 /// An inference's read: when it began, the clock's time it reads at, and the answer.
@@ -218,16 +71,16 @@ pub(crate) struct NewSamples {
 
 /// The read of an inference of query `index` at the clock's time: the samples after the last
 /// read, with the detector's context.
-pub(crate) async fn fetch_new(shared: &Shared, index: usize) -> NewSamples {
-    let query = &shared.config.queries[index];
+pub(crate) async fn fetch_new(engine: &Engine, index: usize) -> NewSamples {
+    let query = &engine.config.queries[index];
     let started = Instant::now();
-    let now = shared.clock.now_ms();
+    let now = engine.clock.now_ms();
     let (after, read) = {
-        let state = shared.lock();
+        let state = engine.lock();
         let q = &state.queries[index];
         let after = q.read_through_ms;
-        let read = shared.source.reads_grid().then(|| {
-            let points = crate::source::infer_points_since(query, now, after);
+        let read = engine.source.reads_grid().then(|| {
+            let points = infer_points_since(query, now, after);
             let read = GridRead::plan(query, now, points, after, q.newest_sample_ms);
             // The whole window when a series does not hold the steps before the read.
             if q.series.values().all(|s| s.recent.covers(&read)) {
@@ -238,7 +91,7 @@ pub(crate) async fn fetch_new(shared: &Shared, index: usize) -> NewSamples {
         });
         (after, read)
     };
-    let answer = shared
+    let answer = engine
         .source
         .fetch(
             query,
@@ -250,7 +103,15 @@ pub(crate) async fn fetch_new(shared: &Shared, index: usize) -> NewSamples {
             query.infer_every,
         )
         .await;
-    let raw = stopped::ask_if_room_needed(shared, index, now, &answer).await;
+    let raw = stopped::ask_if_room_needed(
+        &engine.source,
+        &engine.config,
+        &engine.state,
+        index,
+        now,
+        &answer,
+    )
+    .await;
     NewSamples {
         started,
         now,
@@ -264,7 +125,7 @@ pub(crate) async fn fetch_new(shared: &Shared, index: usize) -> NewSamples {
 /// The rest of an inference, without an `.await`: bookkeeping, judging, the sink and the
 /// newest points (see [`infer_once`]).
 pub(crate) fn judge_new<K>(
-    shared: &Shared,
+    engine: &Engine,
     index: usize,
     NewSamples {
         started,
@@ -279,10 +140,10 @@ pub(crate) fn judge_new<K>(
 where
     K: FnMut(&JudgedPoint<'_>) -> io::Result<()>,
 {
-    let query = &shared.config.queries[index];
+    let query = &engine.config.queries[index];
     let mut data = match answer {
         Err((kind, message)) => {
-            let mut state = shared.lock();
+            let mut state = engine.lock();
             let q = &mut state.queries[index];
             if q.up || q.errors.iter().sum::<u64>() == 0 {
                 tracing::warn!(query = %query.name, "query failed, its series are not exported until it answers again: {message}");
@@ -294,19 +155,19 @@ where
             for series in q.series.values_mut() {
                 series.last = None;
             }
-            drop_stale(&mut state, index, now, &shared.config);
+            drop_stale(&mut state, index, now, &engine.config);
             return Ok(());
         }
         Ok(data) => data,
     };
     // Another shard's series are not this watch's business.
-    let shard = shared.config.shard;
+    let shard = engine.config.shard;
     data.retain(|series| shard.owns(&series.labels));
 
     // Bookkeeping: new series, last-seen times, what to judge.
     let mut jobs = Vec::new();
     {
-        let mut guard = shared.lock();
+        let mut guard = engine.lock();
         let state = &mut *guard;
         let q = &mut state.queries[index];
         if !q.up {
@@ -353,15 +214,15 @@ where
             if state.queries[index].stays_forgotten(&data.labels, newest) {
                 continue;
             }
-            if state.total_series >= shared.config.max_series {
+            if state.total_series >= engine.config.max_series {
                 // A series that has already stopped takes no one's place, and is no error.
                 let q = &state.queries[index];
                 if newest.is_none_or(|t| stopped::is_behind(q, t, raw_ms, query.step_ms(), now)) {
                     continue;
                 }
             }
-            if state.total_series >= shared.config.max_series
-                && !room.evict_one(state, &shared.config, now)
+            if state.total_series >= engine.config.max_series
+                && !room.evict_one(state, &engine.config, now)
             {
                 state.queries[index].error(ErrorKind::SeriesLimit);
                 continue;
@@ -399,7 +260,7 @@ where
                 }
             }
         }
-        drop_stale(state, index, now, &shared.config);
+        drop_stale(state, index, now, &engine.config);
     }
 
     // Judging, outside the lock (the service is on the blocking pool already), a chunk at a
@@ -410,7 +271,7 @@ where
         for (job, outcome) in &results {
             emit(&query.name, job, outcome, sink)?;
         }
-        let mut state = shared.lock();
+        let mut state = engine.lock();
         let q = &mut state.queries[index];
         for (job, outcome) in results {
             let Some(series) = q.series.get_mut(&job.data.labels) else {
@@ -442,13 +303,13 @@ where
         }
         Ok(())
     };
-    crate::judge::judge_all(shared.exec, &query.knowledge, jobs, write_back)?;
-    let mut state = shared.lock();
+    judge_all(engine.exec, &query.knowledge, jobs, write_back)?;
+    let mut state = engine.lock();
     let q = &mut state.queries[index];
     q.infer_durations.observe(started.elapsed().as_secs_f64());
     q.keep_alert_times(now);
     drop(state);
-    shared.rounds.fetch_add(1, Ordering::Relaxed);
+    engine.rounds.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 
@@ -495,12 +356,12 @@ fn within_budget(
 /// One fit round of query `index` at the clock's time: when series are due for a (re)fit (as
 /// many as [`FIT_SHARE`] lets in, in the service), one read of the fit window, then one fit per
 /// due series that has `min_history`.
-pub(crate) async fn fit_once(shared: &Arc<Shared>, index: usize) {
-    let query = &shared.config.queries[index];
-    let now = shared.clock.now_ms();
+pub(crate) async fn fit_once(engine: &Arc<Engine>, index: usize) {
+    let query = &engine.config.queries[index];
+    let now = engine.clock.now_ms();
     let fit_every = query.fit_every.as_millis() as i64;
     let due: Vec<Labels> = {
-        let mut state = shared.lock();
+        let mut state = engine.lock();
         let q = &mut state.queries[index];
         let mut due = Vec::new();
         let (mut skipped, mut in_flight) = (0, 0);
@@ -523,10 +384,10 @@ pub(crate) async fn fit_once(shared: &Arc<Shared>, index: usize) {
             }
         }
         q.fits_skipped += skipped;
-        if shared.exec == Exec::Pool {
+        if engine.exec == Exec::Pool {
             // A backtest fits inline on a simulated clock: spreading by measured time would
             // make its runs differ.
-            let budget_s = query.infer_every.as_secs_f64() * shared.fit_slots as f64 * FIT_SHARE;
+            let budget_s = query.infer_every.as_secs_f64() * engine.fit_slots as f64 * FIT_SHARE;
             let all = due.len();
             let due = within_budget(due, in_flight, q.fit_durations.mean(), budget_s);
             if due.len() < all {
@@ -541,10 +402,10 @@ pub(crate) async fn fit_once(shared: &Arc<Shared>, index: usize) {
         return;
     }
     let deadline = query.fit_deadline();
-    let fetched = match shared.source.fetch(query, now, Want::Fit, deadline).await {
+    let fetched = match engine.source.fetch(query, now, Want::Fit, deadline).await {
         Ok(fetched) => fetched,
         Err((kind, message)) => {
-            let mut state = shared.lock();
+            let mut state = engine.lock();
             let q = &mut state.queries[index];
             if q.up {
                 tracing::warn!(query = %query.name, "the fit window's query failed: {message}");
@@ -553,7 +414,7 @@ pub(crate) async fn fit_once(shared: &Arc<Shared>, index: usize) {
             }
             q.error(kind);
             // Not every cycle: a Prometheus that is down is already counted by inference.
-            let retry = shared.clock.now_ms()
+            let retry = engine.clock.now_ms()
                 + (query.infer_every * 10).min(query.fit_every).as_millis() as i64;
             for labels in &due {
                 if let Some(series) = q.series.get_mut(labels) {
@@ -570,7 +431,7 @@ pub(crate) async fn fit_once(shared: &Arc<Shared>, index: usize) {
     let min_history = query.detector.min_history();
     let mut jobs = Vec::new();
     {
-        let mut state = shared.lock();
+        let mut state = engine.lock();
         let q = &mut state.queries[index];
         for labels in due {
             let Some(series) = q.series.get_mut(&labels) else {
@@ -601,11 +462,11 @@ pub(crate) async fn fit_once(shared: &Arc<Shared>, index: usize) {
             });
         }
     }
-    match shared.exec {
-        Exec::Pool => spawn_fit_workers(shared, jobs),
+    match engine.exec {
+        Exec::Pool => spawn_fit_workers(engine, jobs),
         Exec::Inline => {
             for job in jobs {
-                job.run_inline(shared);
+                job.run_inline(engine);
             }
         }
     }
@@ -620,22 +481,22 @@ const FIT_TRIP: Duration = Duration::from_millis(100);
 /// the blocking pool takes a slot and fits jobs for up to [`FIT_TRIP`]. At 100,000 series a
 /// task and a trip per fit cost more than a rolling detector's fit itself, and every waiting
 /// task held its series' history.
-fn spawn_fit_workers(shared: &Arc<Shared>, jobs: Vec<FitJob>) {
-    let workers = shared.fit_slots.min(jobs.len());
+fn spawn_fit_workers(engine: &Arc<Engine>, jobs: Vec<FitJob>) {
+    let workers = engine.fit_slots.min(jobs.len());
     let queue = Arc::new(Mutex::new(VecDeque::from(jobs)));
     for _ in 0..workers {
-        tokio::spawn(fit_worker(shared.clone(), queue.clone()));
+        tokio::spawn(fit_worker(engine.clone(), queue.clone()));
     }
 }
 
 /// One fit worker: trips to the blocking pool, one fit slot each, until the queue is empty or
 /// the service stops (fits not started by then never start, and none counts as failed).
-async fn fit_worker(shared: Arc<Shared>, queue: Arc<Mutex<VecDeque<FitJob>>>) {
+async fn fit_worker(engine: Arc<Engine>, queue: Arc<Mutex<VecDeque<FitJob>>>) {
     loop {
-        let Ok(permit) = shared.fit_permits.clone().acquire_owned().await else {
+        let Ok(permit) = engine.fit_permits.clone().acquire_owned().await else {
             return; // Closed: the service stops.
         };
-        let (working, jobs) = (shared.clone(), queue.clone());
+        let (working, jobs) = (engine.clone(), queue.clone());
         let trip = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let started = Instant::now();
@@ -687,21 +548,21 @@ impl FitJob {
     }
 
     /// The service: fit on this (blocking-pool) thread; a panicking fit counts as failed.
-    fn run_here(self, shared: &Shared) {
-        let fit_fn = &shared.fit_fn;
+    fn run_here(self, engine: &Engine) {
+        let fit_fn = &engine.fit_fn;
         match std::panic::catch_unwind(AssertUnwindSafe(|| self.fit(fit_fn))) {
             Ok(outcome) => {
                 // Written before the model is used: a kill after this point loses nothing.
                 if let Ok(model) = &outcome.0 {
-                    crate::state::after_fit(shared, self.index, &self.labels, model.as_ref());
+                    engine.after_fit(self.index, &self.labels, model.as_ref());
                 }
-                self.finish(shared, outcome);
+                self.finish(engine, outcome);
             }
             Err(panic) => {
-                let name = &shared.config.queries[self.index].name;
+                let name = &engine.config.queries[self.index].name;
                 let message = panic_message(&*panic);
                 tracing::error!(query = %name, series = %self.labels, "fit panicked: {message}");
-                let mut state = shared.lock();
+                let mut state = engine.lock();
                 let q = &mut state.queries[self.index];
                 q.error(ErrorKind::FitFailed);
                 if let Some(series) = q.series.get_mut(&self.labels) {
@@ -712,24 +573,24 @@ impl FitJob {
     }
 
     /// A backtest: fit here and now.
-    fn run_inline(self, shared: &Shared) {
-        let outcome = self.fit(&shared.fit_fn);
+    fn run_inline(self, engine: &Engine) {
+        let outcome = self.fit(&engine.fit_fn);
         if let Ok(model) = &outcome.0 {
-            crate::state::after_fit(shared, self.index, &self.labels, model.as_ref());
+            engine.after_fit(self.index, &self.labels, model.as_ref());
         }
-        self.finish(shared, outcome);
+        self.finish(engine, outcome);
     }
 
     /// Records the fit's result: the new model replaces the old one; the stream goes on.
-    fn finish(&self, shared: &Shared, (result, took): FitOutcome) {
-        let name = &shared.config.queries[self.index].name;
-        let mut state = shared.lock();
+    fn finish(&self, engine: &Engine, (result, took): FitOutcome) {
+        let name = &engine.config.queries[self.index].name;
+        let mut state = engine.lock();
         let q = &mut state.queries[self.index];
         q.fit_durations.observe(took.as_secs_f64());
         match result {
             Ok(model) => {
                 q.fits += 1;
-                q.last_fit_unix = Some(shared.clock.now_ms() as f64 / 1000.0);
+                q.last_fit_unix = Some(engine.clock.now_ms() as f64 / 1000.0);
                 if let Some(series) = q.series.get_mut(&self.labels) {
                     series.fitting = false;
                     if series.model.is_none() {

@@ -1,20 +1,21 @@
 //! The per-series state: its fitted model, where its stream has been judged up to, when its next
 //! fit is due and what it exports; and the per-query state that holds them with the query's
-//! counters; and how series are forgotten (`stale_after`, and room made at `max_series`).
+//! counters; and how series are forgotten (`stale_after`; room made at `max_series` is
+//! `stopped.rs`'s).
 //!
 //! Nothing here knows what time it is or where samples come from: the schedule hands in the time
 //! and the samples.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
-    sync::Arc,
+    sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
 
 use promlearn_detect::{Analysis, DomainKnowledge, Fitted, StreamState};
 use promlearn_loader::Labels;
 
-use crate::{Config, expo::Histogram};
+use crate::{Config, histogram::Histogram, labels::unique_label_text};
 
 /// What counts as an error, by kind (the `kind` label of `promlearn_watch_errors_total`).
 pub const ERROR_KINDS: [&str; 5] = [
@@ -146,7 +147,7 @@ impl Stream {
 /// One series of a query.
 pub(crate) struct SeriesState {
     /// The label set written with every value of this series, escaped and without braces:
-    /// `query`, `detector`, then its own labels with clashes renamed (`export::label_text`).
+    /// `query`, `detector`, then its own labels with clashes renamed (`labels::label_text`).
     /// Shared, so that a `/metrics` snapshot copies a pointer, not the strings.
     pub label_text: Arc<str>,
     pub model: Option<Arc<dyn Fitted>>,
@@ -269,7 +270,7 @@ impl QueryState {
     }
 
     /// Tracks a series, exported with a label text no other series of the query has
-    /// (`export::unique_label_text`); `make` builds its state around that text. The caller
+    /// (`labels::unique_label_text`); `make` builds its state around that text. The caller
     /// counts it in [`State::total_series`].
     pub(crate) fn track(
         &mut self,
@@ -279,14 +280,20 @@ impl QueryState {
         make: impl FnOnce(Arc<str>) -> SeriesState,
     ) -> &mut SeriesState {
         self.forgotten.remove(&labels);
-        let text = crate::export::unique_label_text(query, detector, &labels, &self.texts);
+        let text = unique_label_text(query, detector, &labels, &self.texts);
         self.texts.insert(text.clone());
         self.series.entry(labels).or_insert_with(|| make(text))
     }
 
     /// Forgets a series: its label text is free again, it is counted and logged (once: it is
     /// remembered with its newest sample and does not come back without a newer one).
-    fn forget(&mut self, labels: Labels, series: &SeriesState, reason: DropReason, why: &str) {
+    pub(crate) fn forget(
+        &mut self,
+        labels: Labels,
+        series: &SeriesState,
+        reason: DropReason,
+        why: &str,
+    ) {
         self.texts.remove(&series.label_text);
         self.dropped[reason as usize] += 1;
         tracing::info!(series = %labels, "series dropped: {why}");
@@ -385,6 +392,26 @@ pub(crate) struct State {
     pub dropped_at_trim: u64,
 }
 
+/// [`State`] behind the engine's one lock, which is only held for bookkeeping, never across an
+/// `.await`, a fit, an analysis or a caller's sink.
+pub(crate) struct StateLock(Mutex<State>);
+
+impl StateLock {
+    /// The state of `queries` queries, none tracking a series yet.
+    pub(crate) fn new(queries: usize) -> StateLock {
+        StateLock(Mutex::new(State {
+            queries: (0..queries).map(|_| QueryState::default()).collect(),
+            total_series: 0,
+            dropped_at_trim: 0,
+        }))
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain counters behind; keep serving them.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// After how many forgotten series the allocator is asked to give freed memory back.
 const TRIM_AFTER_DROPS: u64 = 1000;
 
@@ -393,9 +420,9 @@ const TRIM_AFTER_DROPS: u64 = 1000;
 /// other threads freed in its per-thread arenas: under churn (pods replaced) the held state
 /// comes back down, but without this the resident memory stayed at its high-water mark (the
 /// churn part of `cargo xtask bench watch` measures both). A few milliseconds a call.
-pub(crate) fn trim_after_drops(shared: &crate::schedule::Shared) {
+pub(crate) fn trim_after_drops(state: &StateLock) {
     {
-        let mut state = shared.lock();
+        let mut state = state.lock();
         let dropped: u64 = state.queries.iter().flat_map(|q| q.dropped).sum();
         if dropped < state.dropped_at_trim + TRIM_AFTER_DROPS {
             return;
@@ -441,48 +468,6 @@ pub(crate) fn drop_stale(state: &mut State, index: usize, now_ms: i64, config: &
     let query = &config.queries[index];
     let widest = query.fit_points().max(query.infer_points()) as i64 + 1;
     q.prune_forgotten(now_ms - widest * query.step_ms() - stale_ms);
-}
-
-/// Stopped series that may make room for new ones at `max_series`, oldest newest-sample first;
-/// listed once per inference, at the first need.
-#[derive(Default)]
-pub(crate) struct Evictions {
-    candidates: Option<std::vec::IntoIter<(i64, usize, Labels)>>,
-}
-
-impl Evictions {
-    /// Forgets one stopped series (of any query, `stopped::has_stopped` at `now_ms`). False
-    /// when every series is live.
-    pub(crate) fn evict_one(&mut self, state: &mut State, config: &Config, now_ms: i64) -> bool {
-        let candidates = self.candidates.get_or_insert_with(|| {
-            let mut stopped = Vec::new();
-            for (i, q) in state.queries.iter().enumerate() {
-                let step = config.queries[i].step_ms();
-                for (labels, series) in &q.series {
-                    if crate::stopped::has_stopped(q, series, step, now_ms) {
-                        let newest = series.raw_sample_ms.unwrap_or(series.last_sample_ms);
-                        stopped.push((newest, i, labels.clone()));
-                    }
-                }
-            }
-            stopped.sort_unstable();
-            stopped.into_iter()
-        });
-        for (_, query, labels) in candidates.by_ref() {
-            let q = &mut state.queries[query];
-            if let Some(series) = q.series.remove(&labels) {
-                q.forget(
-                    labels,
-                    &series,
-                    DropReason::StoppedAtMaxSeries,
-                    "stopped, its place taken by a live series at max_series",
-                );
-                state.total_series -= 1;
-                return true;
-            }
-        }
-        false
-    }
 }
 
 #[cfg(test)]
@@ -581,7 +566,7 @@ mod tests {
                 .iter()
                 .map(|(n, v)| size_of::<(String, String)>() + n.len() + v.len())
                 .sum::<usize>();
-        let text = crate::export::label_text("zscore", "zscore", &labels);
+        let text = crate::labels::label_text("zscore", "zscore", &labels);
         let t: Vec<i64> = (0..200).map(|i| i * 10_000).collect();
         let v: Vec<f64> = (0..200).map(|i| 50.0 + (i as f64 * 0.3).sin()).collect();
         let model = DetectorSpec::from_name("zscore")

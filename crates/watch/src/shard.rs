@@ -131,7 +131,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::{Config, backtest, schedule::detector_fit, source::MemorySource};
+    use crate::{Config, backtest, engine::detector_fit, source::MemorySource};
 
     #[test]
     fn the_hash_is_fnv1a_and_never_changes() {

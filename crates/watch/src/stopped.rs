@@ -1,4 +1,5 @@
-//! Which series have stopped, judged by the samples they really have.
+//! Which series have stopped, judged by the samples they really have, and which of them make
+//! room for a live one at `max_series` ([`Evictions`]).
 //!
 //! A range query's answer cannot tell: the server's look-back carries a series' last sample
 //! to the following steps (one step on VictoriaMetrics with its detected interval, up to five
@@ -24,9 +25,8 @@ use std::{collections::HashMap, time::Duration};
 use promlearn_loader::{Client, Labels};
 
 use crate::{
-    QueryConfig,
-    schedule::Shared,
-    series::{QueryState, SeriesState},
+    Config, QueryConfig,
+    series::{DropReason, QueryState, SeriesState, State, StateLock},
     source::{FetchError, SeriesData, Source},
 };
 
@@ -36,22 +36,24 @@ use crate::{
 /// costs one instant query). `None` when there is room, from memory (no look-back carries a
 /// sample there) and when the question fails (the evaluated steps then decide).
 pub(crate) async fn ask_if_room_needed(
-    shared: &Shared,
+    source: &Source,
+    config: &Config,
+    state: &StateLock,
     index: usize,
     now_ms: i64,
     answer: &Result<Vec<SeriesData>, FetchError>,
 ) -> Option<RawNewest> {
-    let (Source::Prometheus(client), Ok(data)) = (&shared.source, answer) else {
+    let (Source::Prometheus(client), Ok(data)) = (source, answer) else {
         return None;
     };
     let others = {
-        let state = shared.lock();
+        let state = state.lock();
         state.total_series - state.queries[index].series.len()
     };
-    if others + data.len() <= shared.config.max_series {
+    if others + data.len() <= config.max_series {
         return None;
     }
-    let query = &shared.config.queries[index];
+    let query = &config.queries[index];
     let step = query.step_ms();
     let end = now_ms.div_euclid(step) * step;
     match RawNewest::ask(client, query, end, query.infer_every).await {
@@ -149,5 +151,47 @@ pub(crate) fn is_behind(
         None => q
             .newest_sample_ms
             .is_some_and(|newest| evaluated_ms + step_ms < newest),
+    }
+}
+
+/// Stopped series that may make room for new ones at `max_series`, oldest newest-sample first;
+/// listed once per inference, at the first need.
+#[derive(Default)]
+pub(crate) struct Evictions {
+    candidates: Option<std::vec::IntoIter<(i64, usize, Labels)>>,
+}
+
+impl Evictions {
+    /// Forgets one stopped series (of any query, [`has_stopped`] at `now_ms`). False
+    /// when every series is live.
+    pub(crate) fn evict_one(&mut self, state: &mut State, config: &Config, now_ms: i64) -> bool {
+        let candidates = self.candidates.get_or_insert_with(|| {
+            let mut stopped = Vec::new();
+            for (i, q) in state.queries.iter().enumerate() {
+                let step = config.queries[i].step_ms();
+                for (labels, series) in &q.series {
+                    if has_stopped(q, series, step, now_ms) {
+                        let newest = series.raw_sample_ms.unwrap_or(series.last_sample_ms);
+                        stopped.push((newest, i, labels.clone()));
+                    }
+                }
+            }
+            stopped.sort_unstable();
+            stopped.into_iter()
+        });
+        for (_, query, labels) in candidates.by_ref() {
+            let q = &mut state.queries[query];
+            if let Some(series) = q.series.remove(&labels) {
+                q.forget(
+                    labels,
+                    &series,
+                    DropReason::StoppedAtMaxSeries,
+                    "stopped, its place taken by a live series at max_series",
+                );
+                state.total_series -= 1;
+                return true;
+            }
+        }
+        false
     }
 }

@@ -16,7 +16,7 @@ use hyper::{Request, Response, body::Incoming, service::service_fn};
 use hyper_util::rt::TokioIo;
 use promlearn_detect::{Analysis, DetectorSpec, Fitted, StreamState};
 
-use crate::{Config, Handle, Watch, schedule::FitFn};
+use crate::{Config, Handle, Watch, engine::FitFn};
 
 mod churn;
 // The harness the integration tests use too (`Running`, `wait_for`, `value`): one copy.

@@ -480,7 +480,9 @@ pub trait Fitted: Send + Sync + std::fmt::Debug {
         timestamps: &[i64],
         values: &[f64],
     ) -> Result<Analysis> {
-        crate::stream::advance_knowing(self, state, knowledge, timestamps, values)
+        crate::stream::advance_knowing(state, knowledge, |state| {
+            self.advance(state, timestamps, values)
+        })
     }
 
     /// What the model learned, as plain data to write down and read back with
@@ -495,6 +497,21 @@ pub trait Fitted: Send + Sync + std::fmt::Debug {
     /// not know it (no flat-run alerts then).
     fn longest_flat_run(&self) -> Option<u32> {
         None
+    }
+}
+
+/// Every model is what the alerting stage needs (`stream.rs`, below the detectors).
+impl<F: Fitted + ?Sized> crate::stream::Staged for F {
+    fn detector_name(&self) -> &'static str {
+        self.spec().name()
+    }
+
+    fn history_longest_flat(&self) -> Option<u32> {
+        self.longest_flat_run()
+    }
+
+    fn analyse_all(&self, timestamps: &[i64], values: &[f64]) -> Result<Analysis> {
+        self.analyse(timestamps, values)
     }
 }
 

@@ -9,8 +9,9 @@ use promlearn_loader::{Labels, exposition};
 use super::*;
 use crate::{
     Config,
-    clock::Clock,
-    schedule::{Exec, Shared, detector_fit},
+    clock::{Clock, Exec},
+    engine::{Engine, detector_fit},
+    labels::{exported_labels, is_label_name, label_text, legal_label_name},
     series::SeriesState,
     source::{MemorySource, Source},
 };
@@ -181,7 +182,7 @@ fn page_of(query_names: &[String], series: &[Vec<Labels>]) -> String {
     for (q, name) in config.queries.iter_mut().zip(query_names) {
         q.name = name.clone();
     }
-    let shared = Shared::new(
+    let shared = Engine::new(
         config.clone(),
         Clock::simulated(0),
         Source::Memory(MemorySource::default()),
@@ -211,7 +212,7 @@ fn page_of(query_names: &[String], series: &[Vec<Labels>]) -> String {
             }
         }
     }
-    render(&shared)
+    shared.render(&Page::new(String::new()))
 }
 
 /// Checks a page with the loader's parser: every label name unique and legal, and every series'
@@ -403,11 +404,11 @@ fn page_cost_at_100000_series() {
     let shared = shared_of(100_000);
     for _ in 0..3 {
         let t = std::time::Instant::now();
-        let snap = snapshot(&shared);
+        let snap = snapshot(&shared.config, shared.clock.now_ms(), &shared.state);
         let snapped = t.elapsed();
         drop(snap);
         let t = std::time::Instant::now();
-        let text = render(&shared);
+        let text = shared.render(&Page::new(String::new()));
         eprintln!(
             "snapshot (under the lock) {snapped:.2?}, whole render {:.2?} ({} bytes)",
             t.elapsed(),
@@ -417,13 +418,13 @@ fn page_cost_at_100000_series() {
 }
 
 /// A state of `n` scored series of one query.
-fn shared_of(n: usize) -> Shared {
+fn shared_of(n: usize) -> Engine {
     let config = Config::from_toml(
         "endpoint = \"http://localhost:9090\"\n[[query]]\nname = \"rx\"\nexpr = \"x\"\ndetector = { kind = \"zscore\" }\n",
         "t.toml",
     )
     .unwrap();
-    let shared = Shared::new(
+    let shared = Engine::new(
         config,
         Clock::simulated(0),
         Source::Memory(MemorySource::default()),

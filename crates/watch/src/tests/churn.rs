@@ -10,8 +10,9 @@ use super::fake_fit;
 use crate::{
     Config,
     backtest::JudgedPoint,
-    clock::Clock,
-    schedule::{Exec, Shared, fit_once, infer_once},
+    clock::{Clock, Exec},
+    engine::Engine,
+    schedule::{fit_once, infer_once},
     series::ErrorKind,
     source::{MemorySource, Source},
 };
@@ -65,7 +66,7 @@ fit_window = "2m"
     )
     .unwrap();
     let stale_ms = 10_000;
-    let shared = Arc::new(Shared::new(
+    let shared = Arc::new(Engine::new(
         config,
         Clock::simulated(T0),
         Source::Memory(MemorySource::new(series).unwrap()),
@@ -171,12 +172,12 @@ fit_window = "1m"
         "bad.toml",
     )
     .unwrap();
-    let shared = Arc::new(Shared::new(
+    let shared = Arc::new(Engine::new(
         config,
         Clock::simulated(T0),
         Source::Memory(MemorySource::new(series).unwrap()),
         Exec::Inline,
-        crate::schedule::detector_fit(),
+        crate::engine::detector_fit(),
         1,
     ));
     let mut logged_at = [None; 3];
@@ -212,7 +213,7 @@ fit_window = "1m"
         );
     }
     drop(state);
-    let page = crate::export::render(&shared);
+    let page = shared.render(&crate::export::Page::new(String::new()));
     for (reason, count) in [("not_enough_history", 1), ("no_score", 1)] {
         let line =
             format!("promlearn_watch_series_unscored{{query=\"bad\",reason=\"{reason}\"}} {count}");

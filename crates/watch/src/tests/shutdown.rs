@@ -44,7 +44,8 @@ fn stopping_during_a_fit_round_fails_no_fit() {
         (handle, stopped)
     });
     runtime.shutdown_timeout(Duration::from_millis(200));
-    let state = handle.shared.lock();
+    let engine = handle.hub.current();
+    let state = engine.lock();
     let q = &state.queries[0];
     assert_eq!(
         q.errors[ErrorKind::FitFailed as usize],

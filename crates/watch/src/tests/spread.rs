@@ -14,8 +14,9 @@ use super::fake_fit;
 use crate::{
     Config,
     backtest::JudgedPoint,
-    clock::Clock,
-    schedule::{Exec, Shared, fit_once, infer_once},
+    clock::{Clock, Exec},
+    engine::Engine,
+    schedule::{fit_once, infer_once},
     source::{MemorySource, Source},
 };
 
@@ -24,7 +25,7 @@ const SERIES: usize = 30;
 const FIT: Duration = Duration::from_millis(60);
 
 /// Series now being fitted, due for a fit, and fits done.
-fn counts(shared: &Shared, now: i64) -> (usize, usize, u64) {
+fn counts(shared: &Engine, now: i64) -> (usize, usize, u64) {
     let state = shared.lock();
     let q = &state.queries[0];
     let fitting = q.series.values().filter(|s| s.fitting).count();
@@ -36,7 +37,7 @@ fn counts(shared: &Shared, now: i64) -> (usize, usize, u64) {
     (fitting, due, q.fits)
 }
 
-async fn until_fitted(shared: &Shared, fits: u64) {
+async fn until_fitted(shared: &Engine, fits: u64) {
     let started = Instant::now();
     while shared.lock().queries[0].fits < fits {
         assert!(
@@ -76,7 +77,7 @@ fit_window = "5m"
         "spread.toml",
     )
     .unwrap();
-    let shared = Arc::new(Shared::new(
+    let shared = Arc::new(Engine::new(
         config,
         Clock::simulated(T0),
         Source::Memory(MemorySource::new(series).unwrap()),

@@ -36,7 +36,7 @@ use super::{error, json};
 use crate::{
     Config, QueryConfig,
     backtest::{self, JudgedPoint},
-    schedule::Shared,
+    engine::Engine as Shared,
 };
 
 /// Explore jobs that may run at once; one more gets 429.

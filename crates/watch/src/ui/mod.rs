@@ -32,7 +32,7 @@ use hyper::{Method, Request, Response, StatusCode, body::Incoming, header, servi
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 
-use crate::{Config, Error, Result, schedule::Shared};
+use crate::{Config, Error, Result, engine::Engine as Shared};
 
 pub use explore::{MAX_DETECTORS, MAX_RUNNING, MAX_SERIES, MAX_STEPS};
 

@@ -17,7 +17,7 @@ use promlearn_loader::Labels;
 use serde::Serialize;
 
 use super::Params;
-use crate::schedule::Shared;
+use crate::engine::Engine as Shared;
 
 /// Rows per page unless the request asks for another number (at most [`MAX_PER_PAGE`]).
 const PER_PAGE: usize = 50;

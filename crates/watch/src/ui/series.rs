@@ -12,7 +12,7 @@ use promlearn_loader::Labels;
 use serde::Serialize;
 
 use super::Params;
-use crate::schedule::Shared;
+use crate::engine::Engine as Shared;
 
 #[derive(Serialize)]
 pub(crate) struct SeriesView {

@@ -22,9 +22,11 @@
 //! after its fit, so a restarted watch judges no point twice (an alert of the minutes before a
 //! crash does not fire again); without it (damaged, other settings) the fit's marks are used.
 //!
-//! The schedule (`schedule.rs`) stays the one copy for the service and the backtest: it calls
-//! [`after_fit`] on the blocking pool right after a fit and [`save_streams`] after an inference
-//! round, both of which do nothing without a store.
+//! The schedule (`schedule.rs`) stays the one copy for the service and the backtest: through the
+//! engine it calls [`Store::after_fit`] on the blocking pool right after a fit and
+//! [`Store::save_streams`] after an inference round, neither of which happens without a store
+//! (a backtest has none). This module is given the configuration, the state's lock and the
+//! time, never the engine.
 
 use std::{
     collections::HashMap,
@@ -42,8 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Config, Error, QueryConfig, Result,
-    schedule::Shared,
-    series::{SeriesState, Stream},
+    series::{SeriesState, StateLock, Stream},
     shard::label_hash,
 };
 
@@ -283,113 +284,119 @@ fn decode_streams(bytes: &[u8], key: &ModelKey) -> Result<SavedStreams, Skip> {
     Ok(saved)
 }
 
-/// After a successful fit, on the blocking pool: writes the series' state when the service has
-/// a store (never in a backtest). A failed write is a warning; the model is used all the same.
-pub(crate) fn after_fit(shared: &Shared, index: usize, labels: &Labels, model: &dyn Fitted) {
-    let Some(store) = &shared.store else {
-        return;
-    };
-    let query = &shared.config.queries[index];
-    let Some(saved_model) = model.to_saved() else {
-        return;
-    };
-    let (stream, last_sample_ms) = {
-        let state = shared.lock();
-        match state.queries[index].series.get(labels) {
-            Some(series) => (series.stream.clone(), series.last_sample_ms),
-            None => return, // Dropped while it was fitted.
-        }
-    };
-    let saved = Saved {
-        key: ModelKey::of(query),
-        labels: labels
-            .iter()
-            .map(|(n, v)| (n.to_owned(), v.to_owned()))
-            .collect(),
-        fitted_at_ms: shared.clock.now_ms(),
-        last_sample_ms,
-        through_ms: stream.through_ms,
-        detector_state: serde_json::to_string(&stream.detector).expect("a stream state serialises"),
-        model: saved_model,
-    };
-    match store.save(query, labels, &saved) {
-        Ok(bytes) => {
-            tracing::debug!(query = %query.name, series = %labels, bytes, "state saved");
-        }
-        Err(e) => tracing::warn!(
-            query = %query.name,
-            series = %labels,
-            "saving the model to {} failed: {e}; it is used all the same, and refitted after a restart",
-            store.query_dir(&query.name).display()
-        ),
-    }
-}
-
-/// After an inference round of query `index` (and for every query when the service stops), on
-/// the blocking pool: writes where each fitted series has been judged up to, when the service
-/// has a store. The streams are copied 1,024 series per take of the lock and encoded outside
-/// it. A failed write is a warning: a restart then judges the points since the fit again.
-pub(crate) fn save_streams(shared: &Shared, index: usize) {
-    let Some(store) = &shared.store else {
-        return;
-    };
-    let query = &shared.config.queries[index];
-    let _order = store.streams.lock().unwrap_or_else(|e| e.into_inner());
-    let mut copied = Vec::new();
-    let mut after: Option<Labels> = None;
-    loop {
-        let state = shared.lock();
-        let series = &state.queries[index].series;
-        let range = match &after {
-            None => series.range::<Labels, _>(..),
-            Some(last) => series.range::<Labels, _>((Bound::Excluded(last), Bound::Unbounded)),
+impl Store {
+    /// After a successful fit at `now_ms` of the series `labels` of query `index` (`query`), on the
+    /// blocking pool: writes the series' state. A failed write is a warning; the model is used all
+    /// the same.
+    pub(crate) fn after_fit(
+        &self,
+        index: usize,
+        query: &QueryConfig,
+        state: &StateLock,
+        labels: &Labels,
+        model: &dyn Fitted,
+        now_ms: i64,
+    ) {
+        let store = self;
+        let Some(saved_model) = model.to_saved() else {
+            return;
         };
-        let mut last = None;
-        for (labels, series) in range.take(STREAMS_CHUNK) {
-            last = Some(labels);
-            if series.model.is_some() {
-                copied.push((label_hash(labels), series.stream.clone()));
+        let (stream, last_sample_ms) = {
+            let state = state.lock();
+            match state.queries[index].series.get(labels) {
+                Some(series) => (series.stream.clone(), series.last_sample_ms),
+                None => return, // Dropped while it was fitted.
+            }
+        };
+        let saved = Saved {
+            key: ModelKey::of(query),
+            labels: labels
+                .iter()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect(),
+            fitted_at_ms: now_ms,
+            last_sample_ms,
+            through_ms: stream.through_ms,
+            detector_state: serde_json::to_string(&stream.detector)
+                .expect("a stream state serialises"),
+            model: saved_model,
+        };
+        match store.save(query, labels, &saved) {
+            Ok(bytes) => {
+                tracing::debug!(query = %query.name, series = %labels, bytes, "state saved");
+            }
+            Err(e) => tracing::warn!(
+                query = %query.name,
+                series = %labels,
+                "saving the model to {} failed: {e}; it is used all the same, and refitted after a restart",
+                store.query_dir(&query.name).display()
+            ),
+        }
+    }
+
+    /// After an inference round of query `index` (`query`; and for every query when the service
+    /// stops), on the blocking pool: writes where each fitted series has been judged up to. The
+    /// streams are copied 1,024 series per take of the lock and encoded outside it. A failed write
+    /// is a warning: a restart then judges the points since the fit again.
+    pub(crate) fn save_streams(&self, index: usize, query: &QueryConfig, state: &StateLock) {
+        let store = self;
+        let _order = store.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let mut copied = Vec::new();
+        let mut after: Option<Labels> = None;
+        loop {
+            let state = state.lock();
+            let series = &state.queries[index].series;
+            let range = match &after {
+                None => series.range::<Labels, _>(..),
+                Some(last) => series.range::<Labels, _>((Bound::Excluded(last), Bound::Unbounded)),
+            };
+            let mut last = None;
+            for (labels, series) in range.take(STREAMS_CHUNK) {
+                last = Some(labels);
+                if series.model.is_some() {
+                    copied.push((label_hash(labels), series.stream.clone()));
+                }
+            }
+            match last {
+                Some(last) => after = Some(last.clone()),
+                None => break,
             }
         }
-        match last {
-            Some(last) => after = Some(last.clone()),
-            None => break,
+        if copied.is_empty() {
+            return;
         }
-    }
-    if copied.is_empty() {
-        return;
-    }
-    let saved = SavedStreams {
-        key: ModelKey::of(query),
-        streams: copied
-            .into_iter()
-            .map(|(label_hash, stream)| SavedStream {
-                label_hash,
-                through_ms: stream.through_ms,
-                detector_state: serde_json::to_string(&stream.detector)
-                    .expect("a stream state serialises"),
-            })
-            .collect(),
-    };
-    let written = postcard::to_stdvec(&saved)
-        .map_err(io::Error::other)
-        .and_then(|body| {
-            write_atomically(
-                &store.query_dir(&query.name),
-                &store.streams_path(&query.name),
-                &frame(STREAMS_MAGIC, body),
-            )
-        });
-    if let Err(e) = written {
-        tracing::warn!(
-            query = %query.name,
-            "saving where its series were judged up to in {} failed: {e}; after a restart the points since each fit are judged again",
-            store.query_dir(&query.name).display()
-        );
+        let saved = SavedStreams {
+            key: ModelKey::of(query),
+            streams: copied
+                .into_iter()
+                .map(|(label_hash, stream)| SavedStream {
+                    label_hash,
+                    through_ms: stream.through_ms,
+                    detector_state: serde_json::to_string(&stream.detector)
+                        .expect("a stream state serialises"),
+                })
+                .collect(),
+        };
+        let written = postcard::to_stdvec(&saved)
+            .map_err(io::Error::other)
+            .and_then(|body| {
+                write_atomically(
+                    &store.query_dir(&query.name),
+                    &store.streams_path(&query.name),
+                    &frame(STREAMS_MAGIC, body),
+                )
+            });
+        if let Err(e) = written {
+            tracing::warn!(
+                query = %query.name,
+                "saving where its series were judged up to in {} failed: {e}; after a restart the points since each fit are judged again",
+                store.query_dir(&query.name).display()
+            );
+        }
     }
 }
 
-/// What [`restore`] found.
+/// What [`Store::restore_where`] found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Restored {
     /// Series whose model was read back.
@@ -400,162 +407,139 @@ pub(crate) struct Restored {
     pub streams: usize,
 }
 
-/// Reads every query's saved series back into the state, before the service starts: each
-/// comes back with its model, stream and alerting state (the newer of its fit's and its
-/// query's streams file's), due for its next fit `fit_every` after the saved one. Series another shard owns, and those beyond `max_series`, stay out.
-pub(crate) fn restore(shared: &Shared) -> Restored {
-    restore_where(shared, |_| true)
-}
-
-/// [`restore`] for the queries whose index `wanted` says (a reload restores only the queries
-/// it starts fresh).
-pub(crate) fn restore_where(shared: &Shared, wanted: impl Fn(usize) -> bool) -> Restored {
-    let Some(store) = &shared.store else {
-        return Restored::default();
-    };
-    let config: &Config = &shared.config;
-    let now = shared.clock.now_ms();
-    let mut found = Restored::default();
-    let mut state = shared.lock();
-    for (index, query) in config.queries.iter().enumerate() {
-        if !wanted(index) {
-            continue;
-        }
-        let dir = store.query_dir(&query.name);
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                tracing::warn!(query = %query.name, "cannot read the saved state in {}: {e}; its series are fitted anew", dir.display());
+impl Store {
+    /// Reads the saved series of `config`'s queries whose index `wanted` says (all of them at
+    /// start; a reload restores only the queries it starts fresh) back into the state at `now`
+    /// (unix ms), before they are served: each comes back with its model, stream and alerting
+    /// state (the newer of its fit's and its query's streams file's), due for its next fit
+    /// `fit_every` after the saved one. Series another shard owns, and those beyond `max_series`,
+    /// stay out.
+    pub(crate) fn restore_where(
+        &self,
+        config: &Config,
+        state: &StateLock,
+        now: i64,
+        wanted: impl Fn(usize) -> bool,
+    ) -> Restored {
+        let store = self;
+        let mut found = Restored::default();
+        let mut state = state.lock();
+        for (index, query) in config.queries.iter().enumerate() {
+            if !wanted(index) {
                 continue;
             }
-        };
-        let key = ModelKey::of(query);
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == EXTENSION))
-            .collect();
-        paths.sort();
-        let mut restored: HashMap<u64, Labels> = HashMap::new();
-        for path in paths {
-            let read = fs::read(&path)
-                .map_err(Skip::from)
-                .and_then(|bytes| decode(&bytes, &key));
-            let saved = match read {
-                Ok(saved) => saved,
-                Err(Skip::OtherSettings) => {
-                    tracing::debug!(query = %query.name, "{} was fitted with other settings; the series is refitted", path.display());
-                    found.skipped += 1;
-                    continue;
-                }
-                Err(why) => {
-                    tracing::warn!(query = %query.name, "saved state {} skipped: {why}; the series is fitted anew", path.display());
-                    found.skipped += 1;
+            let dir = store.query_dir(&query.name);
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    tracing::warn!(query = %query.name, "cannot read the saved state in {}: {e}; its series are fitted anew", dir.display());
                     continue;
                 }
             };
-            let labels = Labels::from_pairs(saved.labels);
-            if !config.shard.owns(&labels) || state.total_series >= config.max_series {
+            let key = ModelKey::of(query);
+            let mut paths: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == EXTENSION))
+                .collect();
+            paths.sort();
+            let mut restored: HashMap<u64, Labels> = HashMap::new();
+            for path in paths {
+                let read = fs::read(&path)
+                    .map_err(Skip::from)
+                    .and_then(|bytes| decode(&bytes, &key));
+                let saved = match read {
+                    Ok(saved) => saved,
+                    Err(Skip::OtherSettings) => {
+                        tracing::debug!(query = %query.name, "{} was fitted with other settings; the series is refitted", path.display());
+                        found.skipped += 1;
+                        continue;
+                    }
+                    Err(why) => {
+                        tracing::warn!(query = %query.name, "saved state {} skipped: {why}; the series is fitted anew", path.display());
+                        found.skipped += 1;
+                        continue;
+                    }
+                };
+                let labels = Labels::from_pairs(saved.labels);
+                if !config.shard.owns(&labels) || state.total_series >= config.max_series {
+                    continue;
+                }
+                let model = match saved.model.into_fitted() {
+                    Ok(model) => model,
+                    Err(e) => {
+                        tracing::warn!(query = %query.name, "saved state {} skipped: {e}", path.display());
+                        found.skipped += 1;
+                        continue;
+                    }
+                };
+                let q = &mut state.queries[index];
+                if q.series.contains_key(&labels) {
+                    continue;
+                }
+                let series = q.track(&query.name, query.detector.name(), labels.clone(), |text| {
+                    SeriesState::new(text, now, saved.last_sample_ms, saved.through_ms)
+                });
+                series.model = Some(model);
+                series.stream = Stream {
+                    through_ms: saved.through_ms,
+                    // Checked by `decode`.
+                    detector: serde_json::from_str(&saved.detector_state).unwrap_or_default(),
+                };
+                series.next_fit_ms = saved.fitted_at_ms + query.fit_every.as_millis() as i64;
+                state.total_series += 1;
+                found.models += 1;
+                restored.insert(label_hash(&labels), labels);
+            }
+            if restored.is_empty() {
                 continue;
             }
-            let model = match saved.model.into_fitted() {
-                Ok(model) => model,
-                Err(e) => {
-                    tracing::warn!(query = %query.name, "saved state {} skipped: {e}", path.display());
-                    found.skipped += 1;
+            let path = store.streams_path(&query.name);
+            let streams = match fs::read(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                read => read
+                    .map_err(Skip::from)
+                    .and_then(|bytes| decode_streams(&bytes, &key)),
+            };
+            let streams = match streams {
+                Ok(streams) => streams.streams,
+                Err(Skip::OtherSettings) => continue,
+                Err(why) => {
+                    tracing::warn!(query = %query.name, "saved streams {} skipped: {why}; the points judged since each fit are judged again", path.display());
                     continue;
                 }
             };
             let q = &mut state.queries[index];
-            if q.series.contains_key(&labels) {
-                continue;
+            for saved in streams {
+                let Some(series) = restored
+                    .get(&saved.label_hash)
+                    .and_then(|labels| q.series.get_mut(labels))
+                else {
+                    continue;
+                };
+                if saved.through_ms <= series.stream.through_ms {
+                    continue; // Refitted since: the model file's marks are the newer.
+                }
+                let Ok(detector) = serde_json::from_str(&saved.detector_state) else {
+                    tracing::warn!(query = %query.name, "a saved stream in {} does not decode; its series keeps its fit's marks", path.display());
+                    continue;
+                };
+                series.stream = Stream {
+                    through_ms: saved.through_ms,
+                    detector,
+                };
+                if let Some(through) = saved.through_ms {
+                    series.last_sample_ms = series.last_sample_ms.max(through);
+                }
+                found.streams += 1;
             }
-            let series = q.track(&query.name, query.detector.name(), labels.clone(), |text| {
-                SeriesState::new(text, now, saved.last_sample_ms, saved.through_ms)
-            });
-            series.model = Some(model);
-            series.stream = Stream {
-                through_ms: saved.through_ms,
-                // Checked by `decode`.
-                detector: serde_json::from_str(&saved.detector_state).unwrap_or_default(),
-            };
-            series.next_fit_ms = saved.fitted_at_ms + query.fit_every.as_millis() as i64;
-            state.total_series += 1;
-            found.models += 1;
-            restored.insert(label_hash(&labels), labels);
         }
-        if restored.is_empty() {
-            continue;
-        }
-        let path = store.streams_path(&query.name);
-        let streams = match fs::read(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            read => read
-                .map_err(Skip::from)
-                .and_then(|bytes| decode_streams(&bytes, &key)),
-        };
-        let streams = match streams {
-            Ok(streams) => streams.streams,
-            Err(Skip::OtherSettings) => continue,
-            Err(why) => {
-                tracing::warn!(query = %query.name, "saved streams {} skipped: {why}; the points judged since each fit are judged again", path.display());
-                continue;
-            }
-        };
-        let q = &mut state.queries[index];
-        for saved in streams {
-            let Some(series) = restored
-                .get(&saved.label_hash)
-                .and_then(|labels| q.series.get_mut(labels))
-            else {
-                continue;
-            };
-            if saved.through_ms <= series.stream.through_ms {
-                continue; // Refitted since: the model file's marks are the newer.
-            }
-            let Ok(detector) = serde_json::from_str(&saved.detector_state) else {
-                tracing::warn!(query = %query.name, "a saved stream in {} does not decode; its series keeps its fit's marks", path.display());
-                continue;
-            };
-            series.stream = Stream {
-                through_ms: saved.through_ms,
-                detector,
-            };
-            if let Some(through) = saved.through_ms {
-                series.last_sample_ms = series.last_sample_ms.max(through);
-            }
-            found.streams += 1;
-        }
-    }
-    found
-}
-
-/// Removes the files of series that are no longer refitted (stopped, forgotten, or gone from
-/// the query): a tracked series rewrites its file every `fit_every`, so a file untouched for
-/// twice that plus `stale_after` belongs to none. Runs every `fit_every` per query.
-pub(crate) async fn sweep_loop(shared: std::sync::Arc<Shared>, index: usize) {
-    let Some(store) = &shared.store else {
-        return;
-    };
-    let query = &shared.config.queries[index];
-    let keep = query.fit_every * 2 + shared.config.stale_after;
-    let mut ticks = tokio::time::interval(query.fit_every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        let dir = store.query_dir(&query.name);
-        let removed = tokio::task::spawn_blocking(move || sweep(&dir, keep))
-            .await
-            .unwrap_or(0);
-        if removed > 0 {
-            tracing::info!(query = %query.name, removed, "saved state of series no longer refitted removed");
-        }
+        found
     }
 }
 
 /// Removes the state files (and leftover temporary files) in `dir` older than `keep`.
-fn sweep(dir: &Path, keep: Duration) -> usize {
+pub(crate) fn sweep(dir: &Path, keep: Duration) -> usize {
     let Ok(entries) = fs::read_dir(dir) else {
         return 0;
     };
@@ -574,5 +558,5 @@ fn sweep(dir: &Path, keep: Duration) -> usize {
 }
 
 #[cfg(test)]
-#[path = "state/tests.rs"]
+#[path = "store/tests.rs"]
 mod tests;

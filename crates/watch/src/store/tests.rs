@@ -8,8 +8,9 @@ use promlearn_loader::Labels;
 
 use super::*;
 use crate::{
-    clock::Clock,
-    schedule::{self, Exec, detector_fit},
+    clock::{Clock, Exec},
+    engine::{Engine, detector_fit},
+    schedule,
     source::{MemorySource, Source},
 };
 
@@ -57,8 +58,8 @@ fn source() -> MemorySource {
 }
 
 /// An engine at `now_ms` on the memory source, with its store opened: a process of the service.
-fn engine(config: &Config, now_ms: i64) -> Arc<Shared> {
-    let mut shared = Shared::new(
+fn engine(config: &Config, now_ms: i64) -> Arc<Engine> {
+    let mut shared = Engine::new(
         config.clone(),
         Clock::simulated(now_ms),
         Source::Memory(source()),
@@ -70,7 +71,7 @@ fn engine(config: &Config, now_ms: i64) -> Arc<Shared> {
     Arc::new(shared)
 }
 
-async fn infer(shared: &Arc<Shared>) -> usize {
+async fn infer(shared: &Arc<Engine>) -> usize {
     let mut judged = 0;
     schedule::infer_once(shared, 0, &mut |p| {
         judged += usize::from(!p.score.is_nan());
@@ -113,7 +114,7 @@ async fn a_restarted_engine_scores_with_the_saved_models_before_any_fit() {
 
     // The second process, 10 s later: models and stream marks back, no fit due, scores at once.
     let second = engine(&config, START + 371 * STEP);
-    let restored = restore(&second);
+    let restored = second.restore();
     assert_eq!(
         restored,
         Restored {
@@ -143,7 +144,7 @@ async fn a_restarted_engine_scores_with_the_saved_models_before_any_fit() {
 }
 
 /// Judges at the engine's time; returns each judged point's series and time.
-async fn judged(shared: &Arc<Shared>) -> Vec<(Labels, i64)> {
+async fn judged(shared: &Arc<Engine>) -> Vec<(Labels, i64)> {
     let mut out = Vec::new();
     schedule::infer_once(shared, 0, &mut |p| {
         if !p.score.is_nan() {
@@ -170,13 +171,13 @@ async fn a_restarted_engine_judges_no_point_twice() {
         first.clock.set(START + at * STEP);
         seen.extend(judged(&first).await);
     }
-    save_streams(&first, 0);
+    first.save_streams(0);
     drop(first);
 
     // The second, at 375 s: both marks moved to 370 s, so it judges 371..=375 only.
     let second = engine(&config, START + 375 * STEP);
     assert_eq!(
-        restore(&second),
+        second.restore(),
         Restored {
             models: 2,
             skipped: 0,
@@ -209,7 +210,7 @@ async fn a_bad_or_older_streams_file_costs_only_the_marks() {
     schedule::fit_once(&first, 0).await;
     first.clock.set(START + 365 * STEP);
     infer(&first).await;
-    save_streams(&first, 0);
+    first.save_streams(0);
     let path = first.store.as_ref().unwrap().streams_path("dns rate/1");
     let good = fs::read(&path).unwrap();
     let key = ModelKey::of(&config.queries[0]);
@@ -220,7 +221,7 @@ async fn a_bad_or_older_streams_file_costs_only_the_marks() {
     let restarted = |bytes: &[u8]| {
         fs::write(&path, bytes).unwrap();
         let shared = engine(&config, START + 370 * STEP);
-        let restored = restore(&shared);
+        let restored = shared.restore();
         let through = shared.lock().queries[0].series[&labels(1)]
             .stream
             .through_ms;
@@ -250,7 +251,7 @@ async fn a_bad_or_older_streams_file_costs_only_the_marks() {
     schedule::fit_once(&shared, 0).await;
     shared.clock.set(START + 368 * STEP);
     infer(&shared).await;
-    save_streams(&shared, 0);
+    shared.save_streams(0);
     let others = fs::read(&path).unwrap();
     assert!(matches!(
         decode_streams(&others, &key),
@@ -264,7 +265,7 @@ async fn a_bad_or_older_streams_file_costs_only_the_marks() {
     drop(refit);
     fs::write(&path, &good).unwrap();
     let shared = engine(&config, START + 385 * STEP);
-    assert_eq!(restore(&shared), moved(0));
+    assert_eq!(shared.restore(), moved(0));
     assert_eq!(
         shared.lock().queries[0].series[&labels(1)]
             .stream
@@ -343,7 +344,7 @@ async fn bad_files_are_skipped_with_their_reason_and_the_good_ones_still_read() 
     fs::write(query_dir.join("undecodable.model"), &undecodable).unwrap();
     fs::write(query_dir.join("notes.txt"), "not a state file, not read").unwrap();
     let shared = engine(&config, START + 370 * STEP);
-    let restored = restore(&shared);
+    let restored = shared.restore();
     assert_eq!(
         restored,
         Restored {
@@ -355,7 +356,7 @@ async fn bad_files_are_skipped_with_their_reason_and_the_good_ones_still_read() 
     assert!(shared.lock().queries[0].series[&labels(0)].model.is_some());
     // Another detector's window: the good file too is skipped, and the series fitted anew.
     let shared = engine(&other, START + 370 * STEP);
-    assert_eq!(restore(&shared).models, 0);
+    assert_eq!(shared.restore().models, 0);
 }
 
 fn config_with_window(dir: &Path, window: usize) -> Config {
