@@ -592,6 +592,12 @@ mod tests {
             text.len() + 16,
         );
         assert!(total < 1200, "a series costs {total} bytes");
+        // What the map promises besides the model (the bench's label set and zscore(20)).
+        assert!(
+            total - model_bytes < 1100,
+            "a series costs {} bytes besides its model",
+            total - model_bytes
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ use super::{error, json};
 use crate::{
     Config, QueryConfig,
     backtest::{self, JudgedPoint},
-    engine::Engine as Shared,
+    engine::Engine,
 };
 
 /// Explore jobs that may run at once; one more gets 429.
@@ -353,7 +353,7 @@ impl Explorer {
     /// file would get, or 429 when [`MAX_RUNNING`] jobs run.
     pub(crate) fn submit(
         &self,
-        live: Option<&Shared>,
+        live: Option<&Engine>,
         request: Request,
     ) -> (StatusCode, serde_json::Value) {
         let bad = |message: String| {
@@ -453,13 +453,13 @@ impl Explorer {
     /// The checked queries of a request, their TOML, and the one series to keep (a replay).
     fn queries(
         &self,
-        live: Option<&Shared>,
+        live: Option<&Engine>,
         request: &Request,
     ) -> Result<(Vec<QueryConfig>, String, Option<Labels>), String> {
         if let (Some(name), Some(series)) = (&request.query, &request.series) {
             // A series' replay: its query's settings exactly as the watch runs them.
             let query = live
-                .and_then(|shared| shared.config.queries.iter().find(|q| &q.name == name))
+                .and_then(|engine| engine.config.queries.iter().find(|q| &q.name == name))
                 .ok_or_else(|| format!("no query named `{name}` runs here"))?;
             let labels = Labels::from_pairs(series.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             return Ok((

@@ -32,7 +32,7 @@ use hyper::{Method, Request, Response, StatusCode, body::Incoming, header, servi
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 
-use crate::{Config, Error, Result, engine::Engine as Shared};
+use crate::{Config, Error, Result, engine::Engine};
 
 pub use explore::{MAX_DETECTORS, MAX_RUNNING, MAX_SERIES, MAX_STEPS};
 
@@ -76,7 +76,7 @@ const MAX_BODY: usize = 64 * 1024;
 /// Answers one request of the page; `live` is the watch's engine now (none for `promlearn ui`).
 pub(crate) async fn answer(
     ui: &Arc<Ui>,
-    live: Option<Arc<Shared>>,
+    live: Option<Arc<Engine>>,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
@@ -116,11 +116,11 @@ pub(crate) async fn answer(
         }
         (Method::GET | Method::HEAD, "/api/info") => json(StatusCode::OK, &info(ui, &live)),
         (Method::GET | Method::HEAD, "/api/overview") => match &live {
-            Some(shared) => {
-                let (ui, shared) = (ui.clone(), shared.clone());
+            Some(engine) => {
+                let (ui, engine) = (ui.clone(), engine.clone());
                 // Ranking 100,000 series is CPU work: off the async threads.
                 let page = tokio::task::spawn_blocking(move || {
-                    overview::page(&ui.ranking, &shared, &query)
+                    overview::page(&ui.ranking, &engine, &query)
                 })
                 .await
                 .unwrap_or_else(|e| {
@@ -134,7 +134,7 @@ pub(crate) async fn answer(
             None => no_watch(),
         },
         (Method::GET | Method::HEAD, "/api/series") => match &live {
-            Some(shared) => reply_result(series::view(shared, &query)),
+            Some(engine) => reply_result(series::view(engine, &query)),
             None => no_watch(),
         },
         (Method::POST, "/api/explore") => match read_json(request).await {
@@ -240,13 +240,13 @@ struct Info {
     limits: explore::Limits,
 }
 
-fn info(ui: &Ui, live: &Option<Arc<Shared>>) -> Info {
+fn info(ui: &Ui, live: &Option<Arc<Engine>>) -> Info {
     Info {
         mode: if live.is_some() { "watch" } else { "explore" },
         endpoint: ui.explorer.endpoint().to_owned(),
         queries: live
             .iter()
-            .flat_map(|shared| shared.config.queries.iter().map(explore::QueryForm::of))
+            .flat_map(|engine| engine.config.queries.iter().map(explore::QueryForm::of))
             .collect(),
         limits: explore::Limits::NOW,
     }

@@ -17,7 +17,7 @@ use promlearn_loader::Labels;
 use serde::Serialize;
 
 use super::Params;
-use crate::engine::Engine as Shared;
+use crate::engine::Engine;
 
 /// Rows per page unless the request asks for another number (at most [`MAX_PER_PAGE`]).
 const PER_PAGE: usize = 50;
@@ -44,10 +44,10 @@ struct Row {
 }
 
 impl RankingCache {
-    fn get(&self, shared: &Arc<Shared>) -> Arc<Ranking> {
+    fn get(&self, engine: &Arc<Engine>) -> Arc<Ranking> {
         let now = (
-            Arc::as_ptr(shared) as usize,
-            shared.rounds.load(Ordering::Relaxed),
+            Arc::as_ptr(engine) as usize,
+            engine.rounds.load(Ordering::Relaxed),
         );
         // Held while ranking: requests that arrive meanwhile wait for this ranking rather than
         // each making its own.
@@ -56,7 +56,7 @@ impl RankingCache {
             return ranking.clone();
         }
         let mut queries: Vec<Vec<Row>> = {
-            let state = shared.lock();
+            let state = engine.lock();
             state
                 .queries
                 .iter()
@@ -135,10 +135,10 @@ struct SeriesRow {
 /// [`Search`]), `page` (from 0) and `per_page`.
 pub(crate) fn page(
     cache: &RankingCache,
-    shared: &Arc<Shared>,
+    engine: &Arc<Engine>,
     params: &Params,
 ) -> Result<Overview, (StatusCode, String)> {
-    let config = &shared.config;
+    let config = &engine.config;
     let index = match params.get("query").filter(|q| !q.is_empty()) {
         None => 0,
         Some(name) => config
@@ -178,7 +178,7 @@ pub(crate) fn page(
     let search = Search::parse(params.get("search").map_or("", String::as_str))
         .map_err(|e| (StatusCode::BAD_REQUEST, e))?;
 
-    let ranking = cache.get(shared);
+    let ranking = cache.get(engine);
     let rows = &ranking.queries[index];
     let (matched, chosen): (usize, Vec<(usize, &Row)>) = if search.is_empty() {
         let start = (page * per_page).min(rows.len());
@@ -198,8 +198,8 @@ pub(crate) fn page(
         (matched, chosen)
     };
 
-    let state = shared.lock();
-    let now = shared.clock.now_ms();
+    let state = engine.lock();
+    let now = engine.clock.now_ms();
     let queries = config
         .queries
         .iter()

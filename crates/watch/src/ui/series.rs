@@ -12,7 +12,7 @@ use promlearn_loader::Labels;
 use serde::Serialize;
 
 use super::Params;
-use crate::engine::Engine as Shared;
+use crate::engine::Engine;
 
 #[derive(Serialize)]
 pub(crate) struct SeriesView {
@@ -63,14 +63,14 @@ struct Why {
 
 /// The view of the series `labels` (a JSON object) of `query`.
 pub(crate) fn view(
-    shared: &Arc<Shared>,
+    engine: &Arc<Engine>,
     params: &Params,
 ) -> Result<SeriesView, (StatusCode, String)> {
     let bad = |message: String| (StatusCode::BAD_REQUEST, message);
     let name = params
         .get("query")
         .ok_or_else(|| bad("name the series' query: ?query=NAME".into()))?;
-    let index = shared
+    let index = engine
         .config
         .queries
         .iter()
@@ -85,8 +85,8 @@ pub(crate) fn view(
         ))
     })?;
     let labels = Labels::from_pairs(pairs);
-    let query = &shared.config.queries[index];
-    let state = shared.lock();
+    let query = &engine.config.queries[index];
+    let state = engine.lock();
     let q = &state.queries[index];
     let series = q.series.get(&labels).ok_or_else(|| {
         (
