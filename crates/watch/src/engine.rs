@@ -61,6 +61,11 @@ pub(crate) struct Engine {
     pub(crate) fit_fn: FitFn,
 }
 
+thread_local! {
+    /// Whether this thread runs a walk of [`Engine::off_async`] on the blocking pool.
+    static OFF_ASYNC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 impl Engine {
     pub(crate) fn new(
         config: Config,
@@ -104,6 +109,41 @@ impl Engine {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock()
+    }
+
+    /// Panics (in debug builds: every test) when a walk over a query's series runs on an async
+    /// thread of the service, so that moving one back from [`Engine::off_async`] fails a test.
+    pub(crate) fn assert_off_async(&self) {
+        debug_assert!(
+            self.exec == Exec::Inline || OFF_ASYNC.get(),
+            "a walk over every series on an async thread: run it in Engine::off_async"
+        );
+    }
+
+    /// Runs `walk`, work that grows with a query's series (a scan under the lock), where such
+    /// work belongs: on the blocking pool in the service, so that no async thread (which
+    /// `/metrics`, the timers and the reads need) walks 100,000 series; on the calling thread in
+    /// a backtest, which stays in order and never waits.
+    pub(crate) async fn off_async<T: Send + 'static>(
+        self: &Arc<Self>,
+        walk: impl FnOnce(&Engine) -> T + Send + 'static,
+    ) -> T {
+        match self.exec {
+            Exec::Inline => walk(self),
+            Exec::Pool => {
+                let engine = self.clone();
+                let on_pool = move || {
+                    OFF_ASYNC.set(true);
+                    let value = walk(&engine);
+                    OFF_ASYNC.set(false);
+                    value
+                };
+                match tokio::task::spawn_blocking(on_pool).await {
+                    Ok(value) => value,
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                }
+            }
+        }
     }
 
     /// The `/metrics` page of the state now, for `page` (see [`export::render`]).

@@ -7,8 +7,9 @@
 //!
 //! - the service: real time, Prometheus, and every CPU-bound step on the blocking pool, never
 //!   on an async thread (which `/metrics`, the timers and the reads need): an inference's answer
-//!   is booked there and judged on every core (`judge.rs`), 1,024 series between two takes of
-//!   the lock; a fit round's jobs are drained by at most `fit_slots` workers, each holding a
+//!   is booked there under one take of the lock and judged on every core (`judge.rs`), 1,024
+//!   series between two takes of the lock; the walks over every series that plan a read or
+//!   find a round's due fits run there too ([`Engine::off_async`]); a fit round's jobs are drained by at most `fit_slots` workers, each holding a
 //!   fit slot for trips of up to 100 ms, and a round too large for half an inference period is
 //!   spread over several ([`FIT_SHARE`]). Inference never waits for a fit and keeps using the
 //!   last fitted model (an `Arc<dyn Fitted>`) until a new one replaces it;
@@ -71,26 +72,30 @@ pub(crate) struct NewSamples {
 
 /// The read of an inference of query `index` at the clock's time: the samples after the last
 /// read, with the detector's context.
-pub(crate) async fn fetch_new(engine: &Engine, index: usize) -> NewSamples {
+pub(crate) async fn fetch_new(engine: &Arc<Engine>, index: usize) -> NewSamples {
     let query = &engine.config.queries[index];
     let started = Instant::now();
     let now = engine.clock.now_ms();
-    let (after, read) = {
-        let state = engine.lock();
-        let q = &state.queries[index];
-        let after = q.read_through_ms;
-        let read = engine.source.reads_grid().then(|| {
-            let points = infer_points_since(query, now, after);
-            let read = GridRead::plan(query, now, points, after, q.newest_sample_ms);
-            // The whole window when a series does not hold the steps before the read.
-            if q.series.values().all(|s| s.recent.covers(&read)) {
-                read
-            } else {
-                read.whole()
-            }
-        });
-        (after, read)
-    };
+    let (after, read) = engine
+        .off_async(move |engine| {
+            engine.assert_off_async();
+            let query = &engine.config.queries[index];
+            let state = engine.lock();
+            let q = &state.queries[index];
+            let after = q.read_through_ms;
+            let read = engine.source.reads_grid().then(|| {
+                let points = infer_points_since(query, now, after);
+                let read = GridRead::plan(query, now, points, after, q.newest_sample_ms);
+                // The whole window when a series does not hold the steps before the read.
+                if q.series.values().all(|s| s.recent.covers(&read)) {
+                    read
+                } else {
+                    read.whole()
+                }
+            });
+            (after, read)
+        })
+        .await;
     let answer = engine
         .source
         .fetch(
@@ -360,44 +365,49 @@ pub(crate) async fn fit_once(engine: &Arc<Engine>, index: usize) {
     let query = &engine.config.queries[index];
     let now = engine.clock.now_ms();
     let fit_every = query.fit_every.as_millis() as i64;
-    let due: Vec<Labels> = {
-        let mut state = engine.lock();
-        let q = &mut state.queries[index];
-        let mut due = Vec::new();
-        let (mut skipped, mut in_flight) = (0, 0);
-        for (labels, series) in q.series.iter_mut() {
-            in_flight += usize::from(series.fitting);
-            if now < series.next_fit_ms {
-                continue;
+    // The scan walks every series: off the async threads (it clones the due ones' labels).
+    let due: Vec<Labels> = engine
+        .off_async(move |engine| {
+            engine.assert_off_async();
+            let query = &engine.config.queries[index];
+            let mut state = engine.lock();
+            let q = &mut state.queries[index];
+            let mut due = Vec::new();
+            let (mut skipped, mut in_flight) = (0, 0);
+            for (labels, series) in q.series.iter_mut() {
+                in_flight += usize::from(series.fitting);
+                if now < series.next_fit_ms {
+                    continue;
+                }
+                if series.fitting {
+                    // The previous fit still runs: skip this one, keep inferring with the last model.
+                    skipped += 1;
+                    series.next_fit_ms = now + fit_every;
+                    tracing::debug!(query = %query.name, series = %labels, "fit skipped: the previous one still runs");
+                } else {
+                    due.push(Due {
+                        has_model: series.model.is_some(),
+                        next_fit_ms: series.next_fit_ms,
+                        labels: labels.clone(),
+                    });
+                }
             }
-            if series.fitting {
-                // The previous fit still runs: skip this one, keep inferring with the last model.
-                skipped += 1;
-                series.next_fit_ms = now + fit_every;
-                tracing::debug!(query = %query.name, series = %labels, "fit skipped: the previous one still runs");
+            q.fits_skipped += skipped;
+            if engine.exec == Exec::Pool {
+                // A backtest fits inline on a simulated clock: spreading by measured time would
+                // make its runs differ.
+                let budget_s = query.infer_every.as_secs_f64() * engine.fit_slots as f64 * FIT_SHARE;
+                let all = due.len();
+                let due = within_budget(due, in_flight, q.fit_durations.mean(), budget_s);
+                if due.len() < all {
+                    tracing::debug!(query = %query.name, now = due.len(), later = all - due.len(), "fits spread over the next inference periods");
+                }
+                due
             } else {
-                due.push(Due {
-                    has_model: series.model.is_some(),
-                    next_fit_ms: series.next_fit_ms,
-                    labels: labels.clone(),
-                });
+                due.into_iter().map(|d| d.labels).collect()
             }
-        }
-        q.fits_skipped += skipped;
-        if engine.exec == Exec::Pool {
-            // A backtest fits inline on a simulated clock: spreading by measured time would
-            // make its runs differ.
-            let budget_s = query.infer_every.as_secs_f64() * engine.fit_slots as f64 * FIT_SHARE;
-            let all = due.len();
-            let due = within_budget(due, in_flight, q.fit_durations.mean(), budget_s);
-            if due.len() < all {
-                tracing::debug!(query = %query.name, now = due.len(), later = all - due.len(), "fits spread over the next inference periods");
-            }
-            due
-        } else {
-            due.into_iter().map(|d| d.labels).collect()
-        }
-    };
+        })
+        .await;
     if due.is_empty() {
         return;
     }
