@@ -6,6 +6,10 @@ use crate::detectors::{DetectorSpec, Fitted, require_history};
 use crate::error::{Error, Result};
 use crate::grid::{self, History};
 
+mod profile;
+
+pub(crate) use profile::DayProfile;
+
 /// A fitted rolling detector (`zscore`, `mad` or `quantile`). Each point is judged twice: the
 /// point against the band of the `window` points before it, and the recent level (the median
 /// of its last `window / 2 + 1` points, the point among them) against the band of the `window`
@@ -26,6 +30,9 @@ pub struct FittedRolling {
     pub(crate) min_half_width: f64,
     /// The longest run of equal values the history held (see the `flat` module).
     pub(crate) longest_flat: u32,
+    /// The time of day's offsets, where the history held days with a rhythm (see the `profile`
+    /// module): every point, the history's too, is judged less its offset.
+    pub(crate) profile: Option<DayProfile>,
 }
 
 /// The band's half-width is never below this many typical changes between neighbouring points.
@@ -55,11 +62,16 @@ impl FittedRolling {
         }
         grid::check(timestamps, values)?;
         require_history(spec, values, spec.min_history())?;
+        let raw = values;
+        let profile = DayProfile::learn(timestamps, values);
         let unfloored = Self {
             spec: spec.clone(),
             min_half_width: 0.0,
             longest_flat: 0,
+            profile,
         };
+        let z = unfloored.deseasoned(timestamps, values);
+        let values = &z[..];
         let own = unfloored.judgements(timestamps, values, 0);
         let halves: Vec<f64> = own
             .iter()
@@ -92,10 +104,27 @@ impl FittedRolling {
             .filter(|v| v.is_finite())
             .fold(from_changes, f64::max);
         Ok(Self {
-            spec: spec.clone(),
             min_half_width,
-            longest_flat: crate::flat::longest_run(values),
+            longest_flat: crate::flat::longest_run(raw),
+            ..unfloored
         })
+    }
+
+    /// The values less their time of day's offset (as they are without a profile).
+    fn deseasoned(&self, timestamps: &[i64], values: &[f64]) -> Vec<f64> {
+        match &self.profile {
+            Some(p) => timestamps
+                .iter()
+                .zip(values)
+                .map(|(&t, &v)| v - p.at(t))
+                .collect(),
+            None => values.to_vec(),
+        }
+    }
+
+    /// The time of day's offset at unix ms `t` (0 without a profile).
+    fn offset(&self, t: i64) -> f64 {
+        self.profile.as_ref().map_or(0.0, |p| p.at(t))
     }
 
     /// The smallest half-width a band may have, learned from the history (series units).
@@ -291,12 +320,14 @@ impl FittedRolling {
         grid::check(timestamps, values)?;
         let mut out = Analysis::unjudged(self.spec.name(), timestamps, values);
         let floor = self.min_half_width;
+        let z = self.deseasoned(timestamps, values);
         for (i, j) in self
-            .judgements(timestamps, values, from)
+            .judgements(timestamps, &z, from)
             .into_iter()
             .enumerate()
         {
             let Some(j) = j else { continue };
+            let p = self.offset(timestamps[i]);
             let Band {
                 centre,
                 lower,
@@ -304,14 +335,14 @@ impl FittedRolling {
             } = j.point;
             out.judge(
                 i,
-                centre,
-                lower.min(centre - floor),
-                upper.max(centre + floor),
+                centre + p,
+                lower.min(centre - floor) + p,
+                upper.max(centre + floor) + p,
             );
             if let Some((level, band)) = j.level {
-                let lower = band.lower.min(band.centre - floor);
-                let upper = band.upper.max(band.centre + floor);
-                judge_level(&mut out, i, level, band.centre, lower, upper);
+                let lower = band.lower.min(band.centre - floor) + p;
+                let upper = band.upper.max(band.centre + floor) + p;
+                judge_level(&mut out, i, level + p, band.centre + p, lower, upper);
             }
         }
         Ok(out)
@@ -347,6 +378,77 @@ mod tests {
             );
             assert!(e.to_string().contains(fitter), "{name}: {e}");
         }
+    }
+
+    /// 8 days of 5-minute CPU with a nightly job at 02:00 (+30 for 30 minutes), and on the
+    /// last day a night whose job does not come and a spike of +20 at 16:00 (beyond `quantile`'s
+    /// 10 hours of window after the missing job, which would widen its band).
+    fn nightly_cpu() -> (Vec<i64>, Vec<f64>, usize, usize) {
+        let day = 288;
+        let n = 8 * day;
+        let ts: Vec<i64> = (0..n as i64)
+            .map(|i| 1_767_571_200_000 + i * 300_000)
+            .collect();
+        let mut vs: Vec<f64> = (0..n)
+            .map(|i| {
+                let job = if (24..30).contains(&(i % day)) {
+                    30.0
+                } else {
+                    0.0
+                };
+                20.0 + ((i * 7919) % 11) as f64 * 0.3 + job
+            })
+            .collect();
+        let (skipped, spike) = (7 * day + 24, 7 * day + 192);
+        vs[skipped..skipped + 6].iter_mut().for_each(|v| *v -= 30.0);
+        vs[spike..spike + 3].iter_mut().for_each(|v| *v += 20.0);
+        (ts, vs, skipped, spike)
+    }
+
+    #[test]
+    fn a_nightly_job_is_no_news_and_hides_neither_a_smaller_spike_nor_its_absence() {
+        let (ts, vs, skipped, spike) = nightly_cpu();
+        let fit_end = 7 * 288;
+        for name in ["zscore", "mad", "quantile"] {
+            let spec = DetectorSpec::from_name(name).unwrap();
+            let fitted = FittedRolling::fit(&spec, &ts[..fit_end], &vs[..fit_end]).unwrap();
+            assert!(fitted.profile.is_some(), "{name}");
+            // Below the job's 30: the floor no longer makes room for it.
+            assert!(
+                fitted.min_half_width() < 15.0,
+                "{name}: {}",
+                fitted.min_half_width()
+            );
+            let a = fitted.analyse(&ts, &vs).unwrap();
+            let flagged: Vec<usize> = a.flagged().filter(|&i| i >= fit_end).collect();
+            assert!(
+                flagged.iter().any(|i| (skipped..skipped + 6).contains(i)),
+                "{name}: {flagged:?}"
+            );
+            assert!(
+                flagged.iter().any(|i| (spike..spike + 3).contains(i)),
+                "{name}: {flagged:?}"
+            );
+            // The jobs of the history are not flagged.
+            let jobs = (1..7).flat_map(|d| d * 288 + 24..d * 288 + 30);
+            assert!(jobs.clone().all(|i| !a.anomalous[i]), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_saved_profile_judges_as_the_fitted_one() {
+        let (ts, vs, _, _) = nightly_cpu();
+        let spec = DetectorSpec::from_name("mad").unwrap();
+        let fitted = FittedRolling::fit(&spec, &ts[..7 * 288], &vs[..7 * 288]).unwrap();
+        let text = serde_json::to_string(&fitted.to_saved().unwrap()).unwrap();
+        let back = serde_json::from_str::<crate::SavedModel>(&text)
+            .unwrap()
+            .into_fitted()
+            .unwrap();
+        assert_eq!(
+            bits(&back.analyse(&ts, &vs).unwrap()),
+            bits(&fitted.analyse(&ts, &vs).unwrap())
+        );
     }
 
     #[test]

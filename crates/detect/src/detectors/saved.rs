@@ -7,6 +7,7 @@ use promlearn_model::{Forecaster, KerasWeights, ModelConfig, Scaler};
 use serde::{Deserialize, Serialize};
 
 use crate::detectors::knn::{KnnSettings, PatternSet};
+use crate::detectors::rolling::DayProfile;
 use crate::detectors::{DetectorSpec, Fitted, FittedKnn, FittedLstm, FittedRolling};
 use crate::error::{Error, Result};
 
@@ -40,6 +41,7 @@ enum Repr {
         spec: DetectorSpec,
         min_half_width: f64,
         longest_flat: u32,
+        profile: Option<DayProfile>,
     },
     Knn {
         #[serde(with = "spec_text")]
@@ -110,15 +112,20 @@ impl SavedModel {
                 spec,
                 min_half_width,
                 longest_flat,
+                profile,
             } => {
                 if matches!(spec, DetectorSpec::Knn { .. } | DetectorSpec::Lstm { .. }) {
                     return Err(bad("a rolling model with a non-rolling spec".into()));
                 }
                 finite("min_half_width", min_half_width)?;
+                if let Some(p) = &profile {
+                    p.check().map_err(bad)?;
+                }
                 Arc::new(FittedRolling {
                     spec,
                     min_half_width,
                     longest_flat,
+                    profile,
                 })
             }
             Repr::Knn {
@@ -219,6 +226,7 @@ impl FittedRolling {
             spec: self.spec.clone(),
             min_half_width: self.min_half_width,
             longest_flat: self.longest_flat,
+            profile: self.profile.clone(),
         })
     }
 }
@@ -334,12 +342,14 @@ mod tests {
             spec,
             min_half_width: 1.0,
             longest_flat: 1,
+            profile: None,
         });
         assert!(foreign.into_fitted().is_err());
         let nan = SavedModel(Repr::Rolling {
             spec: DetectorSpec::from_name("zscore").unwrap(),
             min_half_width: f64::NAN,
             longest_flat: 1,
+            profile: None,
         });
         let err = nan.into_fitted().unwrap_err().to_string();
         assert!(

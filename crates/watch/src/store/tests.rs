@@ -299,8 +299,8 @@ async fn bad_files_are_skipped_with_their_reason_and_the_good_ones_still_read() 
     let last = damaged.len() - 3;
     damaged[last] ^= 0x40;
     let mut older = good.clone();
-    // Version 2: models without their history's longest flat run.
-    older[8..12].copy_from_slice(&2u32.to_le_bytes());
+    // Version 3: rolling models without their history's time of day.
+    older[8..12].copy_from_slice(&3u32.to_le_bytes());
     let mut undecodable = good[..HEADER].to_vec();
     undecodable.extend_from_slice(&[0xff; 7]);
     let crc = crc32fast::hash(&undecodable[HEADER..]).to_le_bytes();
@@ -313,7 +313,7 @@ async fn bad_files_are_skipped_with_their_reason_and_the_good_ones_still_read() 
         (
             "older format",
             older,
-            "format version 2; this promlearn reads version 3",
+            "format version 3; this promlearn reads version 4",
         ),
         (
             "not ours",
