@@ -17,7 +17,6 @@
 
 use std::{
     collections::{BTreeMap, VecDeque},
-    io,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering},
@@ -33,11 +32,7 @@ use promlearn_loader::Labels;
 use serde::{Deserialize, Serialize};
 
 use super::{error, json};
-use crate::{
-    Config, QueryConfig,
-    backtest::{self, JudgedPoint},
-    engine::Engine,
-};
+use crate::{Config, QueryConfig, backtest, engine::Engine};
 
 /// Explore jobs that may run at once; one more gets 429.
 pub const MAX_RUNNING: usize = 5;
@@ -551,68 +546,7 @@ fn run(job: &Job, config: &Config, only: Option<&Labels>) -> Result<Outcome, Str
         ));
     }
     *job.phase.lock().unwrap_or_else(|e| e.into_inner()) = Phase::Replaying;
-    let detectors = config.queries.len();
-    let index_of: BTreeMap<&str, usize> = config
-        .queries
-        .iter()
-        .enumerate()
-        .map(|(i, q)| (q.name.as_str(), i))
-        .collect();
-    let mut series: Vec<SeriesPoints> = Vec::new();
-    let mut series_index: BTreeMap<Labels, usize> = BTreeMap::new();
-    let mut alerts = vec![0u64; detectors];
-    let mut sink = |p: &JudgedPoint<'_>| -> io::Result<()> {
-        if job.cancel.load(Ordering::Relaxed) {
-            return Err(io::Error::other("cancelled"));
-        }
-        job.reached_ms.fetch_max(p.timestamp_ms, Ordering::Relaxed);
-        let d = index_of[p.query];
-        let s = *series_index.entry(p.labels.clone()).or_insert_with(|| {
-            series.push(SeriesPoints {
-                labels: p.labels.clone(),
-                columns: (0..detectors).map(|_| Columns::default()).collect(),
-            });
-            series.len() - 1
-        });
-        let c = &mut series[s].columns[d];
-        if p.anomalous && !c.anomalous.last().copied().unwrap_or(false) {
-            alerts[d] += 1;
-        }
-        c.t.push(p.timestamp_ms);
-        c.value.push(p.value);
-        c.yhat.push(p.yhat);
-        c.lower.push(p.yhat_lower);
-        c.upper.push(p.yhat_upper);
-        c.score.push(p.score);
-        c.anomalous.push(p.anomalous);
-        Ok(())
-    };
-    let summary = backtest::run(config, &source, job.from_ms, job.to_ms, &mut sink)
-        .map_err(|e| e.to_string())?;
-    series.sort_by(|a, b| a.labels.cmp(&b.labels));
-    let counts = summary
-        .queries
-        .iter()
-        .zip(&config.queries)
-        .zip(alerts)
-        .map(|((s, q), alerts)| Counts {
-            query: s.query.clone(),
-            detector: s.detector.clone(),
-            settings: detector_toml(&q.detector),
-            series: s.series,
-            points: s.points,
-            judged: s.judged,
-            flagged: s.flagged,
-            alerts,
-            fits: s.fits,
-            wall_s: s.wall.as_secs_f64(),
-        })
-        .collect();
-    Ok(Outcome {
-        detectors: counts,
-        series,
-        wall_s: summary.wall.as_secs_f64(),
-    })
+    replay::on_every_core(job, config, &source)
 }
 
 /// The lowest CPU priority for the calling thread (Linux schedules threads on their own nice
@@ -722,5 +656,6 @@ pub(crate) fn job_request(
     }
 }
 
+mod replay;
 #[cfg(test)]
 mod tests;

@@ -112,3 +112,67 @@ fn what_a_team_knows_fills_the_form_and_reads_back_the_same() {
         "{err}"
     );
 }
+
+#[test]
+fn a_replay_in_parts_holds_what_one_replay_holds() {
+    let step = 10_000;
+    let t: Vec<i64> = (0..400).map(|i| 1_000_000_000 + i * step).collect();
+    let series: Vec<(Labels, Vec<i64>, Vec<f64>)> = (0..7)
+        .map(|s| {
+            let v = t
+                .iter()
+                .enumerate()
+                .map(|(i, _)| {
+                    let spike = if i == 300 + s * 7 { 50.0 } else { 0.0 };
+                    10.0 + s as f64 + (i as f64 * 0.4).sin() + spike
+                })
+                .collect();
+            (
+                Labels::from_pairs([("instance", format!("node-{s}"))]),
+                t.clone(),
+                v,
+            )
+        })
+        .collect();
+    let source = crate::backtest::MemorySource::new(series).unwrap();
+    let config = Config::from_toml(
+        "endpoint = \"http://x\"\n\
+         [[query]]\nname = \"z\"\nexpr = \"x\"\nstep = \"10s\"\nfit_every = \"5m\"\nfit_window = \"10m\"\ndetector = { kind = \"zscore\", window = 8 }\n\
+         [[query]]\nname = \"m\"\nexpr = \"x\"\nstep = \"10s\"\nfit_every = \"5m\"\nfit_window = \"10m\"\ndetector = { kind = \"mad\", window = 8 }\n",
+        "explore.toml",
+    )
+    .unwrap();
+    let job = Job {
+        id: 1,
+        toml: String::new(),
+        from_ms: t[100],
+        to_ms: t[399],
+        cancel: AtomicBool::new(false),
+        reached_ms: AtomicI64::new(0),
+        started: Instant::now(),
+        phase: Mutex::new(Phase::Replaying),
+    };
+    let counts = |o: &Outcome| -> Vec<(u64, u64, u64, u64, u64, u64)> {
+        o.detectors
+            .iter()
+            .map(|c| (c.series, c.points, c.judged, c.flagged, c.alerts, c.fits))
+            .collect()
+    };
+    let points = |o: &Outcome| -> Vec<(Labels, String)> {
+        o.series
+            .iter()
+            .map(|s| (s.labels.clone(), serde_json::to_string(&s.columns).unwrap()))
+            .collect()
+    };
+    let one = replay::in_parts(&job, &config, &source, 1).unwrap();
+    assert!(
+        one.detectors.iter().all(|c| c.flagged > 0),
+        "{:?}",
+        counts(&one)
+    );
+    for threads in [2, 3, 16] {
+        let parts = replay::in_parts(&job, &config, &source, threads).unwrap();
+        assert_eq!(counts(&parts), counts(&one), "{threads} threads");
+        assert_eq!(points(&parts), points(&one), "{threads} threads");
+    }
+}
