@@ -78,7 +78,10 @@ mod tests {
                 (Err(e), Err(want)) => {
                     let message = e.to_string();
                     assert!(message.contains(want), "{content:?}: {message}");
-                    assert!(!message.contains("Zq7-secret"), "the secret stays out: {message}");
+                    assert!(
+                        !message.contains("Zq7-secret"),
+                        "the secret stays out: {message}"
+                    );
                 }
                 (got, want) => panic!("{content:?}: {got:?}, expected {want:?}"),
             }
