@@ -14,10 +14,12 @@
 //! starts on the same directory, and the bench times reading the 101,000 models back and the
 //! first cycle that scores every series with them, before any fit.
 //!
-//! Then, in a process of its own so that neither part's memory shows in the other's, the churn
-//! part (`watch/churn.rs`): series replaced as they come and go, RSS to a plateau and back.
-//! `PROMLEARN_BENCH_WATCH=churn` runs only that part; `PROMLEARN_BENCH_CHURN_MINUTES` sets how
-//! long it churns (default 30).
+//! Then, each in a process of its own so that no part's memory shows in another's, the knn part
+//! (`watch/knn.rs`: the recommended detector over 100,000 series fitted on a week's worth of
+//! points, its ratio and memory per series measured the same way) and the churn part
+//! (`watch/churn.rs`): series replaced as they come and go, RSS to a plateau and back.
+//! `PROMLEARN_BENCH_WATCH=knn` or `=churn` runs only that part; `PROMLEARN_BENCH_CHURN_MINUTES`
+//! sets how long it churns (default 30).
 
 #![allow(
     clippy::print_stdout,
@@ -53,7 +55,7 @@ const FIT_TIMEOUT: Duration = Duration::from_secs(900);
 /// Concurrent scrapers, and rounds of them.
 const SCRAPERS: usize = 3;
 const SCRAPE_ROUNDS: usize = 5;
-/// Runs only the churn part when set to `churn`.
+/// Runs only the knn part when set to `knn`, only the churn part when set to `churn`.
 const ONLY_ENV: &str = "PROMLEARN_BENCH_WATCH";
 /// How many minutes the churn part churns (default [`CHURN_MINUTES`]).
 const CHURN_MINUTES_ENV: &str = "PROMLEARN_BENCH_CHURN_MINUTES";
@@ -61,15 +63,17 @@ const CHURN_MINUTES: f64 = 30.0;
 
 #[path = "watch/churn.rs"]
 mod churn;
+#[path = "watch/knn.rs"]
+mod knn;
 
-/// The churn part in a process of its own (this bench again, with [`ONLY_ENV`] set).
-fn churn_in_its_own_process() {
+/// A part in a process of its own (this bench again, with [`ONLY_ENV`] set to `part`).
+fn in_its_own_process(part: &str) {
     let exe = std::env::current_exe().expect("the bench's own path");
     let status = std::process::Command::new(exe)
-        .env(ONLY_ENV, "churn")
+        .env(ONLY_ENV, part)
         .status()
-        .expect("the churn part starts");
-    assert!(status.success(), "the churn part failed: {status}");
+        .unwrap_or_else(|e| panic!("the {part} part starts: {e}"));
+    assert!(status.success(), "the {part} part failed: {status}");
 }
 
 fn now_ms() -> i64 {
@@ -542,6 +546,10 @@ async fn main() {
         println!("{}", churn::run(minutes).await);
         return;
     }
+    if std::env::var(ONLY_ENV).is_ok_and(|v| v == "knn") {
+        println!("{}", knn::run().await);
+        return;
+    }
     let bench_started = Instant::now();
     let vm = VictoriaMetrics::start(VictoriaConfig {
         args: vec![
@@ -789,5 +797,6 @@ fit_window = "15m"
         (rss_after.saturating_sub(rss_before)) as f64 / 1024.0 / SERIES as f64,
     );
     drop(vm);
-    churn_in_its_own_process();
+    in_its_own_process("knn");
+    in_its_own_process("churn");
 }

@@ -62,7 +62,8 @@ const STREAMS_CHUNK: usize = 1024;
 /// Version 2: a `knn` model holds its coarse patterns beside its fine ones. (The `streams`
 /// file came later under the same version: a directory without one reads as before.)
 /// Version 3: every model but the LSTM holds the longest run of equal values of its history.
-/// Version 4: a rolling model holds its history's time of day, where it had a daily rhythm.
+/// Version 4: a rolling model holds its history's time of day, where it had a daily rhythm, and
+/// a `knn` model the series its patterns are windows of, not every pattern.
 pub(crate) const FORMAT_VERSION: u32 = 4;
 /// Magic, version and checksum.
 const HEADER: usize = 16;

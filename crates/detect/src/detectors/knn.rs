@@ -6,8 +6,8 @@
 //! followed by its time context: where its newest point lies on the day's circle, weighed by
 //! [`DAY_WEIGHT`], so the nearest patterns are those of the same hour on other days and a daily
 //! peak that does not come, or a night's job that does not run, is far from them.
-//! Fitting keeps the history's patterns, scaled by its median and interquartile range (at most
-//! [`MAX_PATTERNS`], evenly spaced), and calibrates a unit: the [`CAL_QUANTILE`] quantile of how
+//! Fitting keeps the history's patterns, scaled by its median and interquartile range (those of
+//! its newest [`MAX_POINTS`] points), and calibrates a unit: the [`CAL_QUANTILE`] quantile of how
 //! far a pattern of the history lies from its `neighbours` nearest others (its own neighbourhood
 //! in time left out). A point's distance score is its pattern's mean RMS distance to its
 //! `neighbours` nearest patterns in that unit, the smallest over its own pattern and the
@@ -51,24 +51,33 @@
 //! What each of these is worth on NAB and on the DevOps corpus, and what was tried instead, is
 //! in `docs/detection.md`.
 //!
-//! Costs: fitting keeps at most [`MAX_PATTERNS`] fine patterns and a quarter as many coarse
-//! ones and compares [`CALIBRATION`] of each with all the others (`window` × 4000 × 300
-//! multiply-adds at most); judging a point compares its patterns with every kept one
-//! (`window` × 5000) plus two comparisons with the range and up to 16 with the live tail. The
-//! model is (`window` + 2) × 4 + 8 bytes a pattern (about 250 KB at most at the default window,
-//! 2 numbers a pattern of it the time context); the series' state holds 4 more numbers for the
-//! range and 18 (76 bytes) for the live tail.
+//! The patterns are windows of one series, so the model keeps the series once, not every
+//! window: its scaled values in half precision, a bit per point saying whether a pattern ends
+//! there, and on a regular grid only its first time and step (`store.rs`, with the why).
+//!
+//! Costs: fitting keeps the patterns of at most [`MAX_POINTS`] points and a quarter as many
+//! coarse ones and compares [`CALIBRATION`] of each with all the others; judging a call decodes
+//! the kept series once, then compares each point's patterns with every kept one, plus two
+//! comparisons with the range and a few with the live tail. The model is about 2 bytes a point
+//! and 2 a block on a regular grid (twice that off it, where each point's time of day is kept);
+//! the series' state holds 4 more numbers for the range and the live tail's highest scores.
+//! Measured sizes are in `docs/sizing.md`.
 
 use crate::analysis::Analysis;
 use crate::detectors::{DetectorSpec, Fitted, require_history};
 use crate::error::{Error, Result};
 use crate::grid::{self, History};
 use crate::stream::{self, LiveTail, StreamState};
-use serde::{Deserialize, Serialize};
+use store::Decoded;
+pub(crate) use store::PatternSet;
 
-/// Patterns kept from the history at most (evenly spaced beyond it): bounds inference cost
-/// (`window` × this many multiply-adds per judged point) and the model's size (4 bytes each).
-const MAX_PATTERNS: usize = 4000;
+mod store;
+
+/// Points of the history the patterns come from at most (its newest): bounds inference cost
+/// (`window` × this many multiply-adds per judged point) and the model's size (2 bytes a point
+/// and 2 a block of [`COARSE_BLOCK`] on a regular grid, 2 more each off it), so that a series
+/// with its state stays within 16 KiB; a week at 5-minute steps fits whole.
+const MAX_POINTS: usize = 3000;
 /// Patterns whose own distance calibrates the score.
 const CALIBRATION: usize = 300;
 /// The calibration quantile that scores 1.
@@ -124,19 +133,6 @@ pub struct FittedKnn {
     pub(crate) longest_flat: u32,
 }
 
-/// The history's patterns at one time scale and the distances that score 1 there.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct PatternSet {
-    /// `window` values a pattern, oldest first, scaled by the model's centre and scale.
-    pub(crate) patterns: Vec<f32>,
-    /// Each pattern's newest value (series units): `yhat` is their mean over the neighbours.
-    pub(crate) last: Vec<f64>,
-    /// The distance (scaled units) that scores 1.
-    pub(crate) unit: f64,
-    /// How far (series units) a newest value may lie from its neighbours' newest values.
-    pub(crate) dev_unit: f64,
-}
-
 /// `knn`'s settings, read once from its [`DetectorSpec::Knn`] (see there for each).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct KnnSettings {
@@ -164,12 +160,6 @@ impl KnnSettings {
             _ => None,
         }
     }
-
-    /// The numbers a stored pattern holds: its `window` values, then the time of day of its
-    /// newest point (two) where [`DAY_WEIGHT`] is above 0.
-    pub(crate) fn dims(&self) -> usize {
-        self.window + time_dims()
-    }
 }
 
 /// The time context's numbers in a pattern.
@@ -194,17 +184,15 @@ pub(crate) fn context(window: usize) -> usize {
     (window + PERSIST - 2).max(window * COARSE_BLOCK - 1)
 }
 
-/// The patterns of every `stride`-th point with a finite value ([`pattern_at`]), with the
-/// point's index.
+/// The patterns of every point with a finite value ([`pattern_at`]), with the point's index.
 fn patterns(
     timestamps: &[i64],
     values: &[f64],
     window: usize,
     step: i64,
-    stride: usize,
 ) -> Vec<(usize, Vec<f64>)> {
     let mut out = Vec::new();
-    for i in (0..values.len()).step_by(stride) {
+    for i in 0..values.len() {
         if !values[i].is_finite() {
             continue;
         }
@@ -271,7 +259,7 @@ fn coarse_at(
 }
 
 impl PatternSet {
-    /// The patterns of `kept` (scaled by `centre` and `scale`) and their calibration: each
+    /// `self`'s calibration, its patterns being `kept` (each with its point's index): each
     /// sampled pattern against the others, its own neighbourhood in time (`exclude` points)
     /// left out, since a pattern resembles its overlapping neighbours trivially. With
     /// `full_neighbourhoods`, only a pattern that finds all its `neighbours` outside its own
@@ -279,7 +267,9 @@ impl PatternSet {
     /// spans 32 points of a minute's fit window) would otherwise leave the unit at its floor,
     /// and ordinary data would score far above 1. `None` when too few patterns are left to
     /// compare or, with `full_neighbourhoods`, fewer than `neighbours + 2` calibrate.
+    #[allow(clippy::too_many_arguments)]
     fn calibrated(
+        mut self,
         kept: &[(usize, Vec<f64>)],
         timestamps: &[i64],
         frame: [f64; 2],
@@ -292,32 +282,23 @@ impl PatternSet {
         if kept.len() < k + 2 {
             return None;
         }
-        let mut set = Self {
-            patterns: kept
-                .iter()
-                .flat_map(|(i, w)| scaled(w, timestamps[*i], frame))
-                .collect(),
-            last: kept.iter().map(|(_, w)| w[window - 1]).collect(),
-            unit: 1.0,
-            dev_unit: 1.0,
-        };
+        let decoded = self.decode(window);
         let n = kept.len();
         let mut dists = Vec::new();
         let mut devs = Vec::new();
         for c in (0..n).step_by(n.div_ceil(CALIBRATION).max(1)) {
             let q = scaled(&kept[c].1, timestamps[kept[c].0], frame);
-            let (d, y, found) =
-                set.nearest(window, k, &q, |j| kept[j].0.abs_diff(kept[c].0) < exclude);
+            let (d, y, found) = decoded.nearest(k, &q, |j| kept[j].0.abs_diff(kept[c].0) < exclude);
             if d.is_finite() && (found == k || !full_neighbourhoods) {
                 dists.push(d);
-                devs.push((kept[c].1[window - 1] - y).abs());
+                devs.push((kept[c].1[window - 1] - unscaled(y, frame)).abs());
             }
         }
         if full_neighbourhoods && dists.len() < k + 2 {
             return None;
         }
         let dev_unit = grid::quantile(&devs, settings.confirm);
-        set.dev_unit = if dev_unit.is_finite() {
+        self.dev_unit = if dev_unit.is_finite() {
             dev_unit.max(dev_floor)
         } else {
             dev_floor
@@ -327,66 +308,35 @@ impl PatternSet {
         // jitter an alarm.
         let floor = 0.25 / (window as f64).sqrt();
         let unit = grid::quantile(&dists, CAL_QUANTILE);
-        set.unit = if unit.is_finite() {
+        self.unit = if unit.is_finite() {
             unit.max(floor)
         } else {
             floor
         };
-        Some(set)
-    }
-
-    /// The RMS distance of `q` to the `k` nearest patterns (skipping those `skip` says), the
-    /// mean of their last values, and how many there were (fewer than `k` in a short history).
-    fn nearest(
-        &self,
-        window: usize,
-        k: usize,
-        q: &[f32],
-        skip: impl Fn(usize) -> bool,
-    ) -> (f64, f64, usize) {
-        let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
-        for (j, p) in self.patterns.chunks_exact(q.len()).enumerate() {
-            let mut d = 0f32;
-            for (a, b) in p.iter().zip(q) {
-                d += (a - b) * (a - b);
-            }
-            if best.len() == k && d >= best[k - 1].0 {
-                continue;
-            }
-            if skip(j) {
-                continue;
-            }
-            let pos = best.partition_point(|(bd, _)| *bd <= d);
-            best.insert(pos, (d, j));
-            best.truncate(k);
-        }
-        if best.is_empty() {
-            return (f64::NAN, f64::NAN, 0);
-        }
-        let d = best
-            .iter()
-            .map(|(d, _)| (*d as f64 / window as f64).sqrt())
-            .sum::<f64>()
-            / best.len() as f64;
-        let y = best.iter().map(|(_, j)| self.last[*j]).sum::<f64>() / best.len() as f64;
-        (d, y, best.len())
+        Some(self)
     }
 
     /// A pattern's distance score (in units of the set's unit) and how far its newest value
     /// lies from what its nearest patterns did next (in units of `dev_unit`), with the
-    /// neighbours' mean newest value.
+    /// neighbours' mean newest value; `decoded` is this set's.
     fn judge(
         &self,
-        window: usize,
+        decoded: &Decoded,
         k: usize,
         w: &[f64],
         t: i64,
         frame: [f64; 2],
     ) -> Option<[f64; 3]> {
-        let (d, y, _) = self.nearest(window, k, &scaled(w, t, frame), |_| false);
+        let (d, y, _) = decoded.nearest(k, &scaled(w, t, frame), |_| false);
+        let y = unscaled(y, frame);
         d.is_finite()
-            .then(|| [d / self.unit, (w[window - 1] - y).abs() / self.dev_unit, y])
+            .then(|| [d / self.unit, (w[w.len() - 1] - y).abs() / self.dev_unit, y])
     }
+}
+
+/// A scaled value in series units again.
+fn unscaled(v: f64, [centre, scale]: [f64; 2]) -> f64 {
+    centre + scale * v
 }
 
 /// A pattern as stored and compared: its values scaled by the model's centre and scale, then
@@ -419,28 +369,57 @@ impl FittedKnn {
         let iqr = grid::quantile(&finite, 0.75) - grid::quantile(&finite, 0.25);
         let dev_floor = History::of(&finite).min_half_width(1.0);
         let scale = (iqr / 1.349).max(dev_floor);
-        let stride = values.len().div_ceil(MAX_PATTERNS).max(1);
-        let kept = patterns(timestamps, values, window, step, stride);
         let frame = [centre, scale];
-        let fine = PatternSet::calibrated(
-            &kept, timestamps, frame, &settings, window, false, dev_floor,
-        )
-        .ok_or(Error::TooLittleHistory {
-            detector: "knn",
-            what: "complete patterns",
-            needed: k + 2,
-            got: kept.len(),
-        })?;
+        // The patterns come from the newest points only, so the model's size has a bound.
+        let from = values.len().saturating_sub(MAX_POINTS);
+        let (times, points) = (&timestamps[from..], &values[from..]);
+        let kept = patterns(times, points, window, step);
+        // A fine pattern's values are the finite points up to it, consecutive once the others
+        // are left out.
+        let mut element = vec![0; points.len()];
+        let mut finite_points = Vec::new();
+        for (i, v) in points.iter().enumerate() {
+            if v.is_finite() {
+                element[i] = finite_points.len();
+                finite_points.push((times[i], (v - centre) / scale));
+            }
+        }
+        let ends: Vec<usize> = kept.iter().map(|(i, _)| element[*i]).collect();
+        let fine = PatternSet::new(&finite_points, &ends)
+            .calibrated(&kept, times, frame, &settings, window, false, dev_floor)
+            .ok_or(Error::TooLittleHistory {
+                detector: "knn",
+                what: "complete patterns",
+                needed: k + 2,
+                got: kept.len(),
+            })?;
         // One coarse pattern a block: neighbours one point apart share all but one of their
         // points' means and add size, not knowledge (on NAB, every point's: 71.19; every
-        // block's: 71.40; every second point's 70.68, third 71.43, eighth 71.12).
-        let coarse_kept: Vec<(usize, Vec<f64>)> = (0..values.len())
-            .step_by(stride * COARSE_BLOCK)
-            .filter_map(|i| Some((i, coarse_at(timestamps, values, i, window, step)?)))
+        // block's: 71.40; every second point's 70.68, third 71.43, eighth 71.12). Block `b` ends
+        // at point `COARSE_BLOCK * (b + 1)`, as the patterns' blocks do.
+        let coarse_kept: Vec<(usize, Vec<f64>)> = (0..points.len())
+            .step_by(COARSE_BLOCK)
+            .filter_map(|i| Some((i, coarse_at(times, points, i, window, step)?)))
             .collect();
-        let coarse = PatternSet::calibrated(
+        let blocks: Vec<(i64, f64)> = (COARSE_BLOCK..points.len())
+            .step_by(COARSE_BLOCK)
+            .map(|end| {
+                let block = &points[end + 1 - COARSE_BLOCK..=end];
+                let (sum, n) = block
+                    .iter()
+                    .filter(|v| v.is_finite())
+                    .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+                let mean = if n > 0 { sum / n as f64 } else { f64::NAN };
+                (times[end], (mean - centre) / scale)
+            })
+            .collect();
+        let block_ends: Vec<usize> = coarse_kept
+            .iter()
+            .map(|(i, _)| i / COARSE_BLOCK - 1)
+            .collect();
+        let coarse = PatternSet::new(&blocks, &block_ends).calibrated(
             &coarse_kept,
-            timestamps,
+            times,
             frame,
             &settings,
             window * COARSE_BLOCK,
@@ -488,7 +467,7 @@ impl FittedKnn {
         fields
             .iter()
             .map(|v| v.to_bits())
-            .chain([self.fine.last.len() as u64])
+            .chain([self.fine.len() as u64])
             .fold(0xcbf2_9ce4_8422_2325, |h, x| {
                 (h ^ x).wrapping_mul(0x0100_0000_01b3).rotate_left(23)
             })
@@ -515,14 +494,20 @@ impl FittedKnn {
         let confirm = self.settings.confirm > 0.0;
         let frame = [self.centre, self.scale];
         let mut recent: Vec<(usize, f64, f64)> = Vec::new();
-        for (i, w) in patterns(timestamps, values, window, step, 1) {
+        // Decoded at the first point judged: a call with nothing new to judge costs nothing.
+        let mut decoded: Option<(Decoded, Option<Decoded>)> = None;
+        for (i, w) in patterns(timestamps, values, window, step) {
             // Points before `from` are context (their judgement is the caller's to drop): only
             // the fine patterns the next scores take their minimum over are needed. So a
             // stream's call costs its new points, however long the coarse context.
             if i + PERSIST <= from {
                 continue;
             }
-            let Some([far, off, y]) = self.fine.judge(window, k, &w, timestamps[i], frame) else {
+            let (fine, coarse_decoded) = decoded.get_or_insert_with(|| {
+                let coarse = self.coarse.as_ref().map(|c| c.decode(window));
+                (self.fine.decode(window), coarse)
+            });
+            let Some([far, off, y]) = self.fine.judge(fine, k, &w, timestamps[i], frame) else {
                 continue;
             };
             recent.retain(|(j, _, _)| i - j < PERSIST);
@@ -534,8 +519,10 @@ impl FittedKnn {
             let off = recent.iter().map(|r| r.2).fold(f64::INFINITY, f64::min);
             let mut score = if confirm { far.min(off) } else { far };
             if let Some(coarse) = &self.coarse
+                && let Some(coarse_decoded) = coarse_decoded
                 && let Some(w) = coarse_at(timestamps, values, i, window, step)
-                && let Some([far, off, _]) = coarse.judge(window, k, &w, timestamps[i], frame)
+                && let Some([far, off, _]) =
+                    coarse.judge(coarse_decoded, k, &w, timestamps[i], frame)
             {
                 let coarse_score = if confirm { far.min(off) } else { far };
                 score = score.max(COARSE_WEIGHT * coarse_score);

@@ -141,15 +141,10 @@ impl SavedModel {
                 let Some(settings) = KnnSettings::of(&spec) else {
                     return Err(bad("a knn model with another detector's spec".into()));
                 };
-                let dims = settings.dims();
                 for (which, set) in [("fine", Some(&fine)), ("coarse", coarse.as_ref())] {
                     let Some(set) = set else { continue };
-                    if set.patterns.len() != set.last.len() * dims || set.last.is_empty() {
-                        return Err(bad(format!(
-                            "{} {which} pattern values for {} patterns of {dims} numbers",
-                            set.patterns.len(),
-                            set.last.len()
-                        )));
+                    if let Some(problem) = set.problem(settings.window) {
+                        return Err(bad(format!("its {which} patterns: {problem}")));
                     }
                     finite(&format!("{which} unit"), set.unit)?;
                     finite(&format!("{which} dev_unit"), set.dev_unit)?;
@@ -325,7 +320,7 @@ mod tests {
             panic!("knn saves as knn")
         };
         let mut short = coarse.clone().expect("the history holds coarse patterns");
-        short.patterns.pop();
+        short.drop_last_value();
         let truncated = SavedModel(Repr::Knn {
             spec: spec.clone(),
             centre,
@@ -337,7 +332,7 @@ mod tests {
             longest_flat,
         });
         let err = truncated.into_fitted().unwrap_err().to_string();
-        assert!(err.contains("coarse pattern values"), "{err}");
+        assert!(err.contains("coarse patterns"), "{err}");
         let foreign = SavedModel(Repr::Rolling {
             spec,
             min_half_width: 1.0,

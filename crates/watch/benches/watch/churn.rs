@@ -53,7 +53,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for DropLines {
 }
 
 /// The bytes the program holds from the allocator now (glibc's arena and mmapped chunks).
-fn heap_in_use() -> u64 {
+pub(super) fn heap_in_use() -> u64 {
     // SAFETY: mallinfo2 only reads the allocator's statistics.
     let info = unsafe { libc::mallinfo2() };
     (info.uordblks + info.hblkhd) as u64

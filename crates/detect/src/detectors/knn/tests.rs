@@ -204,3 +204,18 @@ fn extreme_is_checked() {
     );
     assert!(knn(f64::NAN).validate().is_err());
 }
+
+#[test]
+fn a_long_history_s_patterns_come_from_its_newest_points() {
+    let (ts, v) = spiky(20_000);
+    let fitted = FittedKnn::fit(&knn(0.1), &ts, &v).unwrap();
+    // Every point of the newest ones ends a pattern but the first `window - 1`, and every
+    // block of 4 but the first 7.
+    assert_eq!(fitted.fine.len(), MAX_POINTS - 7);
+    let coarse = fitted.coarse.as_ref().expect("coarse patterns");
+    assert_eq!(coarse.len(), (MAX_POINTS - 1) / COARSE_BLOCK - 7);
+    // The range and the flat runs are the whole history's.
+    assert_eq!([fitted.low, fitted.high], [0.0, 3.0]);
+    let a = fitted.analyse(&ts[19_000..], &v[19_000..]).unwrap();
+    assert!(a.score.iter().all(|s| s.is_nan() || *s <= 1.0));
+}
