@@ -18,7 +18,7 @@
 //! (`watch/knn.rs`: the recommended detector over 100,000 series fitted on a week's worth of
 //! points, its ratio and memory per series measured the same way) and the churn part
 //! (`watch/churn.rs`): series replaced as they come and go, RSS to a plateau and back.
-//! `PROMLEARN_BENCH_WATCH=knn` or `=churn` runs only that part; `PROMLEARN_BENCH_CHURN_MINUTES`
+//! `PROMLEARN_BENCH_WATCH=service`, `=knn` or `=churn` runs only that part; `PROMLEARN_BENCH_CHURN_MINUTES`
 //! sets how long it churns (default 30).
 
 #![allow(
@@ -101,8 +101,8 @@ const OVERVIEW_REQUESTS: usize = 200;
 const EXPLORE_JOBS: usize = promlearn_watch::ui::MAX_RUNNING;
 
 /// The web page beside the running service: the overview's first page and a search by label at
-/// 100,000 series (the server's time, to the last byte). Measured as soon as every series is
-/// tracked and printed at once (the rolling models' fits run beside it).
+/// 100,000 series (the server's time, to the last byte), once the service's own figures are
+/// measured.
 async fn ui_figures(http: &reqwest::Client, base: &str, handle: &Handle) -> Vec<String> {
     let mut first = Vec::new();
     let mut search = Vec::new();
@@ -637,19 +637,9 @@ fit_window = "15m"
     // watch, and the feeder's imports beside it) and VictoriaMetrics', over the cycles measured.
     let vm_pid = vm.pid().map_or_else(|| "0".to_owned(), |p| p.to_string());
     let mut cpu_at_fit = (0.0, 0.0);
-    let mut overview_lines = None;
     let last = loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let figures = Figures::now(&handle);
-        if overview_lines.is_none()
-            && figures.get("promlearn_watch_series", "zscore") >= SERIES as f64
-        {
-            let lines = ui_figures(&http, &metrics_url, &handle).await;
-            for line in &lines {
-                println!("{line}");
-            }
-            overview_lines = Some(lines);
-        }
         let cycles = figures.get("promlearn_watch_infer_duration_seconds_count", "zscore");
         let models = figures.get("promlearn_watch_models", "zscore");
         eprintln!(
@@ -714,7 +704,18 @@ fit_window = "15m"
         .expect("the page parses")
         .len();
     let parse_s = parsing.elapsed().as_secs_f64();
-    let mut ui_lines = overview_lines.unwrap_or_default();
+    // The page after the service's own figures, so that `watch memory` is the service's alone;
+    // what a look at the overview keeps (its ranking of every series, until the next round
+    // asks for a new one) is its own line.
+    let mut ui_lines = ui_figures(&http, &metrics_url, &handle).await;
+    let rss_after_ui = rss_bytes();
+    ui_lines.push(format!(
+        "ui memory: the overview's ranking and its requests added {:.2} KiB per series of \
+         resident memory ({:.0} -> {:.0} MiB)",
+        rss_after_ui.saturating_sub(rss_after) as f64 / 1024.0 / SERIES as f64,
+        rss_after as f64 / 1048576.0,
+        rss_after_ui as f64 / 1048576.0,
+    ));
     ui_lines.extend(explore_beside(&http, &metrics_url, &handle).await);
     ui_lines.push(explore_week(&http, &url, &metrics_url).await);
 
@@ -797,6 +798,9 @@ fit_window = "15m"
         (rss_after.saturating_sub(rss_before)) as f64 / 1024.0 / SERIES as f64,
     );
     drop(vm);
+    if std::env::var(ONLY_ENV).is_ok_and(|v| v == "service") {
+        return;
+    }
     in_its_own_process("knn");
     in_its_own_process("churn");
 }
