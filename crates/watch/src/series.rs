@@ -429,6 +429,12 @@ pub(crate) fn trim_after_drops(state: &StateLock) {
         }
         state.dropped_at_trim = dropped;
     }
+    give_memory_back();
+}
+
+/// Asks glibc to hand the free pages of every arena back to the system: memory freed by
+/// another thread than the one that allocated it stays in that thread's arena otherwise.
+pub(crate) fn give_memory_back() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only hands free pages back to the system.
     unsafe {

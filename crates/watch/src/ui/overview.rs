@@ -90,7 +90,14 @@ impl RankingCache {
             made_after: now,
             queries,
         });
-        *current = Some(ranking.clone());
+        // The last round's ranking (a copy of every series' labels) goes, and with it the
+        // memory it held in whichever blocking thread's arena made it: without the trim, each
+        // round's ranking, made on another thread, left its arena that much larger (at 100,000
+        // series, 6.6 KiB per series of resident memory after 200 overview requests).
+        let old = current.replace(ranking.clone());
+        if old.is_some_and(|old| Arc::strong_count(&old) == 1) {
+            crate::series::give_memory_back();
+        }
         ranking
     }
 }
