@@ -189,17 +189,24 @@ fn nonzero(value: f64) -> String {
     if value == 0.0 {
         String::new()
     } else {
-        value.to_string()
+        toml_float(value)
     }
 }
 
 /// A range's end as the file writes it; an infinite end (no bound) as an empty field.
 fn bound(value: f64) -> String {
     if value.is_finite() {
-        value.to_string()
+        toml_float(value)
     } else {
         String::new()
     }
+}
+
+/// A finite float as TOML reads it back exactly: the project's one float writer, whose
+/// exponent form (`1e+21`) TOML takes, where Rust's `Display` writes 1e21 as a 22-digit
+/// integer TOML refuses.
+fn toml_float(value: f64) -> String {
+    promlearn_loader::exposition::format_value(value)
 }
 
 /// A detector's settings as an inline TOML table, as the file writes them.

@@ -78,6 +78,7 @@ fn what_a_team_knows_fills_the_form_and_reads_back_the_same() {
         "direction = \"up\"\nmin_deviation = { absolute = 5, relative = 0.1 }\ndata_range = [0, 100]\n",
         "direction = \"down\"\ndata_range = [0, inf]\n",
         "min_deviation = { relative = 0.25 }\ndata_range = [-inf, 1]\n",
+        "min_deviation = { absolute = 1e-9 }\ndata_range = [-1e21, 1e300]\n",
         "",
     ] {
         let file = Config::from_toml(
