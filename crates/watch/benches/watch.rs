@@ -98,21 +98,41 @@ fn rate(series: usize, t_ms: i64) -> f64 {
     (level * (1.0 + 0.3 * phase.sin()) + level * 0.05 * (jitter - 0.5)).max(0.0)
 }
 
-/// Series `from..to` over `[from_ms, to_ms]` as VictoriaMetrics's JSON-lines import
-/// (`/api/v1/import`): one line per series, its values and timestamps as arrays, a fifth of
-/// the Prometheus text lines' size for a long history.
-fn import_json(series: std::ops::Range<usize>, from_ms: i64, to_ms: i64) -> String {
-    let mut text = String::new();
+/// The series a part imports: `count` CoreDNS-like request rates named `name`, with `extra`
+/// labels (a JSON fragment, `,"zone":"example.org."` or empty), in requests of `batch` series.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    name: &'static str,
+    extra: &'static str,
+    count: usize,
+    batch: usize,
+}
+
+/// The main part's series: 100,000 in requests of 5,000.
+const MAIN: Shape = Shape {
+    name: "coredns_like_rate",
+    extra: r#","zone":"example.org.""#,
+    count: SERIES,
+    batch: IMPORT_BATCH,
+};
+
+/// Series `from..to` of `shape` over `[from_ms, to_ms]` at [`STEP_S`] as VictoriaMetrics's
+/// JSON-lines import (`/api/v1/import`): one line per series, its values and timestamps as
+/// arrays, a fifth of the Prometheus text lines' size for a long history.
+fn import_json(shape: Shape, series: std::ops::Range<usize>, from_ms: i64, to_ms: i64) -> String {
     let times: Vec<i64> = (0..)
         .map(|i| from_ms + i * STEP_S * 1000)
         .take_while(|t| *t <= to_ms)
         .collect();
+    let mut text = String::with_capacity(series.len() * times.len() * 24);
     for s in series {
         let _ = write!(
             text,
-            r#"{{"metric":{{"__name__":"coredns_like_rate","instance":"node-{:05}:9153","type":"{}","zone":"example.org."}},"values":["#,
+            r#"{{"metric":{{"__name__":"{}","instance":"node-{:05}:9153","type":"{}"{}}},"values":["#,
+            shape.name,
             s / 2,
             if s % 2 == 0 { "A" } else { "AAAA" },
+            shape.extra,
         );
         for (i, t) in times.iter().enumerate() {
             let _ = write!(text, "{}{:.3}", if i > 0 { "," } else { "" }, rate(s, *t));
@@ -126,18 +146,23 @@ fn import_json(series: std::ops::Range<usize>, from_ms: i64, to_ms: i64) -> Stri
     text
 }
 
-/// Imports every series over `[from_ms, to_ms]`, `IMPORT_PARALLEL` batches at a time, and has
-/// VictoriaMetrics make them searchable.
-async fn import(http: &reqwest::Client, url: &str, from_ms: i64, to_ms: i64) {
+/// Imports every series of `shape` over `[from_ms, to_ms]`, [`IMPORT_PARALLEL`] requests at a
+/// time, and has VictoriaMetrics make them searchable.
+async fn import(http: &reqwest::Client, url: &str, shape: Shape, from_ms: i64, to_ms: i64) {
     let mut batches = tokio::task::JoinSet::new();
-    for start in (0..SERIES).step_by(IMPORT_BATCH) {
+    for start in (0..shape.count).step_by(shape.batch) {
         if batches.len() >= IMPORT_PARALLEL {
             batches.join_next().await.expect("a batch").expect("import");
         }
         let (http, url) = (http.clone(), url.to_owned());
         batches.spawn(async move {
             let body = tokio::task::spawn_blocking(move || {
-                import_json(start..(start + IMPORT_BATCH).min(SERIES), from_ms, to_ms)
+                import_json(
+                    shape,
+                    start..(start + shape.batch).min(shape.count),
+                    from_ms,
+                    to_ms,
+                )
             })
             .await
             .expect("generating a batch");
@@ -308,7 +333,7 @@ async fn main() {
 
     let end = now_ms() / 1000 * 1000;
     let loading = Instant::now();
-    import(&http, &url, end - HISTORY_S * 1000, end).await;
+    import(&http, &url, MAIN, end - HISTORY_S * 1000, end).await;
     println!(
         "watch: {SERIES} series x {} points of history at {STEP_S} s loaded into VictoriaMetrics \
          in {:.1} s",
@@ -365,7 +390,7 @@ fit_window = "15m"
             loop {
                 tokio::time::sleep(Duration::from_secs(STEP_S as u64)).await;
                 let now = now_ms() / 1000 * 1000;
-                import(&http, &url, last + STEP_S * 1000, now).await;
+                import(&http, &url, MAIN, last + STEP_S * 1000, now).await;
                 last = now;
             }
         })

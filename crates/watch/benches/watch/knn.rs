@@ -18,84 +18,34 @@
 //! (target <= 16.0)`, and a line of detail. `PROMLEARN_BENCH_WATCH=knn` runs only this part;
 //! `PROMLEARN_BENCH_KNN_SERIES` watches fewer series (a quick look; the target is 100,000).
 
-use std::{
-    fmt::Write as _,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use promlearn_testbed::victoria::{VictoriaConfig, VictoriaMetrics};
 use promlearn_watch::{Config, Watch};
 
-use super::{Figures, churn::heap_in_use, now_ms, rate, rss_bytes};
+use super::{Figures, STEP_S, Shape, churn::heap_in_use, import, now_ms, rss_bytes};
 
 const SERIES: usize = 100_000;
 /// Fewer series, for a quick look.
 pub const SERIES_ENV: &str = "PROMLEARN_BENCH_KNN_SERIES";
 /// A week at 5-minute steps: what a knn model is sized for.
 const HISTORY_POINTS: i64 = 2016;
-const STEP_S: i64 = 10;
 const INFER_EVERY_S: f64 = 30.0;
-/// Series per import request (the history is most of the part's time), and requests in flight.
+/// Series per import request: the history is most of the part's time.
 const IMPORT_BATCH: usize = 2000;
-const IMPORT_PARALLEL: usize = 2;
 /// Inference cycles measured once every model is fitted.
 const MEASURED_CYCLES: f64 = 4.0;
 /// How long the models may take to be fitted before the part gives up.
 const FIT_TIMEOUT: Duration = Duration::from_secs(1800);
 
-/// Series `from..to` over `[from_ms, to_ms]` as VictoriaMetrics's JSON-lines import.
-fn import_json(series: std::ops::Range<usize>, from_ms: i64, to_ms: i64) -> String {
-    let times: Vec<i64> = (0..)
-        .map(|i| from_ms + i * STEP_S * 1000)
-        .take_while(|t| *t <= to_ms)
-        .collect();
-    let mut text = String::with_capacity(series.len() * times.len() * 24);
-    for s in series {
-        let _ = write!(
-            text,
-            r#"{{"metric":{{"__name__":"knn_like_rate","instance":"node-{:05}:9153","type":"{}"}},"values":["#,
-            s / 2,
-            if s % 2 == 0 { "A" } else { "AAAA" },
-        );
-        for (i, t) in times.iter().enumerate() {
-            let _ = write!(text, "{}{:.3}", if i > 0 { "," } else { "" }, rate(s, *t));
-        }
-        text.push_str(r#"],"timestamps":["#);
-        for (i, t) in times.iter().enumerate() {
-            let _ = write!(text, "{}{t}", if i > 0 { "," } else { "" });
-        }
-        text.push_str("]}\n");
+/// This part's `series` series, in requests of [`IMPORT_BATCH`].
+fn shape(series: usize) -> Shape {
+    Shape {
+        name: "knn_like_rate",
+        extra: "",
+        count: series,
+        batch: IMPORT_BATCH,
     }
-    text
-}
-
-/// Imports `series` series over `[from_ms, to_ms]`, [`IMPORT_PARALLEL`] batches at a time.
-async fn import(http: &reqwest::Client, url: &str, series: usize, from_ms: i64, to_ms: i64) {
-    let mut batches = tokio::task::JoinSet::new();
-    for start in (0..series).step_by(IMPORT_BATCH) {
-        if batches.len() >= IMPORT_PARALLEL {
-            batches.join_next().await.expect("a batch").expect("import");
-        }
-        let (http, url) = (http.clone(), url.to_owned());
-        batches.spawn(async move {
-            let body = tokio::task::spawn_blocking(move || {
-                import_json(start..(start + IMPORT_BATCH).min(series), from_ms, to_ms)
-            })
-            .await
-            .expect("generating a batch");
-            let r = http
-                .post(format!("{url}/api/v1/import"))
-                .body(body)
-                .send()
-                .await
-                .expect("import request");
-            assert!(r.status().is_success(), "import: {}", r.status());
-        });
-    }
-    while let Some(done) = batches.join_next().await {
-        done.expect("import");
-    }
-    let _ = http.get(format!("{url}/internal/force_flush")).send().await;
 }
 
 /// The knn part; returns its lines.
@@ -121,7 +71,7 @@ pub async fn run() -> String {
     let end = now_ms() / 1000 * 1000;
     let history_ms = (HISTORY_POINTS - 1) * STEP_S * 1000;
     let loading = Instant::now();
-    import(&http, &url, series, end - history_ms, end).await;
+    import(&http, &url, shape(series), end - history_ms, end).await;
     eprintln!(
         "knn: {series} series x {HISTORY_POINTS} points loaded into VictoriaMetrics in {:.0} s",
         loading.elapsed().as_secs_f64()
@@ -162,7 +112,7 @@ fit_window = "{}s"
             loop {
                 tokio::time::sleep(Duration::from_secs(STEP_S as u64)).await;
                 let now = now_ms() / 1000 * 1000;
-                import(&http, &url, series, last + STEP_S * 1000, now).await;
+                import(&http, &url, shape(series), last + STEP_S * 1000, now).await;
                 last = now;
             }
         })
